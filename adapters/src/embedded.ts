@@ -1,0 +1,97 @@
+import { execFile } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
+
+const run = promisify(execFile);
+
+/** Another live process holds the embedded store in this data directory. */
+export class StoreInUseError extends Error {
+  readonly code = 'ERR_STORE_IN_USE';
+  readonly pid: number;
+  readonly dataDir: string;
+
+  constructor(dataDir: string, pid: number) {
+    super(`store in use: the embedded store in ${dataDir} is held by process ${pid}`);
+    this.name = 'StoreInUseError';
+    this.pid = pid;
+    this.dataDir = dataDir;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the data directory's lock file, clearing one left by a process that no longer exists. */
+function acquireLock(dataDir: string): () => void {
+  const path = join(dataDir, 'store.lock');
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        process.off('exit', release);
+        try {
+          unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      };
+      process.on('exit', release);
+      return release;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
+      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+        throw new StoreInUseError(dataDir, holder);
+      }
+      unlinkSync(path);
+    }
+  }
+  throw new Error(`could not lock ${path}`);
+}
+
+export interface EmbeddedStore {
+  pglite: PGlite;
+  close(): Promise<void>;
+}
+
+/** Opens (creating on first use) the PGlite cluster under dataDir, for this process alone. */
+export async function openEmbeddedStore(dataDir: string): Promise<EmbeddedStore> {
+  const directory = resolve(dataDir);
+  await mkdir(directory, { recursive: true, mode: 0o700 });
+  const release = acquireLock(directory);
+  try {
+    const pgdata = join(directory, 'pgdata');
+    if (!existsSync(join(pgdata, 'PG_VERSION'))) {
+      const script = new URL('./initdb-child.mjs', import.meta.url).pathname;
+      await run(process.execPath, [script, pgdata], { timeout: 120_000 });
+    }
+    const pglite = await PGlite.create(pgdata);
+    return {
+      pglite,
+      async close() {
+        try {
+          await pglite.close();
+        } finally {
+          release();
+        }
+      },
+    };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}

@@ -1,0 +1,6 @@
+// Runs PGlite's initdb in a short-lived child process: initdb grows the WebAssembly heap to about
+// 750 MB, and a heap never shrinks, so the server then opens the finished cluster at a fraction of that.
+import { PGlite } from '@electric-sql/pglite';
+
+const pglite = await PGlite.create(process.argv[2]);
+await pglite.close();

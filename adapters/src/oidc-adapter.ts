@@ -1,0 +1,120 @@
+import { sql, type Kysely } from 'kysely';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { OidcTables } from './tables.ts';
+
+/**
+ * A second redemption of a code or refresh token lost the race to consume it. The provider answers
+ * invalid_grant; `grantId` lets the caller revoke the grant, as it does for a sequential reuse.
+ */
+export class AlreadyConsumedError extends errors.InvalidGrant {
+  readonly grantId: string | undefined;
+
+  constructor(model: string, grantId: string | undefined) {
+    super(`${model} already consumed`);
+    this.grantId = grantId;
+  }
+}
+
+const live = sql<boolean>`(expires_at is null or expires_at > now())`;
+
+/**
+ * oidc-provider's storage contract over one generic table. Expiry is computed and compared with the
+ * database clock, so processes with skewed clocks agree on what has expired.
+ */
+export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) => Adapter {
+  return class OidcModelAdapter implements Adapter {
+    readonly name: string;
+
+    constructor(name: string) {
+      this.name = name;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      const expiresAt = expiresIn > 0 ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
+      const json = JSON.stringify(payload);
+      await db
+        .insertInto('oidc_models')
+        .values({ model: this.name, id, payload: json, expires_at: expiresAt, consumed_at: null })
+        .onConflict((conflict) =>
+          conflict.columns(['model', 'id']).doUpdateSet({ payload: json, expires_at: expiresAt }),
+        )
+        .execute();
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      return this.#findWhere('id', id);
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return this.#findWhere('uid', uid);
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return this.#findWhere('user_code', userCode);
+    }
+
+    async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+      const row = await db
+        .selectFrom('oidc_models')
+        .select(['payload', 'consumed_at'])
+        .where('model', '=', this.name)
+        .where(column, '=', value)
+        .where(live)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const payload = row.payload as AdapterPayload;
+      return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
+    }
+
+    /** Marks the row consumed; only one of any number of concurrent callers succeeds. */
+    async consume(id: string): Promise<void> {
+      const updated = await db
+        .updateTable('oidc_models')
+        .set({ consumed_at: sql<Date>`now()` })
+        .where('model', '=', this.name)
+        .where('id', '=', id)
+        .where('consumed_at', 'is', null)
+        .returning('id')
+        .executeTakeFirst();
+      if (updated) return;
+      const existing = await db
+        .selectFrom('oidc_models')
+        .select('grant_id')
+        .where('model', '=', this.name)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (existing) throw new AlreadyConsumedError(this.name, existing.grant_id ?? undefined);
+    }
+
+    async destroy(id: string): Promise<void> {
+      await db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', id).execute();
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await db.deleteFrom('oidc_models').where('model', '=', this.name).where('grant_id', '=', grantId).execute();
+    }
+  };
+}
+
+/** Deletes expired rows in batches; returns how many were removed. */
+export async function sweepExpired(db: Kysely<OidcTables>, batchSize = 1_000): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const result = await db
+      .deleteFrom('oidc_models')
+      .where(({ eb, selectFrom }) =>
+        eb(
+          sql.raw('(model, id)'),
+          'in',
+          selectFrom('oidc_models')
+            .select(['model', 'id'])
+            .where('expires_at', '<=', sql<Date>`now()`)
+            .limit(batchSize),
+        ),
+      )
+      .executeTakeFirst();
+    const count = Number(result.numDeletedRows);
+    removed += count;
+    if (count < batchSize) return removed;
+  }
+}

@@ -1,0 +1,3 @@
+export { loadConfig, ConfigError } from './load.ts';
+export type { Config, ConfigProblem, StoreConfig } from './load.ts';
+export { renderConfigurationDoc } from './docs.ts';

@@ -1,0 +1,96 @@
+import { environmentSchema } from './schema.ts';
+
+export type StoreConfig =
+  | { kind: 'postgres'; url: string; poolMax: number }
+  | { kind: 'embedded'; dataDir: string };
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  production: boolean;
+  port: number;
+  host: string;
+  issuer: string;
+  dataDir: string;
+  store: StoreConfig;
+  migrateOnStart: boolean;
+  /** undefined outside production until the caller supplies generated development keys. */
+  cookieKeys: string[] | undefined;
+  api: { resource: string; scopes: string[] };
+  bcryptCost: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  sweepIntervalSeconds: number;
+  shutdownGraceSeconds: number;
+}
+
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
+
+/** Thrown when the environment does not describe a valid configuration; lists every problem at once. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG_INVALID';
+  readonly problems: ConfigProblem[];
+
+  constructor(problems: ConfigProblem[]) {
+    super(
+      `Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`,
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Reads the configuration from environment variables. Empty strings count as unset. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const variables = Object.fromEntries(
+    Object.keys(environmentSchema.shape).flatMap((name) => {
+      const value = source[name];
+      return value === undefined || value === '' ? [] : [[name, value]];
+    }),
+  );
+  const parsed = environmentSchema.safeParse(variables);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '(environment)'), message: issue.message })),
+    );
+  }
+  const env = parsed.data;
+  const production = env.NODE_ENV === 'production';
+  const issuer = env.ISSUER ?? `http://localhost:${env.PORT}`;
+
+  const problems: ConfigProblem[] = [];
+  if (production) {
+    if (!issuer.startsWith('https://')) {
+      problems.push({ variable: 'ISSUER', message: 'must be an https URL in production' });
+    }
+    if (!env.DATABASE_URL) {
+      problems.push({ variable: 'DATABASE_URL', message: 'is required in production (the embedded store is for development)' });
+    }
+    if (!env.COOKIE_KEYS) {
+      problems.push({ variable: 'COOKIE_KEYS', message: 'is required in production (generated development keys are refused)' });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const store: StoreConfig = env.DATABASE_URL
+    ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }
+    : { kind: 'embedded', dataDir: env.DATA_DIR };
+
+  return {
+    env: env.NODE_ENV,
+    production,
+    port: env.PORT,
+    host: env.HOST,
+    issuer,
+    dataDir: env.DATA_DIR,
+    store,
+    migrateOnStart: env.MIGRATE_ON_START === 'auto' ? store.kind === 'embedded' : env.MIGRATE_ON_START === 'true',
+    cookieKeys: env.COOKIE_KEYS,
+    api: { resource: env.API_RESOURCE, scopes: env.API_SCOPES },
+    bcryptCost: env.BCRYPT_COST,
+    logLevel: env.LOG_LEVEL,
+    sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
+    shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+  };
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const seconds = z.coerce.number().int().positive();
+const csv = (separator: RegExp) =>
+  z.string().transform((value) => value.split(separator).map((part) => part.trim()).filter(Boolean));
+
+/**
+ * Every setting the provider reads, one environment variable per field. Each field carries its
+ * default and a description; `npm run docs:config` turns this object into docs/configuration.md.
+ */
+export const environmentSchema = z.object({
+  NODE_ENV: z
+    .enum(['development', 'production', 'test'])
+    .default('development')
+    .describe('`production` turns on the production guards: https issuer, DATABASE_URL and COOKIE_KEYS required.'),
+  PORT: port.default(4000).describe('TCP port the HTTP server listens on.'),
+  HOST: z
+    .string()
+    .min(1)
+    .default('localhost')
+    .describe('Address to listen on. `localhost` listens on both 127.0.0.1 and ::1; use `0.0.0.0` or `::` in a container.'),
+  ISSUER: z
+    .url({ protocol: /^https?$/, normalize: false })
+    .refine((value) => !/[?#]/.test(value) && !value.endsWith('/'), 'must have no query, fragment or trailing slash')
+    .optional()
+    .describe('Issuer identifier published in discovery, exactly as relying parties must see it. Default `http://localhost:$PORT`.'),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .optional()
+    .describe('Postgres connection string. Unset: the embedded store (PGlite) under DATA_DIR, for development only.'),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10).describe('Largest number of pooled Postgres connections per process.'),
+  DATA_DIR: z.string().min(1).default('./.data').describe('Directory for the embedded store and generated development secrets.'),
+  MIGRATE_ON_START: z
+    .enum(['auto', 'true', 'false'])
+    .default('auto')
+    .describe('Run pending migrations at start-up. `auto`: yes for the embedded store, no for Postgres (run `idp migrate`).'),
+  COOKIE_KEYS: csv(/,/)
+    .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters')).min(1))
+    .optional()
+    .describe('Comma-separated keys that sign cookies, newest first (older keys still verify). Required in production; generated into DATA_DIR otherwise.'),
+  API_RESOURCE: z
+    .url()
+    .default('urn:jobswipe:api')
+    .describe('Resource indicator (audience) of the JobSwipe API; JWT access tokens are issued for it.'),
+  API_SCOPES: csv(/[\s,]+/)
+    .pipe(z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'scopes are printable ASCII without quotes or backslashes')))
+    .default(['api:read', 'api:write'])
+    .describe('Scopes of the API resource, space- or comma-separated. Scopes registered on clients are accepted too.'),
+  BCRYPT_COST: z.coerce.number().int().min(12, 'must be at least 12').max(16).default(12).describe('bcrypt cost factor for new password hashes (12 to 16).'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+  SWEEP_INTERVAL_SECONDS: seconds.default(300).describe('How often expired tokens, codes and sessions are deleted from the database.'),
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
+});
+
+export type Environment = z.output<typeof environmentSchema>;

@@ -1,0 +1,61 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type Provider from 'oidc-provider';
+import { healthRoutes } from './http/health.ts';
+import { requestContext } from './http/request-context.ts';
+import { interactionRoutes } from './interactions/routes.ts';
+import type { Logger } from './logger.ts';
+import { homePage } from './pages/views.ts';
+import { STYLESHEET } from './pages/stylesheet.ts';
+import type { PasswordHasher } from './users/passwords.ts';
+import type { UserQueries } from './users/queries.ts';
+
+export interface AppDependencies {
+  issuer: string;
+  cookieKeys: string[];
+  log: Logger;
+  /** The provider currently serving; a getter so the instance can be replaced without a restart. */
+  provider: () => Provider;
+  databaseReady: () => Promise<boolean>;
+  users: UserQueries;
+  hasher: PasswordHasher;
+}
+
+export function createApp(deps: AppDependencies): Koa {
+  const app = new Koa();
+  app.keys = deps.cookieKeys;
+  app.silent = true;
+
+  const pages = new Router();
+  pages.get('/', (ctx) => {
+    ctx.type = 'html';
+    ctx.body = homePage(deps.issuer);
+  });
+  pages.get('/assets/idp.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = STYLESHEET;
+  });
+
+  const interactions = interactionRoutes({ provider: deps.provider, users: deps.users, hasher: deps.hasher, log: deps.log });
+  const health = healthRoutes(deps.databaseReady);
+
+  app.use(requestContext(deps.log));
+  app.use(health.routes());
+  app.use(pages.routes());
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+
+  const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();
+  app.use(async (ctx) => {
+    const provider = deps.provider();
+    let handler = handlers.get(provider);
+    if (!handler) {
+      handler = provider.callback();
+      handlers.set(provider, handler);
+    }
+    ctx.respond = false;
+    await handler(ctx.req, ctx.res);
+  });
+  return app;
+}

@@ -1,0 +1,3 @@
+export { startServer } from './server.ts';
+export type { RunningServer, StartOptions } from './server.ts';
+export { StartupError } from './store.ts';

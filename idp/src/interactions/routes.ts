@@ -1,0 +1,156 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { z } from 'zod';
+import { readForm } from '../http/body.ts';
+import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { badRequest } from '../http/errors.ts';
+import type { Logger } from '../logger.ts';
+import { consentPage, loginPage, type ScopeDescription } from '../pages/views.ts';
+import type { PasswordHasher } from '../users/passwords.ts';
+import type { UserQueries } from '../users/queries.ts';
+
+export const LOGIN_FAILED = 'Email or password is incorrect';
+
+const loginForm = z.object({
+  _csrf: z.string().max(200),
+  email: z.string().trim().max(320),
+  password: z.string().max(1024),
+});
+
+const consentForm = z.object({
+  _csrf: z.string().max(200),
+  decision: z.enum(['allow', 'deny']),
+});
+
+const SCOPE_DESCRIPTIONS: Record<string, string> = {
+  openid: 'Know who you are',
+  profile: 'See your name',
+  email: 'See your email address',
+  offline_access: 'Stay connected to your account when you are not using it',
+};
+
+function describeScopes(scopes: string[]): ScopeDescription[] {
+  return scopes.map((name) => ({ name, description: SCOPE_DESCRIPTIONS[name] ?? `Use the JobSwipe API (${name})` }));
+}
+
+interface InteractionDependencies {
+  provider: () => Provider;
+  users: UserQueries;
+  hasher: PasswordHasher;
+  log: Logger;
+}
+
+function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
+  return client?.clientName ?? client?.clientId ?? 'this app';
+}
+
+async function finish(ctx: Context, provider: Provider, result: Record<string, unknown>) {
+  const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+  ctx.status = 303;
+  ctx.redirect(redirectTo);
+}
+
+export function interactionRoutes(deps: InteractionDependencies): Router {
+  const router = new Router({ prefix: '/interaction/:uid' });
+
+  router.get('/', async (ctx) => {
+    const provider = deps.provider();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const client = await provider.Client.find(String(details.params['client_id']));
+    const clientName = clientNameOf(client);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'html';
+
+    if (details.prompt.name === 'login') {
+      ctx.body = loginPage({ action: `/interaction/${details.uid}/login`, csrf: issueCsrfToken(ctx), clientName });
+      return;
+    }
+    if (details.prompt.name === 'consent') {
+      // First-party apps are part of JobSwipe itself: the user is not asked to approve them.
+      if (client?.['first_party'] === true) {
+        await finish(ctx, provider, { consent: { grantId: await grantRequested(provider, details) } });
+        return;
+      }
+      const requested = String(details.params['scope'] ?? '').split(' ').filter(Boolean);
+      ctx.body = consentPage({
+        action: `/interaction/${details.uid}/consent`,
+        csrf: issueCsrfToken(ctx),
+        clientName,
+        scopes: describeScopes(requested),
+      });
+      return;
+    }
+    throw badRequest('This sign-in step is not supported. Go back to the app and start again.');
+  });
+
+  router.post('/login', async (ctx) => {
+    const provider = deps.provider();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const form = await readForm(ctx, loginForm);
+    verifyCsrfToken(ctx, form._csrf);
+    if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
+
+    const user = await deps.users.findByEmail(form.email);
+    const valid = await deps.hasher.verify(form.password, user?.password_hash);
+    if (!user || !valid || user.disabled_at) {
+      deps.log.info({ event: 'login.failed', requestId: ctx.state['requestId'], reason: user?.disabled_at && valid ? 'disabled' : 'credentials' });
+      const client = await provider.Client.find(String(details.params['client_id']));
+      ctx.status = 401;
+      ctx.type = 'html';
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = loginPage({
+        action: `/interaction/${details.uid}/login`,
+        csrf: issueCsrfToken(ctx),
+        clientName: clientNameOf(client),
+        email: form.email,
+        error: user?.disabled_at && valid ? 'This account has been disabled. Contact JobSwipe support.' : LOGIN_FAILED,
+      });
+      return;
+    }
+    if (user.password_hash && deps.hasher.needsRehash(user.password_hash)) {
+      await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
+    }
+    deps.log.info({ event: 'login.succeeded', requestId: ctx.state['requestId'], userId: user.id });
+    await finish(ctx, provider, { login: { accountId: user.id, amr: ['pwd'] } });
+  });
+
+  router.post('/consent', async (ctx) => {
+    const provider = deps.provider();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const form = await readForm(ctx, consentForm);
+    verifyCsrfToken(ctx, form._csrf);
+    if (details.prompt.name !== 'consent') throw badRequest('There is nothing to approve. Go back to the app and continue.');
+
+    if (form.decision === 'deny') {
+      await finish(ctx, provider, { error: 'access_denied', error_description: 'The user denied the request' });
+      return;
+    }
+    await finish(ctx, provider, { consent: { grantId: await grantRequested(provider, details) } });
+  });
+
+  return router;
+}
+
+type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** Adds everything the consent prompt reported missing to the session's grant (or a new one). */
+async function grantRequested(provider: Provider, details: InteractionDetails): Promise<string> {
+  const accountId = details.session?.accountId;
+  const clientId = String(details.params['client_id']);
+  if (!accountId) throw badRequest('Your sign-in session ended. Go back to the app and start again.');
+  const grant = details.grantId
+    ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId }))
+    : new provider.Grant({ accountId, clientId });
+  const missing = details.prompt.details as {
+    missingOIDCScope?: string[];
+    missingOIDCClaims?: string[];
+    missingResourceScopes?: Record<string, string[]>;
+  };
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  return grant.save();
+}

@@ -1,0 +1,40 @@
+import { StoreInUseError } from '@jobswipe/adapters';
+import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
+import { startServer } from './server.ts';
+import { StartupError } from './store.ts';
+
+const HARD_STOP_MS = 10_000;
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+try {
+  const server = await startServer(config);
+  const stop = (signal: NodeJS.Signals) => {
+    server.log.info({ signal }, 'shutting down');
+    setTimeout(() => process.exit(1), HARD_STOP_MS).unref();
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+} catch (error) {
+  if (error instanceof StartupError || error instanceof StoreInUseError) {
+    process.stderr.write(`jobswipe-identity: ${error.message}\n`);
+    process.exit(1);
+  }
+  throw error;
+}

@@ -1,0 +1,80 @@
+import { html, page, SafeHtml } from './html.ts';
+
+export function loginPage(options: { action: string; csrf: string; clientName: string; email?: string; error?: string }): string {
+  return page(
+    'Sign in',
+    html`<h1>Sign in</h1>
+<p class="muted">to continue to ${options.clientName}</p>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<form method="post" action="${options.action}" autocomplete="on">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="${options.email ?? ''}" ${options.email ? '' : html`autofocus`}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required ${options.email ? html`autofocus` : ''}>
+<button type="submit">Sign in</button>
+</form>`,
+  );
+}
+
+export interface ScopeDescription {
+  name: string;
+  description: string;
+}
+
+export function consentPage(options: { action: string; csrf: string; clientName: string; scopes: ScopeDescription[] }): string {
+  return page(
+    'Allow access',
+    html`<h1>Allow ${options.clientName} to access your account?</h1>
+<p>${options.clientName} is asking to:</p>
+<ul class="scopes">${options.scopes.map((scope) => html`<li>${scope.description}</li>`)}</ul>
+<form method="post" action="${options.action}">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
+</form>`,
+  );
+}
+
+export function logoutPage(options: { form: string; clientName: string | undefined }): string {
+  return page(
+    'Sign out',
+    html`<h1>Sign out of JobSwipe?</h1>
+<p>${options.clientName ? `${options.clientName} asked to sign you out.` : 'You asked to sign out.'} You will be signed out of every JobSwipe app in this browser.</p>
+${rawForm(options.form)}
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
+<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
+  );
+}
+
+function rawForm(form: string): SafeHtml {
+  // The provider builds this form (action URL and its own xsrf field) with escaped values.
+  return new SafeHtml(form);
+}
+
+export function signedOutPage(clientName: string | undefined): string {
+  return page(
+    'Signed out',
+    html`<h1>You are signed out</h1>
+<p>${clientName ? `You signed out of ${clientName} and JobSwipe.` : 'You signed out of JobSwipe.'} You can close this window.</p>`,
+  );
+}
+
+export function errorPage(options: { title: string; message: string; detail?: string | undefined; requestId?: string | undefined }): string {
+  return page(
+    options.title,
+    html`<h1>${options.title}</h1>
+<p>${options.message}</p>
+${options.detail ? html`<p class="muted">Details: <code>${options.detail}</code></p>` : ''}
+${options.requestId ? html`<p class="muted">Reference: <code>${options.requestId}</code></p>` : ''}`,
+  );
+}
+
+export function homePage(issuer: string): string {
+  return page(
+    'JobSwipe Identity',
+    html`<h1>JobSwipe Identity</h1>
+<p>This is JobSwipe's sign-in service. Open the JobSwipe app you want to use and choose <strong>Sign in</strong>.</p>
+<p class="muted">Developers: the OpenID Connect discovery document is at <code>${issuer}/.well-known/openid-configuration</code>.</p>`,
+  );
+}

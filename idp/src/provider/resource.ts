@@ -1,0 +1,50 @@
+import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+
+/** Scopes that belong to OpenID Connect itself; every other scope names something in the API. */
+export const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
+
+export const ACCESS_TOKEN_TTL = 15 * 60;
+
+interface ClientWithScope {
+  scope?: string | undefined;
+}
+
+export function createResourceIndicators(api: { resource: string; scopes: string[] }) {
+  /** The API's scopes for a client: the configured ones plus any custom scope the client registered. */
+  const apiScopesFor = (client: ClientWithScope | undefined): Set<string> => {
+    const registered = (client?.scope ?? '').split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
+    return new Set([...api.scopes, ...registered]);
+  };
+
+  return {
+    enabled: true,
+    // Service clients always get API tokens; user-facing flows do when they ask for an API scope.
+    // Otherwise no resource is bound and the access token stays an opaque token for userinfo.
+    async defaultResource(ctx: KoaContextWithOIDC): Promise<string | undefined> {
+      const params = ctx.oidc.params as { grant_type?: string; scope?: string } | undefined;
+      if (params?.grant_type === 'client_credentials') return api.resource;
+      const requested = (params?.scope ?? '').split(' ');
+      const scopes = apiScopesFor(ctx.oidc.client as ClientWithScope | undefined);
+      return requested.some((scope) => scopes.has(scope)) ? api.resource : undefined;
+    },
+    async useGrantedResource(): Promise<boolean> {
+      return true;
+    },
+    async getResourceServerInfo(
+      _ctx: KoaContextWithOIDC,
+      resourceIndicator: string,
+      client: ClientWithScope,
+    ): Promise<ResourceServer> {
+      if (resourceIndicator !== api.resource) {
+        throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+      }
+      return {
+        scope: [...apiScopesFor(client)].join(' '),
+        audience: api.resource,
+        accessTokenTTL: ACCESS_TOKEN_TTL,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      };
+    },
+  };
+}

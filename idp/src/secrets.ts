@@ -1,0 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const secretsFile = z.object({ cookieKeys: z.array(z.string().min(32)).min(1) });
+
+/**
+ * Outside production, cookie keys nobody configured are generated once and kept in DATA_DIR, so
+ * sessions survive restarts. Production refuses to start without configured keys (see config/).
+ */
+export async function developmentCookieKeys(dataDir: string): Promise<string[]> {
+  const path = join(dataDir, 'secrets.json');
+  try {
+    return secretsFile.parse(JSON.parse(await readFile(path, 'utf8'))).cookieKeys;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new Error(`${path} is unreadable or malformed; delete it to generate new development keys`);
+    }
+  }
+  const cookieKeys = [randomBytes(32).toString('base64url')];
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(path, `${JSON.stringify({ cookieKeys }, null, 2)}\n`, { mode: 0o600, flag: 'wx' }).catch(async (error) => {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  });
+  return secretsFile.parse(JSON.parse(await readFile(path, 'utf8'))).cookieKeys;
+}

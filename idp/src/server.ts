@@ -1,0 +1,166 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AlreadyConsumedError, createOidcAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
+import type { Config } from '@jobswipe/config';
+import { createKeystore } from '@jobswipe/keystore';
+import type Provider from 'oidc-provider';
+import type { DestinationStream } from 'pino';
+import { createApp } from './app.ts';
+import { requestIdOf } from './http/request-context.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createProvider } from './provider/configuration.ts';
+import { revokeGrant } from './provider/revoke-grant.ts';
+import { developmentCookieKeys } from './secrets.ts';
+import { openStore, type Tables } from './store.ts';
+import { createPasswordHasher } from './users/passwords.ts';
+import { createUserQueries } from './users/queries.ts';
+
+export interface RunningServer {
+  /** http://host:port of the first listener. */
+  url: string;
+  port: number;
+  log: Logger;
+  provider: Provider;
+  database: Database<Tables>;
+  /** Stops accepting, lets in-flight requests finish (up to the grace period), then closes the store. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logDestination?: DestinationStream;
+}
+
+const PROVIDER_ERROR_EVENTS = [
+  'authorization.error',
+  'backchannel.error',
+  'discovery.error',
+  'end_session.error',
+  'grant.error',
+  'introspection.error',
+  'jwks.error',
+  'pushed_authorization_request.error',
+  'registration_create.error',
+  'revocation.error',
+  'userinfo.error',
+] as const;
+
+function listenAddresses(host: string): string[] {
+  return host === 'localhost' ? ['127.0.0.1', '::1'] : [host];
+}
+
+async function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+async function closeGracefully(servers: Server[], graceMs: number): Promise<void> {
+  const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  // Keep-alive sockets that go idle after close() was called are closed as soon as they do.
+  const idleSweep = setInterval(() => servers.forEach((server) => server.closeIdleConnections()), 50);
+  const deadline = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+  await Promise.race([closed, deadline]);
+  clearInterval(idleSweep);
+  servers.forEach((server) => server.closeAllConnections());
+  await closed;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const log = createLogger(config.logLevel, options.logDestination);
+  const database = await openStore(config, (error) => log.error({ err: error }, 'database pool error'));
+  const cleanups: Array<() => Promise<void> | void> = [() => database.close()];
+  try {
+    const { db } = database;
+    const keystore = createKeystore(db);
+    await keystore.ensureSigningKey();
+    const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
+    const adapter = createOidcAdapter(db);
+    const users = createUserQueries(db);
+    const hasher = createPasswordHasher(config.bcryptCost);
+
+    const provider = createProvider({
+      issuer: config.issuer,
+      jwks: await keystore.signingJwks(),
+      cookieKeys,
+      adapter,
+      users,
+      api: config.api,
+    });
+    provider.on('server_error', (ctx, error) => {
+      log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
+    });
+    for (const event of PROVIDER_ERROR_EVENTS) {
+      // The provider's typings list only some of its events; it emits all of these.
+      (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: { req: IncomingMessage }, error: { error?: string; error_description?: string }) => {
+        log.info({ requestId: requestIdOf(ctx.req), event, error: error.error, description: error.error_description }, 'request refused');
+      });
+    }
+    // Losing a race to redeem a code or refresh token is a reuse: revoke the grant, as for a sequential one.
+    provider.on('grant.error', (_ctx, error) => {
+      if (error instanceof AlreadyConsumedError && error.grantId) {
+        revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+      }
+    });
+
+    const app = createApp({
+      issuer: config.issuer,
+      cookieKeys,
+      log,
+      provider: () => provider,
+      databaseReady: () => database.ping(),
+      users,
+      hasher,
+    });
+
+    const handler = app.callback();
+    const servers: Server[] = [];
+    let port = config.port;
+    for (const host of listenAddresses(config.host)) {
+      const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 30_000 }, handler);
+      try {
+        port = await listen(server, port, host);
+        servers.push(server);
+      } catch (error) {
+        // A machine without IPv6 still serves localhost on 127.0.0.1.
+        if (host === '::1' && ['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes((error as NodeJS.ErrnoException).code ?? '')) continue;
+        throw error;
+      }
+    }
+    cleanups.unshift(() => closeGracefully(servers, config.shutdownGraceSeconds * 1000));
+
+    const sweeper = setInterval(() => {
+      sweepExpired(db)
+        .then((removed) => removed > 0 && log.info({ removed }, 'expired rows swept'))
+        .catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
+    }, config.sweepIntervalSeconds * 1000);
+    sweeper.unref();
+    cleanups.unshift(() => clearInterval(sweeper));
+
+    const first = listenAddresses(config.host)[0] ?? '127.0.0.1';
+    const url = `http://${first.includes(':') ? `[${first}]` : first}:${port}`;
+    log.info({ issuer: config.issuer, url, store: database.kind }, 'JobSwipe Identity listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      log,
+      provider,
+      database,
+      close() {
+        closing ??= (async () => {
+          for (const cleanup of cleanups) await cleanup();
+          log.info('stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    for (const cleanup of cleanups) await cleanup();
+    throw error;
+  }
+}

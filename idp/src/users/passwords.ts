@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import bcrypt from 'bcrypt';
+
+/** bcrypt reads at most 72 bytes; longer passwords would be silently truncated, so we refuse them. */
+export const MAX_PASSWORD_BYTES = 72;
+export const MIN_PASSWORD_LENGTH = 10;
+
+export class PasswordRejected extends Error {
+  readonly code = 'ERR_PASSWORD_REJECTED';
+}
+
+export function checkPasswordRules(password: string): void {
+  if ([...password].length < MIN_PASSWORD_LENGTH) {
+    throw new PasswordRejected(`password must be at least ${MIN_PASSWORD_LENGTH} characters`);
+  }
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw new PasswordRejected(`password must be at most ${MAX_PASSWORD_BYTES} bytes (UTF-8)`);
+  }
+}
+
+const BCRYPT_HASH = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+
+export function bcryptCost(hash: string): number | undefined {
+  const match = BCRYPT_HASH.exec(hash);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  /** Constant-work check: an absent hash is compared against a dummy so unknown users cost the same. */
+  verify(password: string, hash: string | null | undefined): Promise<boolean>;
+  /** true when a stored hash was made with a lower cost than configured and should be replaced. */
+  needsRehash(hash: string): boolean;
+}
+
+export function createPasswordHasher(cost: number): PasswordHasher {
+  let dummy: Promise<string> | undefined;
+  const dummyHash = () => (dummy ??= bcrypt.hash(randomBytes(32).toString('base64url'), cost));
+  return {
+    hash: (password) => bcrypt.hash(password, cost),
+    async verify(password, hash) {
+      const usable = hash !== null && hash !== undefined && bcryptCost(hash) !== undefined;
+      const tooLong = Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES;
+      const matches = await bcrypt.compare(password, usable ? hash : await dummyHash());
+      return usable && !tooLong && matches;
+    },
+    needsRehash: (hash) => (bcryptCost(hash) ?? 0) < cost,
+  };
+}

@@ -1,0 +1,71 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { UserTables, UsersTable } from './tables.ts';
+
+export type User = Selectable<UsersTable>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface NewUser {
+  email: string;
+  name: string;
+  passwordHash: string | null;
+  emailVerified: boolean;
+}
+
+export function createUserQueries(db: Kysely<UserTables>) {
+  return {
+    async findById(id: string): Promise<User | undefined> {
+      if (!UUID.test(id)) return undefined;
+      return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+
+    async findByEmail(email: string): Promise<User | undefined> {
+      return db
+        .selectFrom('users')
+        .selectAll()
+        .where(sql`lower(email)`, '=', email.toLowerCase())
+        .executeTakeFirst();
+    },
+
+    async list(): Promise<User[]> {
+      return db.selectFrom('users').selectAll().orderBy('created_at').orderBy('email').execute();
+    },
+
+    async insert(user: NewUser): Promise<User> {
+      return db
+        .insertInto('users')
+        .values({
+          email: user.email,
+          name: user.name,
+          password_hash: user.passwordHash,
+          email_verified: user.emailVerified,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    },
+
+    async update(id: string, changes: Partial<Pick<NewUser, 'name' | 'passwordHash' | 'emailVerified'>>): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({
+          ...(changes.name === undefined ? {} : { name: changes.name }),
+          ...(changes.passwordHash === undefined ? {} : { password_hash: changes.passwordHash }),
+          ...(changes.emailVerified === undefined ? {} : { email_verified: changes.emailVerified }),
+          updated_at: sql<Date>`now()`,
+        })
+        .where('id', '=', id)
+        .execute();
+    },
+
+    async disable(id: string): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ disabled_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
+        .where('id', '=', id)
+        .where('disabled_at', 'is', null)
+        .execute();
+    },
+  };
+}
+
+export type UserQueries = ReturnType<typeof createUserQueries>;
