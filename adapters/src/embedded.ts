@@ -54,7 +54,8 @@ function acquireLock(dataDir: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+      // A live holder, this process included (a second open here would corrupt the cluster), keeps it.
+      if (Number.isInteger(holder) && isAlive(holder)) {
         throw new StoreInUseError(dataDir, holder);
       }
       unlinkSync(path);

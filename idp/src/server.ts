@@ -10,6 +10,7 @@ import { requestIdOf } from './http/request-context.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createProvider } from './provider/configuration.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
+import { acceptedScopes } from './provider/scopes.ts';
 import { developmentCookieKeys } from './secrets.ts';
 import { openStore, type Tables } from './store.ts';
 import { createPasswordHasher } from './users/passwords.ts';
@@ -87,6 +88,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       jwks: await keystore.signingJwks(),
       cookieKeys,
       adapter,
+      scopes: await acceptedScopes(db, config.api.scopes),
       users,
       api: config.api,
     });

@@ -3,7 +3,7 @@ import type { UserQueries } from '../users/queries.ts';
 import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
 import { requestIdOf } from '../http/request-context.ts';
 import { describeProviderError } from './error-messages.ts';
-import { ACCESS_TOKEN_TTL, createResourceIndicators, OIDC_SCOPES } from './resource.ts';
+import { ACCESS_TOKEN_TTL, createResourceIndicators } from './resource.ts';
 
 const DAY = 24 * 60 * 60;
 
@@ -24,6 +24,8 @@ export interface ProviderDependencies {
   jwks: JWKS;
   cookieKeys: string[];
   adapter: new (name: string) => Adapter;
+  /** Accepted scopes (see scopes.ts). */
+  scopes: string[];
   users: UserQueries;
   api: { resource: string; scopes: string[] };
 }
@@ -42,7 +44,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       long: { httpOnly: true, sameSite: 'lax', signed: true },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
-    scopes: [...OIDC_SCOPES, ...deps.api.scopes],
+    scopes: deps.scopes,
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],

@@ -1,0 +1,208 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { migrateToLatest } from '@jobswipe/migrations';
+import { z } from 'zod';
+import { needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
+import { emailSchema, nameSchema } from '../users/accounts.ts';
+import type { CliContext } from './context.ts';
+import { CommandError, UsageError } from './errors.ts';
+import { importSeed } from './import.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
+  }
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd());
+}
+
+const date = (value: Date | null) => (value ? value.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+
+export interface Command {
+  usage: string;
+  run(context: CliContext, args: string[]): Promise<void>;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  migrate: {
+    usage: 'migrate                       apply pending database migrations',
+    async run(context, args) {
+      parse(args, {});
+      await context.withStore(async ({ database }) => {
+        const applied = await migrateToLatest(database.db);
+        context.io.out(applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s): ${applied.join(', ')}`);
+      }, { skipMigrations: true });
+    },
+  },
+
+  'users create': {
+    usage: 'users create --email E --name N --password-stdin [--email-verified]',
+    async run(context, args) {
+      const values = parse(args, {
+        email: { type: 'string' },
+        name: { type: 'string' },
+        'password-stdin': { type: 'boolean' },
+        'email-verified': { type: 'boolean' },
+      });
+      const email = required(values.email, '--email');
+      if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
+      const name = nameSchema.parse(values.name ?? '');
+      if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords are never taken as arguments)');
+      const password = (await context.io.readStdin()).replace(/\r?\n$/, '');
+      if (password === '') throw new UsageError('no password on standard input');
+      await context.withStore(async ({ accounts }) => {
+        const user = await accounts.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
+        context.io.out(`created user ${user.id} <${user.email}>`);
+      });
+    },
+  },
+
+  'users list': {
+    usage: 'users list',
+    async run(context, args) {
+      parse(args, {});
+      await context.withStore(async ({ users }) => {
+        const rows = (await users.list()).map((user) => [
+          user.id,
+          user.email,
+          user.email_verified ? 'yes' : 'no',
+          user.name || '-',
+          date(user.created_at),
+          user.disabled_at ? `disabled ${date(user.disabled_at)}` : 'active',
+        ]);
+        if (rows.length === 0) {
+          context.io.out('no users');
+          return;
+        }
+        table([['ID', 'EMAIL', 'VERIFIED', 'NAME', 'CREATED', 'STATUS'], ...rows]).forEach(context.io.out);
+      });
+    },
+  },
+
+  'users disable': {
+    usage: 'users disable --email E',
+    async run(context, args) {
+      const values = parse(args, { email: { type: 'string' } });
+      const email = required(values.email, '--email');
+      await context.withStore(async ({ users }) => {
+        const user = await users.findByEmail(email);
+        if (!user) throw new CommandError(`no user with email ${email}`);
+        await users.disable(user.id);
+        context.io.out(user.disabled_at ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
+      });
+    },
+  },
+
+  'clients create': {
+    usage:
+      'clients create [--json METADATA] [--client-id ID] [--client-name NAME] [--redirect-uri URI]... ' +
+      '[--post-logout-redirect-uri URI]... [--grant-type TYPE]... [--response-type TYPE]... [--scope "A B"] ' +
+      '[--token-endpoint-auth-method M] [--application-type web|native] [--backchannel-logout-uri URI] [--first-party]',
+    async run(context, args) {
+      const values = parse(args, {
+        json: { type: 'string' },
+        'client-id': { type: 'string' },
+        'client-name': { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true },
+        'post-logout-redirect-uri': { type: 'string', multiple: true },
+        'grant-type': { type: 'string', multiple: true },
+        'response-type': { type: 'string', multiple: true },
+        scope: { type: 'string' },
+        'token-endpoint-auth-method': { type: 'string' },
+        'application-type': { type: 'string' },
+        'backchannel-logout-uri': { type: 'string' },
+        'first-party': { type: 'boolean' },
+      });
+      let base: Record<string, unknown> = {};
+      if (values.json !== undefined) {
+        const parsed = z.record(z.string(), z.unknown()).safeParse(safeJson(values.json));
+        if (!parsed.success) throw new UsageError('--json must be a JSON object of client metadata');
+        base = parsed.data;
+      }
+      const flags: Record<string, unknown> = {
+        client_id: values['client-id'],
+        client_name: values['client-name'],
+        redirect_uris: values['redirect-uri'],
+        post_logout_redirect_uris: values['post-logout-redirect-uri'],
+        grant_types: values['grant-type'],
+        response_types: values['response-type'],
+        scope: values.scope,
+        token_endpoint_auth_method: values['token-endpoint-auth-method'],
+        application_type: values['application-type'],
+        backchannel_logout_uri: values['backchannel-logout-uri'],
+        first_party: values['first-party'],
+      };
+      const given: Record<string, unknown> = {
+        ...base,
+        ...Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined)),
+      };
+      // A service client (client_credentials only) has no redirects and no authorization responses.
+      const grants = given['grant_types'];
+      if (Array.isArray(grants) && grants.length > 0 && grants.every((grant) => grant === 'client_credentials')) {
+        given['redirect_uris'] ??= [];
+        given['response_types'] ??= [];
+      }
+      const metadata: Metadata = withGeneratedCredentials(given);
+      await context.withStore(async ({ clients }) => {
+        await clients.validate(metadata);
+        if (await clients.find(metadata.client_id)) throw new CommandError(`client ${metadata.client_id} already exists`);
+        await clients.save(metadata);
+        context.io.out(`client_id: ${metadata.client_id}`);
+        if (needsSecret(metadata) && typeof metadata['client_secret'] === 'string') {
+          context.io.out(`client_secret: ${metadata['client_secret']}`);
+          context.io.out('The secret is shown only this once: store it now.');
+        }
+      });
+    },
+  },
+
+  'clients list': {
+    usage: 'clients list',
+    async run(context, args) {
+      parse(args, {});
+      await context.withStore(async ({ clients }) => {
+        const rows = (await clients.list()).map((client) => [
+          client.client_id,
+          String(client['client_name'] ?? '-'),
+          String(client['application_type'] ?? 'web'),
+          String(client['token_endpoint_auth_method'] ?? 'client_secret_basic'),
+          ((client['grant_types'] as string[] | undefined) ?? ['authorization_code', 'refresh_token']).join(','),
+          client['first_party'] === true ? 'yes' : 'no',
+          ((client['redirect_uris'] as string[] | undefined) ?? []).join(' ') || '-',
+        ]);
+        if (rows.length === 0) {
+          context.io.out('no clients');
+          return;
+        }
+        table([['CLIENT_ID', 'NAME', 'TYPE', 'AUTH', 'GRANTS', 'FIRST_PARTY', 'REDIRECT_URIS'], ...rows]).forEach(context.io.out);
+      });
+    },
+  },
+
+  import: {
+    usage: 'import --file seed.json       create or update clients and users from a seed file',
+    async run(context, args) {
+      const values = parse(args, { file: { type: 'string' } });
+      await importSeed(context, required(values.file, '--file'));
+    },
+  },
+};
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError('--json is not valid JSON');
+  }
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { StoreInUseError, createOidcAdapter, openDatabase, type Database } from '@jobswipe/adapters';
+import type { Config } from '@jobswipe/config';
+import { createKeystore } from '@jobswipe/keystore';
+import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
+import { createClientRegistry, type ClientRegistry, type Metadata } from '../clients/registry.ts';
+import { createProvider } from '../provider/configuration.ts';
+import { acceptedScopes } from '../provider/scopes.ts';
+import { describeConnectionError, StartupError, type Tables } from '../store.ts';
+import { createAccounts } from '../users/accounts.ts';
+import { createPasswordHasher } from '../users/passwords.ts';
+import { createUserQueries } from '../users/queries.ts';
+import { CommandError } from './errors.ts';
+
+export interface CliIo {
+  out(line: string): void;
+  readStdin(): Promise<string>;
+}
+
+export interface Store {
+  database: Database<Tables>;
+  users: ReturnType<typeof createUserQueries>;
+  accounts: ReturnType<typeof createAccounts>;
+  clients: ClientRegistry;
+}
+
+export interface StoreOptions {
+  /** Apply pending migrations first (the embedded store always does, unless the command migrates itself). */
+  migrate?: boolean;
+  /** The command manages migrations itself: neither apply nor check them. */
+  skipMigrations?: boolean;
+}
+
+export interface CliContext {
+  config: Config;
+  io: CliIo;
+  /** Opens the store, runs fn, closes the store. `migrate` applies pending migrations first. */
+  withStore<T>(fn: (store: Store) => Promise<T>, options?: StoreOptions): Promise<T>;
+}
+
+function storeInUse(error: StoreInUseError): CommandError {
+  return new CommandError(
+    `store in use: a JobSwipe Identity server (pid ${error.pid}) holds the embedded store in ${error.dataDir}; ` +
+      'stop it first, or point DATABASE_URL at Postgres to administer a running server',
+  );
+}
+
+export function createCliContext(config: Config, io: CliIo): CliContext {
+  return {
+    config,
+    io,
+    async withStore(fn, options = {}) {
+      let database: Database<Tables>;
+      try {
+        database = await openDatabase<Tables>(config.store);
+      } catch (error) {
+        if (error instanceof StoreInUseError) throw storeInUse(error);
+        throw error;
+      }
+      try {
+        // The embedded store migrates itself, as `npm start` does; Postgres is migrated explicitly.
+        if (options.skipMigrations) {
+          // the command handles the schema
+        } else if (options.migrate || config.store.kind === 'embedded') {
+          await migrateToLatest(database.db);
+        } else if ((await pendingMigrations(database.db)).length > 0) {
+          throw new CommandError('the database schema is behind: run `npm run idp -- migrate` first');
+        }
+      } catch (error) {
+        await database.close();
+        const described = describeConnectionError(error, config);
+        throw described instanceof StartupError ? new CommandError(described.message) : described;
+      }
+      try {
+        const { db } = database;
+        const users = createUserQueries(db);
+        const keystore = createKeystore(db);
+        // Client metadata is validated by a provider configured like the server's.
+        const validate = async (metadata: Metadata) => {
+          await keystore.ensureSigningKey();
+          const provider = createProvider({
+            issuer: config.issuer,
+            jwks: await keystore.signingJwks(),
+            cookieKeys: [randomBytes(32).toString('base64url')],
+            adapter: createOidcAdapter(db),
+            scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
+            users,
+            api: config.api,
+          });
+          await provider.Client.validate(metadata);
+        };
+        return await fn({
+          database,
+          users,
+          accounts: createAccounts(users, createPasswordHasher(config.bcryptCost)),
+          clients: createClientRegistry(db, validate),
+        });
+      } finally {
+        await database.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import { readFile } from 'node:fs/promises';
+import type { Tables } from '../store.ts';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { canonicalJson, createClientRegistry, type Metadata } from '../clients/registry.ts';
+import { checkAccount, createAccounts, type NewAccount } from '../users/accounts.ts';
+import { createPasswordHasher } from '../users/passwords.ts';
+import { createUserQueries } from '../users/queries.ts';
+import type { CliContext } from './context.ts';
+import { CommandError, UsageError } from './errors.ts';
+
+const seedSchema = z.strictObject({
+  clients: z
+    .array(z.looseObject({ client_id: z.string().min(1, 'client_id is required'), client_secret: z.string().min(1).optional() }))
+    .default([]),
+  users: z
+    .array(
+      z.strictObject({
+        email: z.string(),
+        name: z.string().max(200).default(''),
+        password: z.string().optional(),
+        password_hash: z.string().optional(),
+        email_verified: z.boolean().default(false),
+      }),
+    )
+    .default([]),
+});
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  return `${issue.path.length ? issue.path.join('.') : 'seed'}: ${issue.message}`;
+}
+
+/**
+ * Creates or updates the seed's clients and users. Everything is validated before anything is
+ * written, and the writes share one transaction, so a bad file changes nothing.
+ */
+export async function importSeed(context: CliContext, file: string): Promise<void> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `${file}: no such file` : `${file}: not valid JSON`);
+  }
+  const parsed = seedSchema.safeParse(raw);
+  if (!parsed.success) throw new CommandError(`${file}: ${parsed.error.issues.map(describeIssue).join('; ')}`);
+  const seed = parsed.data;
+
+  const ids = seed.clients.map((client) => client.client_id);
+  const duplicateClient = ids.find((id, index) => ids.indexOf(id) !== index);
+  if (duplicateClient) throw new CommandError(`${file}: client ${duplicateClient} appears twice`);
+  const emails = seed.users.map((user) => user.email.toLowerCase());
+  const duplicateUser = emails.find((email, index) => emails.indexOf(email) !== index);
+  if (duplicateUser) throw new CommandError(`${file}: user ${duplicateUser} appears twice`);
+
+  const accounts: NewAccount[] = seed.users.map((user) => ({
+    email: user.email,
+    name: user.name,
+    emailVerified: user.email_verified,
+    password: user.password,
+    passwordHash: user.password_hash,
+  }));
+
+  await context.withStore(async ({ clients, database }) => {
+    for (const client of seed.clients) await clients.validate(client as Metadata);
+    for (const account of accounts) checkAccount(account);
+
+    const counts = { clients: 0, users: 0, changed: 0 };
+    await database.db.transaction().execute(async (transaction) => {
+      // Kysely types a transaction over all tables as unrelated to a Kysely over some of them.
+      const trx = transaction as unknown as Kysely<Tables>;
+      // Every client was validated above; inside the transaction only writes remain.
+      const registry = createClientRegistry(trx, async () => {});
+      for (const client of seed.clients as Metadata[]) {
+        const existing = await registry.find(client.client_id);
+        if (!existing) counts.clients += 1;
+        else if (canonicalJson(existing) !== canonicalJson(client)) counts.changed += 1;
+        else continue;
+        await registry.save(client);
+      }
+      const users = createUserQueries(trx);
+      const writer = createAccounts(users, createPasswordHasher(context.config.bcryptCost));
+      for (const account of accounts) {
+        const existing = await users.findByEmail(account.email);
+        if (!existing) {
+          await writer.create(account);
+          counts.users += 1;
+        } else if (await writer.reconcile(existing, account)) {
+          counts.changed += 1;
+        }
+      }
+    });
+    context.io.out(`${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
+  }, { migrate: true });
+}

@@ -1,0 +1,73 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createOidcAdapter, type OidcTables } from '@jobswipe/adapters';
+import type { Kysely } from 'kysely';
+import type { ClientMetadata } from 'oidc-provider';
+
+export type Metadata = Record<string, unknown> & { client_id: string };
+
+/** Client metadata is checked by the provider's own validation, so the CLI accepts exactly what the provider serves. */
+export type ValidateClient = (metadata: Metadata) => Promise<void>;
+
+export class ClientRejected extends Error {
+  readonly code = 'ERR_CLIENT_REJECTED';
+}
+
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);
+
+export function needsSecret(metadata: Record<string, unknown>): boolean {
+  const method = metadata['token_endpoint_auth_method'] ?? 'client_secret_basic';
+  return SECRET_METHODS.has(String(method));
+}
+
+/** Fills in a generated client_id and (for secret-based authentication) a generated secret. */
+export function withGeneratedCredentials(metadata: Record<string, unknown>): Metadata {
+  const filled: Record<string, unknown> = { ...metadata };
+  if (typeof filled['client_id'] !== 'string' || filled['client_id'] === '') filled['client_id'] = randomUUID();
+  if (needsSecret(filled) && filled['client_secret'] === undefined) {
+    filled['client_secret'] = randomBytes(32).toString('base64url');
+  }
+  return filled as Metadata;
+}
+
+/** Stable JSON: equal metadata compares equal whatever the key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function createClientRegistry(db: Kysely<OidcTables>, validate: ValidateClient) {
+  const clients = new (createOidcAdapter(db))('Client');
+  return {
+    async validate(metadata: Metadata): Promise<void> {
+      try {
+        await validate(metadata as ClientMetadata & Metadata);
+      } catch (error) {
+        const { error: code, error_description: description } = error as { error?: string; error_description?: string };
+        throw new ClientRejected(`client ${metadata.client_id}: ${description ?? code ?? (error as Error).message}`);
+      }
+    },
+    async find(clientId: string): Promise<Metadata | undefined> {
+      return (await clients.find(clientId)) as Metadata | undefined;
+    },
+    async save(metadata: Metadata): Promise<void> {
+      await clients.upsert(metadata.client_id, metadata, 0);
+    },
+    async list(): Promise<Metadata[]> {
+      const rows = await db
+        .selectFrom('oidc_models')
+        .select('payload')
+        .where('model', '=', 'Client')
+        .orderBy('id')
+        .execute();
+      return rows.map((row) => row.payload as Metadata);
+    },
+  };
+}
+
+export type ClientRegistry = ReturnType<typeof createClientRegistry>;
