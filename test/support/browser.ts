@@ -1,0 +1,62 @@
+import { CookieJar } from 'tough-cookie';
+
+export interface BrowserResponse {
+  status: number;
+  url: string;
+  location: string | undefined;
+  headers: Headers;
+  body: string;
+}
+
+/**
+ * A minimal user agent for protocol tests: a real cookie jar (paths, expiry) over real HTTP, with
+ * redirects followed one by one so a test can stop at the relying party's callback.
+ */
+export class Browser {
+  readonly jar = new CookieJar();
+
+  async request(url: string, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<BrowserResponse> {
+    const headers = new Headers(init.headers);
+    const cookie = await this.jar.getCookieString(url);
+    if (cookie) headers.set('cookie', cookie);
+    let body: string | undefined;
+    if (init.form) {
+      headers.set('content-type', 'application/x-www-form-urlencoded');
+      body = new URLSearchParams(init.form).toString();
+    }
+    const response = await fetch(url, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
+    for (const setCookie of response.headers.getSetCookie()) await this.jar.setCookie(setCookie, url);
+    const location = response.headers.get('location');
+    return {
+      status: response.status,
+      url,
+      location: location ? new URL(location, url).toString() : undefined,
+      headers: response.headers,
+      body: await response.text(),
+    };
+  }
+
+  /** Follows redirects until a response that is not one, or until `stopAt` is reached (not fetched). */
+  async follow(url: string, stopAt?: (url: string) => boolean, init: Parameters<Browser['request']>[1] = {}): Promise<BrowserResponse> {
+    let response = await this.request(url, init);
+    for (let hops = 0; hops < 20; hops += 1) {
+      if (response.status < 300 || response.status >= 400 || !response.location) return response;
+      if (stopAt?.(response.location)) return response;
+      response = await this.request(response.location);
+    }
+    throw new Error(`too many redirects from ${url}`);
+  }
+}
+
+/** The value of a hidden form field in a page. */
+export function hiddenField(html: string, name: string): string {
+  const match = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
+  if (!match?.[1]) throw new Error(`no ${name} field in page`);
+  return match[1];
+}
+
+export function formAction(html: string, issuer: string): string {
+  const match = /<form method="post" action="([^"]+)"/.exec(html);
+  if (!match?.[1]) throw new Error('no form in page');
+  return new URL(match[1].replaceAll('&amp;', '&'), issuer).toString();
+}

@@ -1,0 +1,81 @@
+import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { loadConfig } from '@jobswipe/config';
+import { startServer, type RunningServer } from '@jobswipe/idp';
+import { createClientRegistry, withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
+import { createAccounts } from '../../idp/src/users/accounts.ts';
+import { createPasswordHasher } from '../../idp/src/users/passwords.ts';
+import { createUserQueries } from '../../idp/src/users/queries.ts';
+import { createTestStore, storeEnvironment, type StoreKind, type TestStore } from './stores.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface TestServer {
+  issuer: string;
+  server: RunningServer;
+  store: TestStore;
+  /** Every log line the server wrote, as raw JSON text. */
+  logs: string[];
+  registerClient(metadata: Record<string, unknown>): Promise<Metadata>;
+  createUser(user: { email: string; password: string; name?: string; emailVerified?: boolean }): Promise<{ id: string }>;
+  stop(): Promise<void>;
+}
+
+/** The real server, in this process, on a fresh store of the given kind, listening on a free port. */
+export async function startTestServer(kind: StoreKind, env: Record<string, string> = {}): Promise<TestServer> {
+  const store = await createTestStore(kind);
+  const port = await freePort();
+  const issuer = `http://localhost:${port}`;
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(String(chunk));
+      callback();
+    },
+  });
+  const config = loadConfig({
+    ...storeEnvironment(store),
+    PORT: String(port),
+    ISSUER: issuer,
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  const server = await startServer(config, { logDestination: destination });
+  const { db } = server.database;
+  const users = createUserQueries(db);
+  const accounts = createAccounts(users, createPasswordHasher(config.bcryptCost));
+  const clients = createClientRegistry(db, (metadata) => server.provider.Client.validate(metadata));
+  return {
+    issuer,
+    server,
+    store,
+    logs,
+    async registerClient(metadata) {
+      const filled = withGeneratedCredentials(metadata);
+      await clients.validate(filled);
+      await clients.save(filled);
+      return filled;
+    },
+    async createUser(user) {
+      return accounts.create({
+        email: user.email,
+        name: user.name ?? 'Test User',
+        password: user.password,
+        emailVerified: user.emailVerified ?? true,
+      });
+    },
+    async stop() {
+      await server.close();
+      await store.drop();
+    },
+  };
+}
