@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
+import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
 import { healthRoutes } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
 import { interactionRoutes } from './interactions/routes.ts';
@@ -45,6 +46,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(pages.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(enforceRegisteredAuthMethod(deps.provider));
 
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async (ctx) => {
@@ -55,7 +57,7 @@ export function createApp(deps: AppDependencies): Koa {
       handlers.set(provider, handler);
     }
     ctx.respond = false;
-    await handler(ctx.req, ctx.res);
+    await handler(requestForProvider(ctx.req), ctx.res);
   });
   return app;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Tables } from '../store.ts';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { canonicalJson, createClientRegistry, type Metadata } from '../clients/registry.ts';
+import { canonicalJson, createClientRegistry, needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { checkAccount, createAccounts, type NewAccount } from '../users/accounts.ts';
 import { createPasswordHasher } from '../users/passwords.ts';
 import { createUserQueries } from '../users/queries.ts';
@@ -62,7 +62,20 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
   }));
 
   await context.withStore(async ({ clients, database }) => {
-    for (const client of seed.clients) await clients.validate(client as Metadata);
+    // A secret-based client without a client_secret keeps its stored secret, or gets a generated
+    // one (printed once), as `clients create` does; without one the provider refuses the client.
+    const generated: Metadata[] = [];
+    const wanted: Metadata[] = [];
+    for (const client of seed.clients as Metadata[]) {
+      let metadata = client;
+      if (needsSecret(client) && client['client_secret'] === undefined) {
+        const stored = (await clients.find(client.client_id))?.['client_secret'];
+        metadata = typeof stored === 'string' ? { ...client, client_secret: stored } : withGeneratedCredentials(client);
+        if (typeof stored !== 'string') generated.push(metadata);
+      }
+      await clients.validate(metadata);
+      wanted.push(metadata);
+    }
     for (const account of accounts) checkAccount(account);
 
     const counts = { clients: 0, users: 0, changed: 0 };
@@ -71,7 +84,7 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
       const trx = transaction as unknown as Kysely<Tables>;
       // Every client was validated above; inside the transaction only writes remain.
       const registry = createClientRegistry(trx, async () => {});
-      for (const client of seed.clients as Metadata[]) {
+      for (const client of wanted) {
         const existing = await registry.find(client.client_id);
         if (!existing) counts.clients += 1;
         else if (canonicalJson(existing) !== canonicalJson(client)) counts.changed += 1;
@@ -90,6 +103,8 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
         }
       }
     });
+    for (const client of generated) context.io.out(`client ${client.client_id}: client_secret: ${String(client['client_secret'])}`);
+    if (generated.length > 0) context.io.out('Generated secrets are shown only this once: store them now.');
     context.io.out(`${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
   }, { migrate: true });
 }

@@ -45,7 +45,8 @@ export async function runCli(argv: string[]): Promise<number> {
       return 2;
     }
     if (error instanceof UsageError) {
-      process.stderr.write(`idp ${name}: ${error.message}\nusage: idp ${command.usage}\n`);
+      // One line, like every other failure: the synopsis without the description after it.
+      process.stderr.write(`idp ${name}: ${error.message} (usage: idp ${command.usage.split(/\s{2,}/)[0]})\n`);
       return 2;
     }
     if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected) {

@@ -15,8 +15,9 @@ async function oauthError(promise: Promise<unknown>): Promise<{ error: string; s
   try {
     await promise;
   } catch (error) {
-    const { error: code, status } = error as { error?: string; status?: number };
-    return { error: String(code), status: Number(status) };
+    // openid-client reports a 401 through its WWW-Authenticate challenge.
+    const { error: code, status, cause } = error as { error?: string; status?: number; cause?: Array<{ parameters?: { error?: string } }> };
+    return { error: String(code ?? cause?.[0]?.parameters?.error), status: Number(status) };
   }
   throw new Error('expected an OAuth error');
 }
