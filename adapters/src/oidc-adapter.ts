@@ -17,6 +17,10 @@ export class AlreadyConsumedError extends errors.InvalidGrant {
 
 const live = sql<boolean>`(expires_at is null or expires_at > now())`;
 
+// Postgres text and jsonb cannot hold NUL. No identifier we issue contains one, so a lookup with it
+// finds nothing, and a payload with one (junk request parameters) is refused as a bad request.
+const hasNul = (value: string) => value.includes('\u0000');
+
 /**
  * oidc-provider's storage contract over one generic table. Expiry is computed and compared with the
  * database clock, so processes with skewed clocks agree on what has expired.
@@ -30,8 +34,13 @@ export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) =>
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      const expiresAt = expiresIn > 0 ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
+      // 0 or no value: no expiry. A negative value (oidc-provider saves with exp - now) is already expired.
+      const expiresAt =
+        Number.isFinite(expiresIn) && expiresIn !== 0 ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
       const json = JSON.stringify(payload);
+      if (hasNul(id) || json.includes('\\u0000')) {
+        throw new errors.InvalidRequest('request parameters must not contain NUL characters');
+      }
       await db
         .insertInto('oidc_models')
         .values({ model: this.name, id, payload: json, expires_at: expiresAt, consumed_at: null })
@@ -54,6 +63,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) =>
     }
 
     async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(value)) return undefined;
       const row = await db
         .selectFrom('oidc_models')
         .select(['payload', 'consumed_at'])
@@ -68,6 +78,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) =>
 
     /** Marks the row consumed; only one of any number of concurrent callers succeeds. */
     async consume(id: string): Promise<void> {
+      if (hasNul(id)) return;
       const updated = await db
         .updateTable('oidc_models')
         .set({ consumed_at: sql<Date>`now()` })
@@ -87,10 +98,12 @@ export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) =>
     }
 
     async destroy(id: string): Promise<void> {
+      if (hasNul(id)) return;
       await db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', id).execute();
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      if (hasNul(grantId)) return;
       await db.deleteFrom('oidc_models').where('model', '=', this.name).where('grant_id', '=', grantId).execute();
     }
   };

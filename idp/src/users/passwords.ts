@@ -13,6 +13,8 @@ export function checkPasswordRules(password: string): void {
   if ([...password].length < MIN_PASSWORD_LENGTH) {
     throw new PasswordRejected(`password must be at least ${MIN_PASSWORD_LENGTH} characters`);
   }
+  // bcrypt stops reading at a NUL byte, so everything after one would be ignored.
+  if (password.includes('\u0000')) throw new PasswordRejected('password must not contain NUL characters');
   if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new PasswordRejected(`password must be at most ${MAX_PASSWORD_BYTES} bytes (UTF-8)`);
   }

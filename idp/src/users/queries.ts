@@ -20,6 +20,8 @@ export function createUserQueries(db: Kysely<UserTables>) {
     },
 
     async findByEmail(email: string): Promise<User | undefined> {
+      // Postgres text cannot hold NUL; no stored address contains one.
+      if (email.includes('\u0000')) return undefined;
       return db
         .selectFrom('users')
         .selectAll()

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
+import { authorizationRequest, relyingParty, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { STORE_KINDS } from '../../../test/support/stores.ts';
+
+const CALLBACK = 'http://localhost:3000/cb';
+const bob = { email: 'bob@example.com', password: 'purple monkey dishwasher' };
+
+describe.each(STORE_KINDS)('login page (%s store)', (kind) => {
+  let idp: TestServer;
+  let rp: RelyingParty;
+
+  beforeAll(async () => {
+    idp = await startTestServer(kind);
+    await idp.createUser(bob);
+    await idp.createUser({ email: 'gone@example.com', password: 'this account is disabled' });
+    const { createUserQueries } = await import('../../src/users/queries.ts');
+    const users = createUserQueries(idp.server.database.db);
+    const gone = await users.findByEmail('gone@example.com');
+    await users.disable(gone!.id);
+    rp = await relyingParty(idp.issuer, await idp.registerClient({ client_id: 'rp', redirect_uris: [CALLBACK], first_party: true }));
+  });
+  afterAll(async () => {
+    await idp?.stop();
+  });
+
+  async function loginPage(browser = new Browser()) {
+    const request = await authorizationRequest(rp, 'openid');
+    const page = await browser.follow(request.url);
+    return { browser, page };
+  }
+
+  async function submit(email: string, password: string, csrf?: string) {
+    const { browser, page } = await loginPage();
+    const started = performance.now();
+    const response = await browser.request(formAction(page.body, idp.issuer), {
+      form: { _csrf: csrf ?? hiddenField(page.body, '_csrf'), email, password },
+    });
+    return { response, ms: performance.now() - started, browser };
+  }
+
+  it('serves a login form with email, password, a CSRF token and Sign in as its first submit button', async () => {
+    const { page } = await loginPage();
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('name="email"');
+    expect(page.body).toContain('name="password"');
+    expect(hiddenField(page.body, '_csrf').length).toBeGreaterThan(10);
+    const firstButton = /<button[^>]*>([^<]*)<\/button>/.exec(page.body);
+    expect(firstButton?.[0]).toContain('type="submit"');
+    expect(firstButton?.[1]).toBe('Sign in');
+    expect(page.body).toContain('<meta name="viewport"');
+    expect(page.body).not.toMatch(/(src|href)="https?:\/\//);
+    expect(page.headers.get('cache-control')).toContain('no-store');
+  });
+
+  it('gives the same answer, in about the same time, for an unknown email and a wrong password', async () => {
+    const wrongPassword = await submit(bob.email, 'not the right password');
+    const unknownUser = await submit('nobody@example.com', 'not the right password');
+    for (const { response } of [wrongPassword, unknownUser]) {
+      expect(response.status).toBe(401);
+      expect(response.body).toContain('Email or password is incorrect');
+    }
+    const strip = (body: string) => body.replace(/value="[^"]*"/g, '').replace(/action="[^"]*"/g, '');
+    expect(strip(wrongPassword.response.body)).toBe(strip(unknownUser.response.body));
+    // Both paths run bcrypt at cost 12 (the unknown user against a dummy hash).
+    const times = [] as number[][];
+    for (const email of [bob.email, 'nobody@example.com']) {
+      const samples: number[] = [];
+      for (let i = 0; i < 3; i += 1) samples.push((await submit(email, 'not the right password')).ms);
+      times.push(samples.sort((a, b) => a - b));
+    }
+    const [known, unknown] = times.map((samples) => samples[1]!);
+    expect(unknown!).toBeGreaterThan(known! * 0.5);
+    expect(known!).toBeGreaterThan(unknown! * 0.5);
+  });
+
+  it('signs in with the right password and never for a disabled user', async () => {
+    const ok = await submit(bob.email, bob.password);
+    expect(ok.response.status).toBe(303);
+    expect(ok.response.location).toMatch(/\/auth\//);
+    const disabled = await submit('gone@example.com', 'this account is disabled');
+    expect(disabled.response.status).toBe(401);
+    expect(disabled.response.body).toContain('disabled');
+    const disabledWrong = await submit('gone@example.com', 'wrong password here');
+    expect(disabledWrong.response.body).toContain('Email or password is incorrect');
+  });
+
+  it('refuses a login form without a valid CSRF token (403, no session)', async () => {
+    for (const csrf of ['', 'forged-token-value']) {
+      const { response, browser } = await submit(bob.email, bob.password, csrf);
+      expect(response.status).toBe(403);
+      expect(response.location).toBeUndefined();
+      const cookies = await browser.jar.getCookies(idp.issuer);
+      expect(cookies.map((cookie) => cookie.key)).not.toContain('_session');
+    }
+    // A token from another browser's cookie does not fit this browser's secret.
+    const other = await loginPage();
+    const { response } = await submit(bob.email, bob.password, hiddenField(other.page.body, '_csrf'));
+    expect(response.status).toBe(403);
+  });
+});
