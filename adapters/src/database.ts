@@ -1,7 +1,5 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { openEmbeddedStore } from './embedded.ts';
-import { PGliteDialect } from './pglite-dialect.ts';
 
 export type StoreOptions =
   | { kind: 'postgres'; url: string; poolMax: number }
@@ -50,6 +48,8 @@ export async function openDatabase<DB>(
       close: () => db.destroy(),
     };
   }
+  // Loaded on demand: PGlite's WebAssembly build costs ~1.5 s and ~170 MB that a Postgres deployment never needs.
+  const [{ openEmbeddedStore }, { PGliteDialect }] = await Promise.all([import('./embedded.ts'), import('./pglite-dialect.ts')]);
   const store = await openEmbeddedStore(options.dataDir);
   const db = new Kysely<DB>({ dialect: new PGliteDialect(store.pglite) });
   return {

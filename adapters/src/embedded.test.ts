@@ -8,7 +8,8 @@ import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestStore, type TestStore } from '../../test/support/stores.ts';
 import { openDatabase } from './database.ts';
-import { openEmbeddedStore, StoreInUseError } from './embedded.ts';
+import { openEmbeddedStore } from './embedded.ts';
+import { StoreInUseError } from './store-in-use.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EMBEDDED_MODULE = new URL('./embedded.ts', import.meta.url).href;

@@ -4,22 +4,9 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
+import { StoreInUseError } from './store-in-use.ts';
 
 const run = promisify(execFile);
-
-/** Another live process holds the embedded store in this data directory. */
-export class StoreInUseError extends Error {
-  readonly code = 'ERR_STORE_IN_USE';
-  readonly pid: number;
-  readonly dataDir: string;
-
-  constructor(dataDir: string, pid: number) {
-    super(`store in use: the embedded store in ${dataDir} is held by process ${pid}`);
-    this.name = 'StoreInUseError';
-    this.pid = pid;
-    this.dataDir = dataDir;
-  }
-}
 
 function isAlive(pid: number): boolean {
   try {

@@ -1,5 +1,5 @@
 export { openDatabase } from './database.ts';
 export type { Database, StoreOptions } from './database.ts';
-export { StoreInUseError } from './embedded.ts';
+export { StoreInUseError } from './store-in-use.ts';
 export { createOidcAdapter, sweepExpired, AlreadyConsumedError } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
