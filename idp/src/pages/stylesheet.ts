@@ -17,5 +17,5 @@ button.secondary{background:#e5e7eb;color:#111827}
 .error{padding:.6rem .75rem;border-radius:.5rem;background:#fef2f2;color:#991b1b;border:1px solid #fecaca}
 .muted{color:#6b7280;font-size:.9rem}
 ul.scopes{padding-left:1.2rem}
-code{word-break:break-all}
+code{overflow-wrap:anywhere}
 `;
