@@ -50,28 +50,27 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     }),
   );
   const parsed = environmentSchema.safeParse(variables);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '(environment)'), message: issue.message })),
-    );
-  }
-  const env = parsed.data;
-  const production = env.NODE_ENV === 'production';
-  const issuer = env.ISSUER ?? `http://localhost:${env.PORT}`;
+  const problems: ConfigProblem[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '(environment)'), message: issue.message }));
 
-  const problems: ConfigProblem[] = [];
+  // The production guards look at the raw values too, so one run reports every problem at once.
+  const production = (parsed.success ? parsed.data.NODE_ENV : variables['NODE_ENV']) === 'production';
+  const rawIssuer = parsed.success ? parsed.data.ISSUER : variables['ISSUER'];
+  const issuer = rawIssuer ?? `http://localhost:${parsed.success ? parsed.data.PORT : (variables['PORT'] ?? 4000)}`;
   if (production) {
-    if (!issuer.startsWith('https://')) {
+    if (!issuer.startsWith('https://') && !problems.some((p) => p.variable === 'ISSUER')) {
       problems.push({ variable: 'ISSUER', message: 'must be an https URL in production' });
     }
-    if (!env.DATABASE_URL) {
+    if (!variables['DATABASE_URL']) {
       problems.push({ variable: 'DATABASE_URL', message: 'is required in production (the embedded store is for development)' });
     }
-    if (!env.COOKIE_KEYS) {
+    if (!variables['COOKIE_KEYS']) {
       problems.push({ variable: 'COOKIE_KEYS', message: 'is required in production (generated development keys are refused)' });
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const env = parsed.data;
 
   const store: StoreConfig = env.DATABASE_URL
     ? { kind: 'postgres', url: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }

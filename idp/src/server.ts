@@ -5,7 +5,11 @@ import type { Config } from '@jobswipe/config';
 import { createKeystore } from '@jobswipe/keystore';
 import type Provider from 'oidc-provider';
 import type { DestinationStream } from 'pino';
+import { join, resolve } from 'node:path';
+import { ADMIN_SOCKET_NAME, listenForCommands } from './admin-socket.ts';
 import { createApp } from './app.ts';
+import { createCliContext } from './cli/context.ts';
+import { runCommand } from './cli/run.ts';
 import { requestIdOf } from './http/request-context.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createProvider } from './provider/configuration.ts';
@@ -117,6 +121,23 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       users,
       hasher,
     });
+
+    if (database.kind === 'embedded') {
+      const socketPath = join(resolve(config.dataDir), ADMIN_SOCKET_NAME);
+      try {
+        const stopCommands = await listenForCommands(
+          socketPath,
+          (argv, stdin, io) => {
+            log.info({ event: 'admin.command', command: argv.slice(0, 2).join(' ') }, 'command from the CLI');
+            return runCommand(argv, io, (given) => createCliContext(given, io, database), config);
+          },
+          (error) => log.error({ err: error }, 'CLI command failed'),
+        );
+        cleanups.unshift(stopCommands);
+      } catch (error) {
+        log.warn({ err: error, socketPath }, 'CLI commands cannot reach this server (admin socket unavailable)');
+      }
+    }
 
     const handler = app.callback();
     const servers: Server[] = [];

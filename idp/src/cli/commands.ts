@@ -3,6 +3,7 @@ import { migrateToLatest } from '@jobswipe/migrations';
 import { z } from 'zod';
 import { needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
+import { checkPasswordRules, PasswordRejected } from '../users/passwords.ts';
 import type { CliContext } from './context.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { importSeed } from './import.ts';
@@ -61,6 +62,12 @@ export const COMMANDS: Record<string, Command> = {
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords are never taken as arguments)');
       const password = (await context.io.readStdin()).replace(/\r?\n$/, '');
       if (password === '') throw new UsageError('no password on standard input');
+      try {
+        checkPasswordRules(password);
+      } catch (error) {
+        if (error instanceof PasswordRejected) throw new CommandError(error.message);
+        throw error;
+      }
       await context.withStore(async ({ accounts }) => {
         const user = await accounts.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
         context.io.out(`created user ${user.id} <${user.email}>`);

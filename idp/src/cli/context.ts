@@ -45,21 +45,26 @@ function storeInUse(error: StoreInUseError): CommandError {
   );
 }
 
-export function createCliContext(config: Config, io: CliIo): CliContext {
+/**
+ * The CLI's view of the store. Given `shared`, commands run on that open database (a running server's,
+ * which has migrated it) and leave it open; otherwise each command opens and closes the store itself.
+ */
+export function createCliContext(config: Config, io: CliIo, shared?: Database<Tables>): CliContext {
   return {
     config,
     io,
     async withStore(fn, options = {}) {
       let database: Database<Tables>;
       try {
-        database = await openDatabase<Tables>(config.store);
+        database = shared ?? (await openDatabase<Tables>(config.store));
       } catch (error) {
         if (error instanceof StoreInUseError) throw storeInUse(error);
         throw error;
       }
+      const close = shared ? async () => {} : () => database.close();
       try {
         // The embedded store migrates itself, as `npm start` does; Postgres is migrated explicitly.
-        if (options.skipMigrations) {
+        if (options.skipMigrations || shared) {
           // the command handles the schema
         } else if (options.migrate || config.store.kind === 'embedded') {
           await migrateToLatest(database.db);
@@ -67,7 +72,7 @@ export function createCliContext(config: Config, io: CliIo): CliContext {
           throw new CommandError('the database schema is behind: run `npm run idp -- migrate` first');
         }
       } catch (error) {
-        await database.close();
+        await close();
         const described = describeConnectionError(error, config);
         throw described instanceof StartupError ? new CommandError(described.message) : described;
       }
@@ -96,7 +101,7 @@ export function createCliContext(config: Config, io: CliIo): CliContext {
           clients: createClientRegistry(db, validate),
         });
       } finally {
-        await database.close();
+        await close();
       }
     },
   };

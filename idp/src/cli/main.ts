@@ -1,62 +1,46 @@
-import { ConfigError, loadConfig } from '@jobswipe/config';
-import { AccountRejected } from '../users/accounts.ts';
-import { ClientRejected } from '../clients/registry.ts';
-import { COMMANDS } from './commands.ts';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
+import { ADMIN_SOCKET_NAME, forwardCommand } from '../admin-socket.ts';
 import { createCliContext } from './context.ts';
-import { CommandError, UsageError } from './errors.ts';
+import { UsageError } from './errors.ts';
+import { runCommand, type CommandIo } from './run.ts';
 
-function help(): string {
-  return [
-    'usage: idp <command> [options]',
-    '',
-    ...Object.values(COMMANDS).map((command) => `  ${command.usage}`),
-    '',
-    'Configuration comes from the same environment variables as the server (see docs/configuration.md).',
-  ].join('\n');
-}
-
+let stdin: Promise<string> | undefined;
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new UsageError('expected input on standard input, e.g. `printf %s "$PASSWORD" | idp ...`');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  stdin ??= (async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  })();
+  return stdin;
 }
 
-/** Runs one CLI invocation; returns the exit status. Every failure is one line on stderr. */
-export async function runCli(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
-    process.stdout.write(`${help()}\n`);
-    return argv.length === 0 ? 2 : 0;
-  }
-  const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
-  const [name, args] = COMMANDS[twoWords] ? [twoWords, argv.slice(2)] : [argv[0] ?? '', argv.slice(1)];
-  const command = COMMANDS[name];
-  if (!command) {
-    process.stderr.write(`idp: unknown command "${argv.slice(0, 2).join(' ')}" (run \`idp help\` for the list)\n`);
-    return 2;
-  }
+const io: CommandIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  readStdin,
+};
+
+async function main(argv: string[]): Promise<number> {
+  let config: Config;
   try {
-    const config = loadConfig();
-    await command.run(createCliContext(config, { out: (line) => process.stdout.write(`${line}\n`), readStdin }), args);
-    return 0;
+    config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`idp: ${error.message.replaceAll('\n', ' ').replace(/\s+/g, ' ')}\n`);
+      io.err(`idp: ${error.message.replace(/\s+/g, ' ')}`);
       return 2;
     }
-    if (error instanceof UsageError) {
-      // One line, like every other failure: the synopsis without the description after it.
-      process.stderr.write(`idp ${name}: ${error.message} (usage: idp ${command.usage.split(/\s{2,}/)[0]})\n`);
-      return 2;
-    }
-    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected) {
-      process.stderr.write(`idp ${name}: ${error.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`idp ${name}: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (process.env['DEBUG']) console.error(error);
-    return 1;
+    throw error;
   }
+  // A server running on the embedded store owns it: hand the command to that server.
+  if (config.store.kind === 'embedded') {
+    const wantsStdin = argv.some((arg) => arg.endsWith('-stdin'));
+    const input = wantsStdin && !process.stdin.isTTY ? await readStdin() : undefined;
+    const forwarded = await forwardCommand(join(resolve(config.dataDir), ADMIN_SOCKET_NAME), argv, input, io);
+    if (forwarded !== undefined) return forwarded;
+  }
+  return runCommand(argv, io, (given) => createCliContext(given, io), config);
 }
 
-process.exitCode = await runCli(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

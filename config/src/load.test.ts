@@ -1,0 +1,239 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { renderConfigurationDoc } from './docs.ts';
+import { ConfigError, loadConfig, type ConfigProblem } from './load.ts';
+
+const KEY_A = 'a'.repeat(32);
+const KEY_B = 'b'.repeat(48);
+
+/** The ConfigError loadConfig throws for this environment (fails the test when it does not throw one). */
+function configError(source: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(source);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(source)}`);
+}
+
+const variables = (problems: ConfigProblem[]) => problems.map((problem) => problem.variable).sort();
+
+describe('loadConfig defaults', () => {
+  it('an empty environment is a development server on port 4000 with the embedded store', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      env: 'development',
+      production: false,
+      port: 4000,
+      host: 'localhost',
+      issuer: 'http://localhost:4000',
+      dataDir: './.data',
+      store: { kind: 'embedded', dataDir: './.data' },
+      migrateOnStart: true,
+      cookieKeys: undefined,
+      api: { resource: 'urn:jobswipe:api', scopes: ['api:read', 'api:write'] },
+      bcryptCost: 12,
+      logLevel: 'info',
+      sweepIntervalSeconds: 300,
+      shutdownGraceSeconds: 8,
+    });
+  });
+
+  it('the default issuer follows PORT', () => {
+    const config = loadConfig({ PORT: '8123' });
+    expect(config.port).toBe(8123);
+    expect(config.issuer).toBe('http://localhost:8123');
+  });
+
+  it('an explicit ISSUER wins over the PORT default', () => {
+    expect(loadConfig({ PORT: '8123', ISSUER: 'https://id.jobswipe.example' }).issuer).toBe('https://id.jobswipe.example');
+  });
+
+  it('the embedded store lives in DATA_DIR when DATABASE_URL is unset', () => {
+    const config = loadConfig({ DATA_DIR: '/var/lib/idp' });
+    expect(config.store).toEqual({ kind: 'embedded', dataDir: '/var/lib/idp' });
+    expect(config.dataDir).toBe('/var/lib/idp');
+  });
+
+  it('DATABASE_URL selects Postgres with the pool size', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://idp@db.internal:5432/identity', DATABASE_POOL_MAX: '25' });
+    expect(config.store).toEqual({ kind: 'postgres', url: 'postgres://idp@db.internal:5432/identity', poolMax: 25 });
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/identity' }).store).toEqual({
+      kind: 'postgres',
+      url: 'postgresql://db/identity',
+      poolMax: 10,
+    });
+  });
+
+  it('MIGRATE_ON_START=auto migrates the embedded store and not Postgres; true/false override', () => {
+    const postgres = 'postgres://db/identity';
+    expect(loadConfig({}).migrateOnStart).toBe(true);
+    expect(loadConfig({ MIGRATE_ON_START: 'auto' }).migrateOnStart).toBe(true);
+    expect(loadConfig({ DATABASE_URL: postgres }).migrateOnStart).toBe(false);
+    expect(loadConfig({ DATABASE_URL: postgres, MIGRATE_ON_START: 'auto' }).migrateOnStart).toBe(false);
+    expect(loadConfig({ DATABASE_URL: postgres, MIGRATE_ON_START: 'true' }).migrateOnStart).toBe(true);
+    expect(loadConfig({ MIGRATE_ON_START: 'false' }).migrateOnStart).toBe(false);
+    expect(variables(configError({ MIGRATE_ON_START: 'yes' }).problems)).toEqual(['MIGRATE_ON_START']);
+  });
+
+  it('API_SCOPES accepts space- and comma-separated lists', () => {
+    expect(loadConfig({ API_SCOPES: 'jobs:read, jobs:write  profile:edit' }).api.scopes).toEqual([
+      'jobs:read',
+      'jobs:write',
+      'profile:edit',
+    ]);
+    expect(variables(configError({ API_SCOPES: 'ok "quoted"' }).problems)).toEqual(['API_SCOPES']);
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ HOME: '/root', PATH: '/bin', SOMETHING_ELSE: 'x' }).port).toBe(4000);
+  });
+});
+
+describe('loadConfig problems', () => {
+  it('names every bad variable in one ConfigError', () => {
+    const error = configError({ PORT: 'abc', ISSUER: 'not-a-url', BCRYPT_COST: '10', DATABASE_URL: 'mysql://x' });
+    expect(error.code).toBe('ERR_CONFIG_INVALID');
+    expect(variables(error.problems)).toEqual(['BCRYPT_COST', 'DATABASE_URL', 'ISSUER', 'PORT']);
+    for (const problem of error.problems) {
+      expect(problem.message.length).toBeGreaterThan(0);
+      expect(error.message).toContain(`  ${problem.variable}: ${problem.message}`);
+    }
+    expect(error.problems.find((p) => p.variable === 'BCRYPT_COST')?.message).toBe('must be at least 12');
+    expect(error.message.split('\n')[0]).toBe('Invalid configuration:');
+  });
+
+  it.each([
+    ['PORT', '0'],
+    ['PORT', '65536'],
+    ['PORT', '80.5'],
+    ['DATABASE_POOL_MAX', '0'],
+    ['SWEEP_INTERVAL_SECONDS', '-5'],
+    ['NODE_ENV', 'staging'],
+  ])('rejects %s=%s, naming only that variable', (name, value) => {
+    expect(variables(configError({ [name]: value }).problems)).toEqual([name]);
+  });
+
+  it('rejects an issuer with a trailing slash, query or fragment, and non-http schemes', () => {
+    for (const issuer of ['https://id.example/', 'https://id.example?x=1', 'https://id.example#f', 'ftp://id.example']) {
+      expect(variables(configError({ ISSUER: issuer }).problems)).toEqual(['ISSUER']);
+    }
+    expect(loadConfig({ ISSUER: 'https://id.example/tenant' }).issuer).toBe('https://id.example/tenant');
+  });
+
+  it('BCRYPT_COST, SHUTDOWN_GRACE_SECONDS and LOG_LEVEL are range-checked', () => {
+    expect(loadConfig({ BCRYPT_COST: '13' }).bcryptCost).toBe(13);
+    expect(variables(configError({ BCRYPT_COST: '17', SHUTDOWN_GRACE_SECONDS: '10', LOG_LEVEL: 'loud' }).problems)).toEqual([
+      'BCRYPT_COST',
+      'LOG_LEVEL',
+      'SHUTDOWN_GRACE_SECONDS',
+    ]);
+  });
+
+  it('empty strings count as unset', () => {
+    const config = loadConfig({
+      PORT: '',
+      ISSUER: '',
+      DATABASE_URL: '',
+      DATA_DIR: '',
+      COOKIE_KEYS: '',
+      BCRYPT_COST: '',
+      NODE_ENV: '',
+      MIGRATE_ON_START: '',
+    });
+    expect(config.port).toBe(4000);
+    expect(config.issuer).toBe('http://localhost:4000');
+    expect(config.store).toEqual({ kind: 'embedded', dataDir: './.data' });
+    expect(config.cookieKeys).toBeUndefined();
+    expect(config.bcryptCost).toBe(12);
+    expect(config.env).toBe('development');
+    expect(config.migrateOnStart).toBe(true);
+  });
+});
+
+describe('COOKIE_KEYS', () => {
+  it('parses a comma-separated list, trimming blanks and empty entries, keeping the order', () => {
+    expect(loadConfig({ COOKIE_KEYS: KEY_A }).cookieKeys).toEqual([KEY_A]);
+    expect(loadConfig({ COOKIE_KEYS: ` ${KEY_B} , ${KEY_A},` }).cookieKeys).toEqual([KEY_B, KEY_A]);
+  });
+
+  it('rejects a key shorter than 32 characters, naming COOKIE_KEYS', () => {
+    const error = configError({ COOKIE_KEYS: `${KEY_A},short` });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toEqual({ variable: 'COOKIE_KEYS', message: 'each key must be at least 32 characters' });
+    expect(variables(configError({ COOKIE_KEYS: 'a'.repeat(31) }).problems)).toEqual(['COOKIE_KEYS']);
+  });
+
+  it('rejects a list with no keys at all', () => {
+    expect(variables(configError({ COOKIE_KEYS: ' , ,' }).problems)).toEqual(['COOKIE_KEYS']);
+  });
+});
+
+describe('production guards', () => {
+  it('NODE_ENV=production alone names ISSUER, DATABASE_URL and COOKIE_KEYS at once', () => {
+    const error = configError({ NODE_ENV: 'production' });
+    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER']);
+    expect(error.problems.find((p) => p.variable === 'ISSUER')?.message).toMatch(/https/);
+  });
+
+  it('names schema problems and production problems together', () => {
+    const error = configError({ NODE_ENV: 'production', PORT: 'abc' });
+    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'PORT']);
+  });
+
+  it('refuses an http issuer even when everything else is set', () => {
+    const error = configError({
+      NODE_ENV: 'production',
+      ISSUER: 'http://id.jobswipe.example',
+      DATABASE_URL: 'postgres://idp@db/identity',
+      COOKIE_KEYS: KEY_A,
+    });
+    expect(variables(error.problems)).toEqual(['ISSUER']);
+  });
+
+  it('the http default issuer is refused too', () => {
+    const error = configError({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db/identity', COOKIE_KEYS: KEY_A });
+    expect(variables(error.problems)).toEqual(['ISSUER']);
+  });
+
+  it('accepts a proper production environment', () => {
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      ISSUER: 'https://id.jobswipe.example',
+      DATABASE_URL: 'postgres://idp@db.internal:5432/identity',
+      COOKIE_KEYS: `${KEY_B},${KEY_A}`,
+      HOST: '0.0.0.0',
+      PORT: '8080',
+    });
+    expect(config).toMatchObject({
+      env: 'production',
+      production: true,
+      issuer: 'https://id.jobswipe.example',
+      port: 8080,
+      host: '0.0.0.0',
+      store: { kind: 'postgres', url: 'postgres://idp@db.internal:5432/identity', poolMax: 10 },
+      migrateOnStart: false,
+      cookieKeys: [KEY_B, KEY_A],
+    });
+  });
+
+  it('development does not require any of them', () => {
+    expect(() => loadConfig({ NODE_ENV: 'development', ISSUER: 'http://id.local' })).not.toThrow();
+    expect(() => loadConfig({ NODE_ENV: 'test' })).not.toThrow();
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('is what `npm run docs:config` renders from the schema (run it when this fails)', () => {
+    const onDisk = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    expect(onDisk).toBe(renderConfigurationDoc());
+  });
+
+  it('documents every variable loadConfig reads', () => {
+    const doc = renderConfigurationDoc();
+    for (const name of ['NODE_ENV', 'PORT', 'HOST', 'ISSUER', 'DATABASE_URL', 'DATA_DIR', 'COOKIE_KEYS', 'BCRYPT_COST', 'SHUTDOWN_GRACE_SECONDS']) {
+      expect(doc).toContain(`| \`${name}\` |`);
+    }
+  });
+});

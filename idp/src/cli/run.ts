@@ -1,0 +1,54 @@
+import type { Config } from '@jobswipe/config';
+import { ClientRejected } from '../clients/registry.ts';
+import { AccountRejected } from '../users/accounts.ts';
+import { COMMANDS } from './commands.ts';
+import type { CliContext, CliIo } from './context.ts';
+import { CommandError, UsageError } from './errors.ts';
+
+export interface CommandIo extends CliIo {
+  err(line: string): void;
+}
+
+export function helpText(): string {
+  return [
+    'usage: idp <command> [options]',
+    '',
+    ...Object.values(COMMANDS).map((command) => `  ${command.usage}`),
+    '',
+    'Configuration comes from the same environment variables as the server (see docs/configuration.md).',
+  ].join('\n');
+}
+
+/**
+ * Runs one invocation of the CLI against a context (the CLI's own, or a running server's); returns the
+ * exit status. Every failure is one line on the error stream.
+ */
+export async function runCommand(argv: string[], io: CommandIo, context: (config: Config) => CliContext, config: Config): Promise<number> {
+  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
+    io.out(helpText());
+    return argv.length === 0 ? 2 : 0;
+  }
+  const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
+  const [name, args] = COMMANDS[twoWords] ? [twoWords, argv.slice(2)] : [argv[0] ?? '', argv.slice(1)];
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`idp: unknown command "${argv.slice(0, 2).join(' ')}" (run \`idp help\` for the list)`);
+    return 2;
+  }
+  try {
+    await command.run(context(config), args);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      // One line, like every other failure: the synopsis without the description after it.
+      io.err(`idp ${name}: ${error.message} (usage: idp ${command.usage.split(/\s{2,}/)[0]})`);
+      return 2;
+    }
+    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected) {
+      io.err(`idp ${name}: ${error.message}`);
+      return 1;
+    }
+    io.err(`idp ${name}: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+}
