@@ -21,7 +21,8 @@ const messageSchema = z.union([
   z.strictObject({ exit: z.number().int() }),
 ]);
 
-export type RunForwarded = (argv: string[], stdin: string | undefined, io: CommandIo) => Promise<number>;
+/** Runs a forwarded command; its standard input is what io.readStdin() returns. */
+export type RunForwarded = (argv: string[], io: CommandIo) => Promise<number>;
 
 function readLine(socket: Socket, limit: number, onLine: (line: string) => void): void {
   let buffer = '';
@@ -61,7 +62,7 @@ export async function listenForCommands(path: string, run: RunForwarded, onError
         socket.end();
         return;
       }
-      run(request.argv, request.stdin, {
+      run(request.argv, {
         out: (text) => send({ out: text }),
         err: (text) => send({ err: text }),
         readStdin: async () => request.stdin ?? '',

@@ -127,7 +127,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       try {
         const stopCommands = await listenForCommands(
           socketPath,
-          (argv, stdin, io) => {
+          (argv, io) => {
             log.info({ event: 'admin.command', command: argv.slice(0, 2).join(' ') }, 'command from the CLI');
             return runCommand(argv, io, (given) => createCliContext(given, io, database), config);
           },

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { loadConfig } from '@jobswipe/config';
 import { startServer, type RunningServer } from '@jobswipe/idp';
@@ -6,18 +5,8 @@ import { createClientRegistry, withGeneratedCredentials, type Metadata } from '.
 import { createAccounts } from '../../idp/src/users/accounts.ts';
 import { createPasswordHasher } from '../../idp/src/users/passwords.ts';
 import { createUserQueries } from '../../idp/src/users/queries.ts';
+import { freePort } from './processes.ts';
 import { createTestStore, storeEnvironment, type StoreKind, type TestStore } from './stores.ts';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 export interface TestServer {
   issuer: string;

@@ -1,32 +1,21 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type OidcTables, type StoreOptions } from '@jobswipe/adapters';
-import { environmentSchema } from '../../../config/src/schema.ts';
+import { baseEnvironment, freePort, ownLines, ROOT } from '../../../test/support/processes.ts';
 import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import type { UserTables } from '../users/tables.ts';
 
-const ROOT = new URL('../../../', import.meta.url).pathname;
-/** oidc-provider warns about Node 20 on stderr at import; that line is not ours. */
-const RUNTIME_WARNING = /^oidc-provider WARNING: Unsupported runtime/;
 const MIGRATIONS = readdirSync(new URL('../../../migrations/sql/', import.meta.url))
   .filter((name) => name.endsWith('.sql'))
   .sort()
   .map((name) => name.replace(/\.sql$/, ''));
 const PASSWORD = 'correct horse battery staple';
-
-/** process.env without any of our settings (the test runner sets NODE_ENV, a developer may have others). */
-function baseEnvironment(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of Object.keys(environmentSchema.shape)) delete env[name];
-  return env;
-}
 
 interface Result {
   code: number | string;
@@ -61,7 +50,7 @@ function spawnNode(entry: string, args: string[], env: Record<string, string>, s
         code: code ?? signal ?? 'unknown',
         stdout,
         out: stdout.split('\n').filter((line, index, all) => !(line === '' && index === all.length - 1)),
-        err: stderr.split('\n').filter((line) => line.trim() !== '' && !RUNTIME_WARNING.test(line)),
+        err: ownLines(stderr),
       }),
     );
   });
@@ -75,18 +64,6 @@ function spawnNode(entry: string, args: string[], env: Record<string, string>, s
       }
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** Rows of a table printed by `users list` / `clients list`, keyed by the header's column names. */

@@ -23,9 +23,12 @@ function required(value: string | undefined, flag: string): string {
   return value;
 }
 
-function table(rows: string[][]): string[] {
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd());
+/** Aligned columns under a header, or `empty` when there are no rows. */
+function table(header: string[], rows: string[][], empty: string): string[] {
+  if (rows.length === 0) return [empty];
+  const all = [header, ...rows];
+  const widths = header.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
+  return all.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd());
 }
 
 const date = (value: Date | null) => (value ? value.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
@@ -88,11 +91,7 @@ export const COMMANDS: Record<string, Command> = {
           date(user.created_at),
           user.disabled_at ? `disabled ${date(user.disabled_at)}` : 'active',
         ]);
-        if (rows.length === 0) {
-          context.io.out('no users');
-          return;
-        }
-        table([['ID', 'EMAIL', 'VERIFIED', 'NAME', 'CREATED', 'STATUS'], ...rows]).forEach(context.io.out);
+        table(['ID', 'EMAIL', 'VERIFIED', 'NAME', 'CREATED', 'STATUS'], rows, 'no users').forEach(context.io.out);
       });
     },
   },
@@ -188,11 +187,7 @@ export const COMMANDS: Record<string, Command> = {
           client['first_party'] === true ? 'yes' : 'no',
           ((client['redirect_uris'] as string[] | undefined) ?? []).join(' ') || '-',
         ]);
-        if (rows.length === 0) {
-          context.io.out('no clients');
-          return;
-        }
-        table([['CLIENT_ID', 'NAME', 'TYPE', 'AUTH', 'GRANTS', 'FIRST_PARTY', 'REDIRECT_URIS'], ...rows]).forEach(context.io.out);
+        table(['CLIENT_ID', 'NAME', 'TYPE', 'AUTH', 'GRANTS', 'FIRST_PARTY', 'REDIRECT_URIS'], rows, 'no clients').forEach(context.io.out);
       });
     },
   },

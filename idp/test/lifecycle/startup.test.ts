@@ -1,43 +1,16 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { environmentSchema } from '../../../config/src/schema.ts';
+import { baseEnvironment, freePort, ownLines, ROOT } from '../../../test/support/processes.ts';
 import { createTestStore, POSTGRES_ADMIN_URL, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 
-const ROOT = new URL('../../../', import.meta.url).pathname;
 const SERVER_ENTRY = 'idp/src/main.ts';
-/** oidc-provider warns about Node 20 on stderr at import; that line is not ours. */
-const RUNTIME_WARNING = /^oidc-provider WARNING: Unsupported runtime/;
-
-/** process.env without any of our settings (the test runner sets NODE_ENV, a developer may have others). */
-function baseEnvironment(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of Object.keys(environmentSchema.shape)) delete env[name];
-  return env;
-}
-
-/** Lines of stderr that the provider wrote (blank lines and the runtime warning removed). */
-function ownLines(stderr: string): string[] {
-  return stderr.split('\n').filter((line) => line.trim() !== '' && !RUNTIME_WARNING.test(line));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 interface ServerProcess {
   child: ChildProcessWithoutNullStreams;
