@@ -28,8 +28,10 @@ export function renderConfigurationDoc(): string {
     '## Production guards',
     '',
     'With `NODE_ENV=production` the server refuses to start unless `ISSUER` is https, `DATABASE_URL` is',
-    'set and `COOKIE_KEYS` is given. Outside production, missing cookie keys are generated once and kept in',
-    '`DATA_DIR/secrets.json` so sessions survive a restart.',
+    'set, `COOKIE_KEYS` is given and a key-encryption key is configured (`KEYSTORE_KEK` or',
+    '`KEYSTORE_KEK_FILE`). Outside production, missing cookie keys are generated once and kept in',
+    '`DATA_DIR/secrets.json` so sessions survive a restart, and a missing key-encryption key is generated',
+    'into `DATA_DIR/keystore.kek` (the server warns at start-up). See [keys.md](keys.md).',
     '',
   ].join('\n');
 }

@@ -170,16 +170,34 @@ describe('COOKIE_KEYS', () => {
   });
 });
 
+const KEK = Buffer.alloc(32, 7).toString('base64');
+
+describe('keystore settings', () => {
+  it('takes the KEK as a value or a file, generated when neither is set, never both', () => {
+    expect(loadConfig({}).keystore.kek).toEqual({ kind: 'generated' });
+    expect(loadConfig({ KEYSTORE_KEK: KEK }).keystore.kek).toEqual({ kind: 'value', value: KEK });
+    expect(loadConfig({ KEYSTORE_KEK_FILE: '/run/kek' }).keystore.kek).toEqual({ kind: 'file', path: '/run/kek' });
+    expect(variables(configError({ KEYSTORE_KEK: KEK, KEYSTORE_KEK_FILE: '/run/kek' }).problems)).toEqual(['KEYSTORE_KEK_FILE']);
+    expect(variables(configError({ KEYSTORE_KEK: 'too-short' }).problems)).toEqual(['KEYSTORE_KEK']);
+  });
+
+  it('bounds the rotation period, the JWKS cache lifetime and the poll interval', () => {
+    expect(loadConfig({}).keystore).toMatchObject({ rotationSeconds: 2_592_000, jwksCacheSeconds: 3600, pollSeconds: 10 });
+    expect(variables(configError({ KEYSTORE_POLL_SECONDS: '31' }).problems)).toEqual(['KEYSTORE_POLL_SECONDS']);
+    expect(variables(configError({ KEY_ROTATION_SECONDS: '59' }).problems)).toEqual(['KEY_ROTATION_SECONDS']);
+  });
+});
+
 describe('production guards', () => {
-  it('NODE_ENV=production alone names ISSUER, DATABASE_URL and COOKIE_KEYS at once', () => {
+  it('NODE_ENV=production alone names ISSUER, DATABASE_URL, COOKIE_KEYS and KEYSTORE_KEK at once', () => {
     const error = configError({ NODE_ENV: 'production' });
-    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER']);
+    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK']);
     expect(error.problems.find((p) => p.variable === 'ISSUER')?.message).toMatch(/https/);
   });
 
   it('names schema problems and production problems together', () => {
     const error = configError({ NODE_ENV: 'production', PORT: 'abc' });
-    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'PORT']);
+    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK', 'PORT']);
   });
 
   it('refuses an http issuer even when everything else is set', () => {
@@ -188,12 +206,13 @@ describe('production guards', () => {
       ISSUER: 'http://id.jobswipe.example',
       DATABASE_URL: 'postgres://idp@db/identity',
       COOKIE_KEYS: KEY_A,
+      KEYSTORE_KEK: KEK,
     });
     expect(variables(error.problems)).toEqual(['ISSUER']);
   });
 
   it('the http default issuer is refused too', () => {
-    const error = configError({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db/identity', COOKIE_KEYS: KEY_A });
+    const error = configError({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db/identity', COOKIE_KEYS: KEY_A, KEYSTORE_KEK_FILE: '/run/secrets/kek' });
     expect(variables(error.problems)).toEqual(['ISSUER']);
   });
 
@@ -203,6 +222,7 @@ describe('production guards', () => {
       ISSUER: 'https://id.jobswipe.example',
       DATABASE_URL: 'postgres://idp@db.internal:5432/identity',
       COOKIE_KEYS: `${KEY_B},${KEY_A}`,
+      KEYSTORE_KEK_FILE: '/run/secrets/kek',
       HOST: '0.0.0.0',
       PORT: '8080',
     });
@@ -215,6 +235,7 @@ describe('production guards', () => {
       store: { kind: 'postgres', url: 'postgres://idp@db.internal:5432/identity', poolMax: 10 },
       migrateOnStart: false,
       cookieKeys: [KEY_B, KEY_A],
+      keystore: { kek: { kind: 'file', path: '/run/secrets/kek' }, rotationSeconds: 30 * 24 * 3600, jwksCacheSeconds: 3600, pollSeconds: 10 },
     });
   });
 

@@ -16,6 +16,13 @@ export interface Config {
   /** undefined outside production until the caller supplies generated development keys. */
   cookieKeys: string[] | undefined;
   api: { resource: string; scopes: string[] };
+  keystore: {
+    /** The key-encryption key as given (base64), or the file that holds it; neither outside production means generated. */
+    kek: { kind: 'value'; value: string } | { kind: 'file'; path: string } | { kind: 'generated' };
+    rotationSeconds: number;
+    jwksCacheSeconds: number;
+    pollSeconds: number;
+  };
   bcryptCost: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   sweepIntervalSeconds: number;
@@ -68,6 +75,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!variables['COOKIE_KEYS']) {
       problems.push({ variable: 'COOKIE_KEYS', message: 'is required in production (generated development keys are refused)' });
     }
+    if (!variables['KEYSTORE_KEK'] && !variables['KEYSTORE_KEK_FILE']) {
+      problems.push({ variable: 'KEYSTORE_KEK', message: 'or KEYSTORE_KEK_FILE is required in production (a generated key-encryption key is refused)' });
+    }
+  }
+  if (variables['KEYSTORE_KEK'] && variables['KEYSTORE_KEK_FILE']) {
+    problems.push({ variable: 'KEYSTORE_KEK_FILE', message: 'set either KEYSTORE_KEK or KEYSTORE_KEK_FILE, not both' });
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const env = parsed.data;
@@ -87,6 +100,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     migrateOnStart: env.MIGRATE_ON_START === 'auto' ? store.kind === 'embedded' : env.MIGRATE_ON_START === 'true',
     cookieKeys: env.COOKIE_KEYS,
     api: { resource: env.API_RESOURCE, scopes: env.API_SCOPES },
+    keystore: {
+      kek: env.KEYSTORE_KEK
+        ? { kind: 'value', value: env.KEYSTORE_KEK }
+        : env.KEYSTORE_KEK_FILE
+          ? { kind: 'file', path: env.KEYSTORE_KEK_FILE }
+          : { kind: 'generated' },
+      rotationSeconds: env.KEY_ROTATION_SECONDS,
+      jwksCacheSeconds: env.JWKS_CACHE_SECONDS,
+      pollSeconds: env.KEYSTORE_POLL_SECONDS,
+    },
     bcryptCost: env.BCRYPT_COST,
     logLevel: env.LOG_LEVEL,
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,

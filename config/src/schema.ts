@@ -47,6 +47,36 @@ export const environmentSchema = z.object({
     .pipe(z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'scopes are printable ASCII without quotes or backslashes')))
     .default(['api:read', 'api:write'])
     .describe('Scopes of the API resource, space- or comma-separated. Scopes registered on clients are accepted too.'),
+  KEYSTORE_KEK: z
+    .string()
+    .regex(/^[A-Za-z0-9+/_-]{43}=?$/, 'must be 32 bytes in base64 (create one with `openssl rand -base64 32`)')
+    .optional()
+    .describe('Key-encryption key that seals the private signing keys (32 bytes, base64). Required in production unless KEYSTORE_KEK_FILE is set.'),
+  KEYSTORE_KEK_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('File holding the key-encryption key, instead of KEYSTORE_KEK. Outside production, with neither set, one is generated in DATA_DIR/keystore.kek.'),
+  KEY_ROTATION_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(30 * 24 * 60 * 60)
+    .describe('How long a signing key signs before the next one takes over (default 30 days).'),
+  JWKS_CACHE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 60 * 60)
+    .default(60 * 60)
+    .describe('JWKS Cache-Control max-age, and how long a new key is published before it signs.'),
+  KEYSTORE_POLL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(30)
+    .default(10)
+    .describe('How often each process applies due rotations and picks up key changes made elsewhere (at most 30).'),
   BCRYPT_COST: z.coerce.number().int().min(12, 'must be at least 12').max(16).default(12).describe('bcrypt cost factor for new password hashes (12 to 16).'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
   SWEEP_INTERVAL_SECONDS: seconds.default(300).describe('How often expired tokens, codes and sessions are deleted from the database.'),

@@ -17,6 +17,8 @@ export interface AppDependencies {
   log: Logger;
   /** The provider currently serving; a getter so the instance can be replaced without a restart. */
   provider: () => Provider;
+  /** JWKS Cache-Control max-age: the window a new key is published before it signs. */
+  jwksCacheSeconds: number;
   databaseReady: () => Promise<boolean>;
   users: UserQueries;
   hasher: PasswordHasher;
@@ -56,6 +58,7 @@ export function createApp(deps: AppDependencies): Koa {
       handler = provider.callback();
       handlers.set(provider, handler);
     }
+    if (ctx.path === '/jwks') ctx.set('Cache-Control', `public, max-age=${deps.jwksCacheSeconds}`);
     ctx.respond = false;
     await handler(requestForProvider(ctx.req), ctx.res);
   });

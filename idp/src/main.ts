@@ -1,5 +1,6 @@
 import { StoreInUseError } from '@jobswipe/adapters';
 import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
+import { KeystoreError } from '@jobswipe/keystore';
 import { startServer } from './server.ts';
 import { StartupError } from './store.ts';
 
@@ -32,6 +33,11 @@ try {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 } catch (error) {
+  // A wrong or missing key-encryption key is a configuration problem: exit 2, like invalid settings.
+  if (error instanceof KeystoreError) {
+    process.stderr.write(`jobswipe-identity: signing keys: ${error.message}\n`);
+    process.exit(2);
+  }
   if (error instanceof StartupError || error instanceof StoreInUseError) {
     process.stderr.write(`jobswipe-identity: ${error.message}\n`);
     process.exit(1);

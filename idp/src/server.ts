@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AlreadyConsumedError, createOidcAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
-import { createKeystore } from '@jobswipe/keystore';
 import type Provider from 'oidc-provider';
+import type { JWKS } from 'oidc-provider';
 import type { DestinationStream } from 'pino';
 import { join, resolve } from 'node:path';
 import { ADMIN_SOCKET_NAME, listenForCommands } from './admin-socket.ts';
@@ -16,6 +16,7 @@ import { createProvider } from './provider/configuration.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { developmentCookieKeys } from './secrets.ts';
+import { loadKek, openKeystore } from './signing-keys.ts';
 import { openStore, type Tables } from './store.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries } from './users/queries.ts';
@@ -25,7 +26,7 @@ export interface RunningServer {
   url: string;
   port: number;
   log: Logger;
-  provider: Provider;
+  readonly provider: Provider;
   database: Database<Tables>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), then closes the store. */
   close(): Promise<void>;
@@ -80,36 +81,65 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const cleanups: Array<() => Promise<void> | void> = [() => database.close()];
   try {
     const { db } = database;
-    const keystore = createKeystore(db);
-    await keystore.ensureSigningKey();
+    const { kek, generated } = await loadKek(config);
+    if (generated) {
+      log.warn({ path: generated }, 'using a generated key-encryption key for the signing keys; configure KEYSTORE_KEK or KEYSTORE_KEK_FILE outside development');
+    }
+    const keystore = openKeystore(db, config, kek);
+    for (const event of await keystore.open()) log.info(event, event.event);
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const adapter = createOidcAdapter(db);
     const users = createUserQueries(db);
     const hasher = createPasswordHasher(config.bcryptCost);
 
-    const provider = createProvider({
-      issuer: config.issuer,
-      jwks: await keystore.signingJwks(),
-      cookieKeys,
-      adapter,
-      scopes: await acceptedScopes(db, config.api.scopes),
-      users,
-      api: config.api,
-    });
-    provider.on('server_error', (ctx, error) => {
-      log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
-    });
-    for (const event of PROVIDER_ERROR_EVENTS) {
-      // The provider's typings list only some of its events; it emits all of these.
-      (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: { req: IncomingMessage }, error: { error?: string; error_description?: string }) => {
-        log.info({ requestId: requestIdOf(ctx.req), event, error: error.error, description: error.error_description }, 'request refused');
+    const buildProvider = async (jwks: JWKS): Promise<Provider> => {
+      const built = createProvider({
+        issuer: config.issuer,
+        jwks,
+        cookieKeys,
+        adapter,
+        scopes: await acceptedScopes(db, config.api.scopes),
+        users,
+        api: config.api,
       });
-    }
-    // Losing a race to redeem a code or refresh token is a reuse: revoke the grant, as for a sequential one.
-    provider.on('grant.error', (_ctx, error) => {
-      if (error instanceof AlreadyConsumedError && error.grantId) {
-        revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+      built.on('server_error', (ctx, error) => {
+        log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
+      });
+      for (const event of PROVIDER_ERROR_EVENTS) {
+        // The provider's typings list only some of its events; it emits all of these.
+        (built as unknown as NodeJS.EventEmitter).on(event, (ctx: { req: IncomingMessage }, error: { error?: string; error_description?: string }) => {
+          log.info({ requestId: requestIdOf(ctx.req), event, error: error.error, description: error.error_description }, 'request refused');
+        });
       }
+      // Losing a race to redeem a code or refresh token is a reuse: revoke the grant, as for a sequential one.
+      built.on('grant.error', (_ctx, error) => {
+        if (error instanceof AlreadyConsumedError && error.grantId) {
+          revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+        }
+      });
+      return built;
+    };
+
+    // oidc-provider takes its keys as static configuration: when the published keys change, a new
+    // provider instance replaces the old one behind the Koa mount; requests under way finish on the old.
+    let signing = await keystore.signingKeys();
+    let provider = await buildProvider(signing.jwks);
+    const refreshKeys = async () => {
+      for (const event of await keystore.rotateIfDue()) log.info(event, event.event);
+      const latest = await keystore.signingKeys();
+      if (latest.version === signing.version) return;
+      provider = await buildProvider(latest.jwks);
+      signing = latest;
+      log.info({ keys: latest.version }, 'signing keys reloaded');
+    };
+    let refreshing: Promise<void> = Promise.resolve();
+    const keyTimer = setInterval(() => {
+      refreshing = refreshKeys().catch((error: unknown) => log.error({ err: error }, 'signing key refresh failed; still serving the previous keys'));
+    }, config.keystore.pollSeconds * 1000);
+    keyTimer.unref();
+    cleanups.unshift(async () => {
+      clearInterval(keyTimer);
+      await refreshing;
     });
 
     const app = createApp({
@@ -117,6 +147,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       cookieKeys,
       log,
       provider: () => provider,
+      jwksCacheSeconds: config.keystore.jwksCacheSeconds,
       databaseReady: () => database.ping(),
       users,
       hasher,
@@ -172,7 +203,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       url,
       port,
       log,
-      provider,
+      get provider() {
+        return provider;
+      },
       database,
       close() {
         closing ??= (async () => {

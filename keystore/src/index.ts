@@ -1,4 +1,10 @@
 export { createKeystore } from './store.ts';
-export type { Keystore, KeyInfo } from './store.ts';
+export type { Keystore, KeyEvent, KeyInfo, SigningKeys } from './store.ts';
+export { planRotation, publishedKeys } from './lifecycle.ts';
+export type { KeyRecord, KeyState, RotationPolicy, Transition } from './lifecycle.ts';
+export { parseKek } from './kek.ts';
+export type { Kek } from './kek.ts';
+export { sealPrivateKey, openPrivateKey } from './encrypt.ts';
+export { KeystoreError } from './errors.ts';
 export { generateSigningKey, SIGNING_ALG } from './generate.ts';
-export type { KeystoreTables, KeyState } from './tables.ts';
+export type { KeystoreTables } from './tables.ts';

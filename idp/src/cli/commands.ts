@@ -1,6 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { z } from 'zod';
+import type { KeyEvent } from '@jobswipe/keystore';
+import { readKekFile } from '../signing-keys.ts';
 import { needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected } from '../users/passwords.ts';
@@ -10,12 +12,19 @@ import { importSeed } from './import.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-function parse<O extends Options>(args: string[], options: O) {
+function parseWithPositionals<O extends Options>(args: string[], options: O, positionals: number) {
+  let parsed;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 });
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
   }
+  if (parsed.positionals.length > positionals) throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
+  return parsed;
+}
+
+function parse<O extends Options>(args: string[], options: O) {
+  return parseWithPositionals(args, options, 0).values;
 }
 
 function required(value: string | undefined, flag: string): string {
@@ -192,6 +201,66 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 
+  'keys list': {
+    usage: 'keys list                     signing keys: kid, state, created, activates, retires',
+    async run(context, args) {
+      parse(args, {});
+      await context.withStore(async ({ keystore }) => {
+        const rows = (await (await keystore()).list()).map((key) => [
+          key.kid,
+          key.state,
+          date(key.createdAt),
+          date(key.activatesAt),
+          key.state === 'revoked' ? `revoked ${date(key.revokedAt)}` : date(key.retiresAt),
+        ]);
+        table(['KID', 'STATE', 'CREATED', 'ACTIVATES', 'RETIRES'], rows, 'no signing keys').forEach(context.io.out);
+      });
+    },
+  },
+
+  'keys rotate': {
+    usage: 'keys rotate                   the next key signs from now on (one is created if none waits)',
+    async run(context, args) {
+      parse(args, {});
+      await context.withStore(async ({ keystore }) => {
+        const keys = await keystore();
+        await keys.open();
+        (await keys.rotateNow()).forEach((event) => context.io.out(describeKeyEvent(event)));
+        context.io.out('Every server picks the change up within KEYSTORE_POLL_SECONDS.');
+      });
+    },
+  },
+
+  'keys revoke': {
+    usage: 'keys revoke KID               withdraw a key from the JWKS for good (for a leaked key)',
+    async run(context, args) {
+      const { positionals } = parseWithPositionals(args, {}, 1);
+      const kid = required(positionals[0], 'KID');
+      await context.withStore(async ({ keystore }) => {
+        const keys = await keystore();
+        await keys.open();
+        (await keys.revoke(kid)).forEach((event) => context.io.out(describeKeyEvent(event)));
+        context.io.out('Every server stops publishing it within KEYSTORE_POLL_SECONDS.');
+      });
+    },
+  },
+
+  'keys rewrap': {
+    usage: 'keys rewrap --new-kek-file F  seal every private key under a new key-encryption key',
+    async run(context, args) {
+      const values = parse(args, { 'new-kek-file': { type: 'string' } });
+      const file = required(values['new-kek-file'], '--new-kek-file');
+      const newKek = await readKekFile(file);
+      await context.withStore(async ({ keystore }) => {
+        const keys = await keystore();
+        await keys.open();
+        const events = await keys.rewrap(newKek);
+        context.io.out(`sealed ${events.length} signing key(s) under ${newKek.id}`);
+        context.io.out(`Now set KEYSTORE_KEK_FILE=${file} (or KEYSTORE_KEK) on every server and restart them.`);
+      });
+    },
+  },
+
   import: {
     usage: 'import --file seed.json       create or update clients and users from a seed file',
     async run(context, args) {
@@ -200,6 +269,21 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+function describeKeyEvent(event: KeyEvent): string {
+  switch (event.event) {
+    case 'key.created':
+      return `created ${event.state} key ${event.kid}${event.activatesAt ? `, signing from ${date(event.activatesAt)}` : ''}`;
+    case 'key.promoted':
+      return `key ${event.kid} signs from now on`;
+    case 'key.retired':
+      return `key ${event.kid} retired: published until ${date(event.retiresAt ?? null)} so the tokens it signed still verify`;
+    case 'key.revoked':
+      return `key ${event.kid} revoked: no longer published`;
+    default:
+      return `${event.event} ${event.kid}`;
+  }
+}
 
 function safeJson(text: string): unknown {
   try {

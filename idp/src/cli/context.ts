@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { StoreInUseError, createOidcAdapter, openDatabase, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
-import { createKeystore } from '@jobswipe/keystore';
+import { generateSigningKey, type Keystore } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
 import { createClientRegistry, type ClientRegistry, type Metadata } from '../clients/registry.ts';
 import { createProvider } from '../provider/configuration.ts';
 import { acceptedScopes } from '../provider/scopes.ts';
+import { loadKek, openKeystore } from '../signing-keys.ts';
 import { describeConnectionError, StartupError, type Tables } from '../store.ts';
 import { createAccounts } from '../users/accounts.ts';
 import { createPasswordHasher } from '../users/passwords.ts';
@@ -22,6 +23,8 @@ export interface Store {
   users: ReturnType<typeof createUserQueries>;
   accounts: ReturnType<typeof createAccounts>;
   clients: ClientRegistry;
+  /** The signing keystore; opening it needs the configured key-encryption key. */
+  keystore(): Promise<Keystore>;
 }
 
 export interface StoreOptions {
@@ -79,13 +82,13 @@ export function createCliContext(config: Config, io: CliIo, shared?: Database<Ta
       try {
         const { db } = database;
         const users = createUserQueries(db);
-        const keystore = createKeystore(db);
-        // Client metadata is validated by a provider configured like the server's.
+        // Client metadata is validated by a provider configured like the server's. Validation signs
+        // nothing, so that provider gets a throwaway key rather than the keystore's.
         const validate = async (metadata: Metadata) => {
-          await keystore.ensureSigningKey();
+          const throwaway = await generateSigningKey();
           const provider = createProvider({
             issuer: config.issuer,
-            jwks: await keystore.signingJwks(),
+            jwks: { keys: [throwaway.privateJwk] },
             cookieKeys: [randomBytes(32).toString('base64url')],
             adapter: createOidcAdapter(db),
             scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
@@ -99,6 +102,10 @@ export function createCliContext(config: Config, io: CliIo, shared?: Database<Ta
           users,
           accounts: createAccounts(users, createPasswordHasher(config.bcryptCost)),
           clients: createClientRegistry(db, validate),
+          async keystore() {
+            const { kek } = await loadKek(config);
+            return openKeystore(db, config, kek);
+          },
         });
       } finally {
         await close();

@@ -1,4 +1,5 @@
 import type { Config } from '@jobswipe/config';
+import { KeystoreError } from '@jobswipe/keystore';
 import { ClientRejected } from '../clients/registry.ts';
 import { AccountRejected } from '../users/accounts.ts';
 import { COMMANDS } from './commands.ts';
@@ -44,7 +45,7 @@ export async function runCommand(argv: string[], io: CommandIo, context: (config
       io.err(`idp ${name}: ${error.message} (usage: idp ${command.usage.split(/\s{2,}/)[0]})`);
       return 2;
     }
-    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected) {
+    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected || error instanceof KeystoreError) {
       io.err(`idp ${name}: ${error.message}`);
       return 1;
     }

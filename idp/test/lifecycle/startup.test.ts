@@ -132,13 +132,13 @@ describe('start-up with an invalid configuration', () => {
     expect(existsSync(join(dataDir, 'pgdata'))).toBe(false);
   });
 
-  it('in production without settings, exits 2 naming ISSUER, DATABASE_URL and COOKIE_KEYS', async () => {
+  it('in production without settings, exits 2 naming ISSUER, DATABASE_URL, COOKIE_KEYS and KEYSTORE_KEK', async () => {
     const result = await runToExit({ DATA_DIR: dataDir, NODE_ENV: 'production' });
     expect(result.code).toBe(2);
     const named = ownLines(result.stderr)
       .slice(1)
       .map((line) => /^\s+([A-Z_]+): /.exec(line)?.[1]);
-    expect(named.sort()).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER']);
+    expect(named.sort()).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK']);
     expect(result.stderr).not.toMatch(/^ {4}at /m);
   });
 });

@@ -1,0 +1,63 @@
+/** A signing key's place in its life: next -> current -> retired -> removed; revoked at any point. */
+export type KeyState = 'next' | 'current' | 'retired' | 'revoked';
+
+export interface KeyRecord {
+  kid: string;
+  state: KeyState;
+  createdAt: Date;
+  activatesAt: Date | null;
+  retiresAt: Date | null;
+}
+
+export interface RotationPolicy {
+  /** How long a key signs before the next one takes over. */
+  rotationSeconds: number;
+  /** How long a next key is published before it signs: at least the JWKS cache lifetime. */
+  prepublishSeconds: number;
+  /** How long a retired key stays published: the longest lifetime of anything it signed. */
+  retainSeconds: number;
+}
+
+export type Transition =
+  | { type: 'create-current' }
+  | { type: 'create-next'; activatesAt: Date }
+  | { type: 'promote'; kid: string; retire: string | undefined; retiresAt: Date }
+  | { type: 'remove'; kid: string };
+
+const later = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
+
+/**
+ * What the scheduled rotation must do now. Pure: the keys and the clock in, transitions out, in the
+ * order they are to be applied.
+ */
+export function planRotation(keys: readonly KeyRecord[], now: Date, policy: RotationPolicy): Transition[] {
+  const transitions: Transition[] = [];
+  const current = keys.find((key) => key.state === 'current');
+  const next = keys.find((key) => key.state === 'next');
+  const retireAt = later(now, policy.retainSeconds);
+
+  if (!current) {
+    // Nothing signs (first start, or the current key was revoked): a next key takes over at once.
+    transitions.push(next ? { type: 'promote', kid: next.kid, retire: undefined, retiresAt: retireAt } : { type: 'create-current' });
+  } else if (next && next.activatesAt && next.activatesAt <= now) {
+    transitions.push({ type: 'promote', kid: next.kid, retire: current.kid, retiresAt: retireAt });
+  } else if (!next) {
+    const due = later(current.activatesAt ?? current.createdAt, policy.rotationSeconds);
+    const publishFrom = later(due, -policy.prepublishSeconds);
+    if (now >= publishFrom) {
+      const earliest = later(now, policy.prepublishSeconds);
+      transitions.push({ type: 'create-next', activatesAt: earliest > due ? earliest : due });
+    }
+  }
+
+  for (const key of keys) {
+    if (key.state === 'retired' && key.retiresAt && key.retiresAt <= now) transitions.push({ type: 'remove', kid: key.kid });
+  }
+  return transitions;
+}
+
+/** The keys relying parties may see: every key that is not revoked or removed, the signing one first. */
+export function publishedKeys<K extends KeyRecord>(keys: readonly K[]): K[] {
+  const order: Record<KeyState, number> = { current: 0, next: 1, retired: 2, revoked: 3 };
+  return keys.filter((key) => key.state !== 'revoked').sort((a, b) => order[a.state] - order[b.state]);
+}
