@@ -125,7 +125,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let signing = await keystore.signingKeys();
     let provider = await buildProvider(signing.jwks);
     const refreshKeys = async () => {
-      for (const event of await keystore.rotateIfDue()) log.info(event, event.event);
+      try {
+        for (const event of await keystore.rotateIfDue()) log.info(event, event.event);
+      } catch (error) {
+        // E.g. the KEK was changed by `keys rewrap`: keep picking up the keys other processes publish.
+        log.error({ err: error }, 'scheduled key rotation failed');
+      }
       const latest = await keystore.signingKeys();
       if (latest.version === signing.version) return;
       provider = await buildProvider(latest.jwks);
