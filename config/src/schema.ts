@@ -69,7 +69,7 @@ export const environmentSchema = z.object({
     .min(1)
     .max(7 * 24 * 60 * 60)
     .default(60 * 60)
-    .describe('JWKS Cache-Control max-age, and how long a new key is published before it signs.'),
+    .describe('JWKS Cache-Control max-age. A new key is published this long (plus one poll interval) before it signs.'),
   KEYSTORE_POLL_SECONDS: z.coerce
     .number()
     .int()

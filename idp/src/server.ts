@@ -137,9 +137,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       signing = latest;
       log.info({ keys: latest.version }, 'signing keys reloaded');
     };
-    let refreshing: Promise<void> = Promise.resolve();
+    let refreshing: Promise<void> | undefined;
     const keyTimer = setInterval(() => {
-      refreshing = refreshKeys().catch((error: unknown) => log.error({ err: error }, 'signing key refresh failed; still serving the previous keys'));
+      // One refresh at a time: a slow one must not finish after, and undo, a newer one.
+      refreshing ??= refreshKeys()
+        .catch((error: unknown) => log.error({ err: error }, 'signing key refresh failed; still serving the previous keys'))
+        .finally(() => {
+          refreshing = undefined;
+        });
     }, config.keystore.pollSeconds * 1000);
     keyTimer.unref();
     cleanups.unshift(async () => {

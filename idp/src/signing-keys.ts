@@ -42,7 +42,9 @@ export function openKeystore(db: Kysely<KeystoreTables>, config: Config, kek: Ke
     kek,
     policy: {
       rotationSeconds: config.keystore.rotationSeconds,
-      prepublishSeconds: config.keystore.jwksCacheSeconds,
+      // Another process publishes a new next key up to one poll later than the one that created it:
+      // every process must publish it for a whole JWKS cache lifetime before it signs.
+      prepublishSeconds: config.keystore.jwksCacheSeconds + config.keystore.pollSeconds,
       // A retired key stays published while anything it signed may still be presented.
       retainSeconds: Math.max(LIFETIMES.idToken, LIFETIMES.accessToken) + SKEW_SECONDS,
     },
