@@ -1,4 +1,6 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { environmentSchema } from '../../config/src/schema.ts';
 
 /** The repository root: child processes run from here, as `npm start` and `npm run idp` do. */
@@ -30,4 +32,105 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+/** A Node process running one of our entry points, its output collected as it comes. */
+export interface Running {
+  child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  /**
+   * The exit code, or the signal name, once the process has exited and its stdout and stderr have
+   * ended ('close'). Our processes start no others that could hold the pipes open, so this comes
+   * right after 'exit', with all the output in.
+   */
+  exited: Promise<number | string>;
+  signal(signal: NodeJS.Signals): void;
+  /** Kills the process (SIGKILL) if it still runs, and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** Starts `node --import tsx <entry> ...args` from ROOT, with `stdin` (or nothing) on its standard input. */
+export function spawnNode(entry: string, args: string[], env: Record<string, string>, stdin?: string): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: ROOT,
+    env: { ...baseEnvironment(), ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.on('error', () => {}); // a process that never reads stdin may exit before we finish writing (EPIPE)
+  child.stdin.end(stdin ?? '');
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    signal: (signal) => child.kill(signal),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/** How a process ended and what it wrote. */
+export interface Finished {
+  code: number | string;
+  stdout: string;
+  stderr: string;
+  /** stdout split into lines, without the trailing empty one. */
+  out: string[];
+  /** stderr lines, without blank lines and the runtime warning. */
+  err: string[];
+}
+
+export interface RunOptions {
+  /** What to write to the process's standard input (nothing by default). */
+  stdin?: string | undefined;
+  /** Called with the process as soon as it is started (e.g. to kill it at the end of a suite). */
+  started?: ((running: Running) => void) | undefined;
+}
+
+/** Runs `entry` to completion; kills it and throws if it has not exited within timeoutMs. */
+export async function runToExit(
+  entry: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+  options: RunOptions = {},
+): Promise<Finished> {
+  const running = spawnNode(entry, args, env, options.stdin);
+  options.started?.(running);
+  const timer = new AbortController();
+  try {
+    const code = await Promise.race([running.exited, sleep(timeoutMs, 'timeout' as const, { signal: timer.signal })]);
+    if (code === 'timeout') throw new Error(`${entry} ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${running.stderr()}`);
+    const stdout = running.stdout();
+    return {
+      code,
+      stdout,
+      stderr: running.stderr(),
+      out: stdout.split('\n').filter((line, index, all) => !(line === '' && index === all.length - 1)),
+      err: ownLines(running.stderr()),
+    };
+  } finally {
+    timer.abort();
+    await running.stop();
+  }
+}
+
+/** Rows of a table printed by the CLI (`users list`, `keys list`, ...), keyed by the header's column names. */
+export function parseTable(lines: string[]): Array<Record<string, string>> {
+  const [header, ...rows] = lines;
+  if (header === undefined) return [];
+  const columns = header.split(/\s{2,}/);
+  return rows.map((row) => Object.fromEntries(row.split(/\s{2,}/).map((cell, index) => [columns[index] ?? `#${index}`, cell])));
 }

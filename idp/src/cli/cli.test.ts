@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import bcrypt from 'bcrypt';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type OidcTables, type StoreOptions } from '@jobswipe/adapters';
-import { baseEnvironment, freePort, ownLines, ROOT } from '../../../test/support/processes.ts';
+import { freePort, parseTable, runToExit, spawnNode, type Finished } from '../../../test/support/processes.ts';
 import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import type { UserTables } from '../users/tables.ts';
 
@@ -16,63 +15,7 @@ const MIGRATIONS = readdirSync(new URL('../../../migrations/sql/', import.meta.u
   .sort()
   .map((name) => name.replace(/\.sql$/, ''));
 const PASSWORD = 'correct horse battery staple';
-
-interface Result {
-  code: number | string;
-  stdout: string;
-  /** stdout split into lines, without the trailing empty one. */
-  out: string[];
-  /** stderr lines, without blank lines and the runtime warning. */
-  err: string[];
-}
-
-interface Running {
-  exited: Promise<Result>;
-  signal(signal: NodeJS.Signals): void;
-  kill(): Promise<void>;
-}
-
-function spawnNode(entry: string, args: string[], env: Record<string, string>, stdin?: string): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: ROOT,
-    env: { ...baseEnvironment(), ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.on('error', () => {}); // a command that never reads stdin may exit before we finish writing
-  child.stdin.end(stdin ?? '');
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<Result>((resolve) => {
-    child.once('close', (code, signal) =>
-      resolve({
-        code: code ?? signal ?? 'unknown',
-        stdout,
-        out: stdout.split('\n').filter((line, index, all) => !(line === '' && index === all.length - 1)),
-        err: ownLines(stderr),
-      }),
-    );
-  });
-  return {
-    exited,
-    signal: (signal) => child.kill(signal),
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
-
-/** Rows of a table printed by `users list` / `clients list`, keyed by the header's column names. */
-function parseTable(lines: string[]): Array<Record<string, string>> {
-  const [header, ...rows] = lines;
-  if (header === undefined) return [];
-  const columns = header.split(/\s{2,}/);
-  return rows.map((row) => Object.fromEntries(row.split(/\s{2,}/).map((cell, index) => [columns[index] ?? `#${index}`, cell])));
-}
+const CLI_ENTRY = 'idp/src/cli/main.ts';
 
 function storeOptions(store: TestStore): StoreOptions {
   return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax: 2 } : { kind: 'embedded', dataDir: store.dataDir };
@@ -84,24 +27,10 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
   let env: Record<string, string>;
 
   /** Runs `idp <args>` to completion, with stdin piped in. */
-  async function idp(args: string[], stdin?: string): Promise<Result> {
-    const running = spawnNode('idp/src/cli/main.ts', args, env, stdin);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void running.kill();
-    }, 45_000);
-    try {
-      const result = await running.exited;
-      if (timedOut) throw new Error(`idp ${args.join(' ')} did not finish within 45 s`);
-      return result;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const idp = (args: string[], stdin?: string): Promise<Finished> => runToExit(CLI_ENTRY, args, env, 45_000, { stdin });
 
   /** Runs a command expected to succeed; fails the test with its stderr otherwise. */
-  async function ok(args: string[], stdin?: string): Promise<Result> {
+  async function ok(args: string[], stdin?: string): Promise<Finished> {
     const result = await idp(args, stdin);
     expect(result.err, `idp ${args.join(' ')} wrote to stderr`).toEqual([]);
     expect(result.code).toBe(0);
@@ -477,9 +406,9 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
 
           // A graceful stop releases the store.
           server.signal('SIGTERM');
-          expect((await server.exited).code).toBe(0);
+          expect(await server.exited).toBe(0);
         } finally {
-          await server.kill();
+          await server.stop();
         }
         const list = await users();
         expect(list.map((user) => user['EMAIL'])).toEqual(expect.arrayContaining(['ada@example.com', 'via-server@example.com']));

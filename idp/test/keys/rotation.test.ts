@@ -1,4 +1,3 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKek } from '@jobswipe/keystore';
-import { baseEnvironment, freePort, ownLines, ROOT } from '../../../test/support/processes.ts';
+import { freePort, ownLines, parseTable, runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
 import { createTestStore, type TestStore } from '../../../test/support/stores.ts';
 
 /**
@@ -24,44 +23,6 @@ const POLL_SECONDS = 1;
 /** How long every process may take to act on a key change (the brief's bound). */
 const PROPAGATION_MS = 30_000;
 
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout(): string;
-  stderr(): string;
-  /** Exit code, or the signal name. */
-  exited: Promise<number | string>;
-  stop(): Promise<void>;
-}
-
-function spawnNode(entry: string, args: string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: ROOT,
-    env: { ...baseEnvironment(), ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.on('error', () => {});
-  child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
-
 /** Every child process this file started; afterAll kills whatever still runs. */
 const children = new Set<Running>();
 
@@ -71,34 +32,9 @@ function track(running: Running): Running {
   return running;
 }
 
-/** Runs a process to completion within the timeout (killed and failed otherwise). */
-async function runToExit(entry: string, args: string[], env: Record<string, string>, timeoutMs = 45_000) {
-  const running = track(spawnNode(entry, args, env));
-  const timer = new AbortController();
-  try {
-    const code = await Promise.race([running.exited, sleep(timeoutMs, 'timeout' as const, { signal: timer.signal })]);
-    if (code === 'timeout') throw new Error(`${entry} ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${running.stderr()}`);
-    const stdout = running.stdout();
-    return {
-      code,
-      stdout,
-      stderr: running.stderr(),
-      out: stdout.split('\n').filter((line) => line !== ''),
-      err: ownLines(running.stderr()),
-    };
-  } finally {
-    timer.abort();
-    await running.stop();
-  }
-}
-
-/** Rows of a table printed by the CLI, keyed by the header's column names. */
-function parseTable(lines: string[]): Array<Record<string, string>> {
-  const [header, ...rows] = lines;
-  if (header === undefined) return [];
-  const columns = header.split(/\s{2,}/);
-  return rows.map((row) => Object.fromEntries(row.split(/\s{2,}/).map((cell, index) => [columns[index] ?? `#${index}`, cell])));
-}
+/** Runs a process to completion within the timeout (killed and failed otherwise), tracked meanwhile. */
+const runTracked = (entry: string, args: string[], env: Record<string, string>, timeoutMs = 45_000) =>
+  runToExit(entry, args, env, timeoutMs, { started: track });
 
 interface ServerProcess extends Running {
   name: string;
@@ -172,7 +108,7 @@ describe('signing keys across two server processes on one Postgres database', ()
   const cliEnv = () => ({ ...common, DATA_DIR: store.dataDir });
 
   async function cli(args: string[], env: Record<string, string> = cliEnv()) {
-    const result = await runToExit(CLI_ENTRY, args, env);
+    const result = await runTracked(CLI_ENTRY, args, env);
     expect(result.err, `idp ${args.join(' ')} wrote to stderr`).toEqual([]);
     expect(result.code, `idp ${args.join(' ')}`).toBe(0);
     return result;
@@ -455,7 +391,7 @@ describe('signing keys across two server processes on one Postgres database', ()
   it('(c) a server with another KEYSTORE_KEK exits 2 with one line about the key-encryption key', async () => {
     const port = await freePort();
     const wrong = randomBytes(32).toString('base64');
-    const result = await runToExit(SERVER_ENTRY, [], { ...common, KEYSTORE_KEK: wrong, DATA_DIR: store.dataDir, PORT: String(port) }, 30_000);
+    const result = await runTracked(SERVER_ENTRY, [], { ...common, KEYSTORE_KEK: wrong, DATA_DIR: store.dataDir, PORT: String(port) }, 30_000);
     expect(result.code).toBe(2);
     expect(result.err).toHaveLength(1);
     expect(result.err[0]).toMatch(/^jobswipe-identity: signing keys: /);
@@ -502,7 +438,7 @@ describe('signing keys across two server processes on one Postgres database', ()
       await c.stop();
     }
 
-    const oldKek = await runToExit(SERVER_ENTRY, [], { ...common, DATA_DIR: store.dataDir, PORT: String(await freePort()) }, 30_000);
+    const oldKek = await runTracked(SERVER_ENTRY, [], { ...common, DATA_DIR: store.dataDir, PORT: String(await freePort()) }, 30_000);
     expect(oldKek.code).toBe(2);
     expect(oldKek.err).toHaveLength(1);
     expect(oldKek.err[0]).toMatch(/^jobswipe-identity: signing keys: .*key-encryption key/);

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -7,62 +6,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baseEnvironment, freePort, ownLines, ROOT } from '../../../test/support/processes.ts';
+import { freePort, ownLines, runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
 import { createTestStore, POSTGRES_ADMIN_URL, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 
 const SERVER_ENTRY = 'idp/src/main.ts';
 
-interface ServerProcess {
-  child: ChildProcessWithoutNullStreams;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the exit code (or the signal name) when the process ends. */
-  exited: Promise<number | string>;
-  /** Kills the process if it still runs and waits for it. */
-  stop(): Promise<void>;
-}
-
-function startServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_ENTRY], {
-    cwd: ROOT,
-    env: { ...baseEnvironment(), ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
+/** Starts the server; waitForStatus tells when it is up. */
+const startServer = (env: Record<string, string>): Running => spawnNode(SERVER_ENTRY, [], env);
 
 /** Runs the server to completion (it is expected to refuse to start) within the timeout. */
-async function runToExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | string; stderr: string; stdout: string }> {
-  const server = startServer(env);
-  const timeout = new AbortController();
-  try {
-    const code = await Promise.race([server.exited, sleep(timeoutMs, 'timeout' as const, { signal: timeout.signal })]);
-    if (code === 'timeout') throw new Error(`server did not exit within ${timeoutMs} ms; stderr: ${server.stderr()}`);
-    return { code, stderr: server.stderr(), stdout: server.stdout() };
-  } finally {
-    timeout.abort();
-    await server.stop();
-  }
-}
+const runServerToExit = (env: Record<string, string>, timeoutMs = 20_000) => runToExit(SERVER_ENTRY, [], env, timeoutMs);
 
 async function status(url: string): Promise<number | undefined> {
   try {
@@ -75,7 +28,7 @@ async function status(url: string): Promise<number | undefined> {
 }
 
 /** Polls until url answers with the wanted status; fails with the last answer otherwise. */
-async function waitForStatus(url: string, wanted: number, timeoutMs: number, server?: ServerProcess): Promise<void> {
+async function waitForStatus(url: string, wanted: number, timeoutMs: number, server?: Running): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: number | undefined;
   while (Date.now() < deadline) {
@@ -120,7 +73,7 @@ describe('start-up with an invalid configuration', () => {
   });
 
   it('exits with status 2 naming every bad variable, without a stack trace', async () => {
-    const result = await runToExit({ DATA_DIR: dataDir, PORT: 'abc', ISSUER: 'nope' });
+    const result = await runServerToExit({ DATA_DIR: dataDir, PORT: 'abc', ISSUER: 'nope' });
     expect(result.code).toBe(2);
     const lines = ownLines(result.stderr);
     expect(lines[0]).toBe('Invalid configuration:');
@@ -133,7 +86,7 @@ describe('start-up with an invalid configuration', () => {
   });
 
   it('in production without settings, exits 2 naming ISSUER, DATABASE_URL, COOKIE_KEYS and KEYSTORE_KEK', async () => {
-    const result = await runToExit({ DATA_DIR: dataDir, NODE_ENV: 'production' });
+    const result = await runServerToExit({ DATA_DIR: dataDir, NODE_ENV: 'production' });
     expect(result.code).toBe(2);
     const named = ownLines(result.stderr)
       .slice(1)
@@ -145,7 +98,7 @@ describe('start-up with an invalid configuration', () => {
 
 describe('readiness against Postgres', () => {
   let store: TestStore;
-  let server: ServerProcess | undefined;
+  let server: Running | undefined;
   let database: string;
   let base: string;
 
@@ -210,7 +163,7 @@ describe('readiness against Postgres', () => {
 
 describe('embedded store: shutdown and exclusive use', () => {
   let store: TestStore;
-  let server: ServerProcess | undefined;
+  let server: Running | undefined;
   let port: number;
 
   beforeAll(async () => {
@@ -227,7 +180,7 @@ describe('embedded store: shutdown and exclusive use', () => {
 
   it('a second server on the same DATA_DIR exits non-zero with one "store in use" line', async () => {
     const other = await freePort();
-    const result = await runToExit({ ...storeEnvironment(store), PORT: String(other), HOST: '127.0.0.1' });
+    const result = await runServerToExit({ ...storeEnvironment(store), PORT: String(other), HOST: '127.0.0.1' });
     expect(result.code).not.toBe(0);
     expect(typeof result.code).toBe('number');
     const lines = ownLines(result.stderr);
