@@ -12,6 +12,8 @@ export interface Config {
   issuer: string;
   dataDir: string;
   store: StoreConfig;
+  /** Where the hot models live besides the database; undefined keeps them in the database. */
+  redis: { url: string; keyPrefix: string } | undefined;
   migrateOnStart: boolean;
   /** undefined outside production until the caller supplies generated development keys. */
   cookieKeys: string[] | undefined;
@@ -97,6 +99,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     issuer,
     dataDir: env.DATA_DIR,
     store,
+    redis: env.REDIS_URL ? { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX } : undefined,
     migrateOnStart: env.MIGRATE_ON_START === 'auto' ? store.kind === 'embedded' : env.MIGRATE_ON_START === 'true',
     cookieKeys: env.COOKIE_KEYS,
     api: { resource: env.API_RESOURCE, scopes: env.API_SCOPES },

@@ -29,6 +29,15 @@ export const environmentSchema = z.object({
     .url({ protocol: /^postgres(ql)?$/ })
     .optional()
     .describe('Postgres connection string. Unset: the embedded store (PGlite) under DATA_DIR, for development only.'),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/ })
+    .optional()
+    .describe('Redis for sessions, interactions, codes and other short-lived state. Unset: they stay in the database.'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:._-]{1,64}$/, 'letters, digits and : . _ - only')
+    .default('jobswipe:')
+    .describe('Prefix of every Redis key this provider writes, so several deployments can share one Redis.'),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10).describe('Largest number of pooled Postgres connections per process.'),
   DATA_DIR: z.string().min(1).default('./.data').describe('Directory for the embedded store and generated development secrets.'),
   MIGRATE_ON_START: z

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
-import { healthRoutes } from './http/health.ts';
+import { healthRoutes, type Readiness } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import type { Logger } from './logger.ts';
@@ -19,7 +19,7 @@ export interface AppDependencies {
   provider: () => Provider;
   /** JWKS Cache-Control max-age: the window a new key is published before it signs. */
   jwksCacheSeconds: number;
-  databaseReady: () => Promise<boolean>;
+  ready: () => Promise<Readiness>;
   users: UserQueries;
   hasher: PasswordHasher;
 }
@@ -41,7 +41,7 @@ export function createApp(deps: AppDependencies): Koa {
   });
 
   const interactions = interactionRoutes({ provider: deps.provider, users: deps.users, hasher: deps.hasher, log: deps.log });
-  const health = healthRoutes(deps.databaseReady);
+  const health = healthRoutes(deps.ready);
 
   app.use(requestContext(deps.log));
   app.use(health.routes());

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AlreadyConsumedError, createOidcAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
+import { AlreadyConsumedError, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
 import type Provider from 'oidc-provider';
 import type { JWKS } from 'oidc-provider';
@@ -14,6 +14,7 @@ import { requestIdOf } from './http/request-context.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createProvider } from './provider/configuration.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
+import { connectRedis, redisReady } from './redis.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { developmentCookieKeys } from './secrets.ts';
 import { loadKek, openKeystore } from './signing-keys.ts';
@@ -26,6 +27,7 @@ export interface RunningServer {
   url: string;
   port: number;
   log: Logger;
+  config: Config;
   readonly provider: Provider;
   database: Database<Tables>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), then closes the store. */
@@ -88,7 +90,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const keystore = openKeystore(db, config, kek);
     for (const event of await keystore.open()) log.info(event, event.event);
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
-    const adapter = createOidcAdapter(db);
+    const redis = config.redis ? await connectRedis(config.redis) : undefined;
+    if (redis) cleanups.unshift(() => redis.quit().then(() => undefined, () => redis.disconnect()));
+    const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
     const users = createUserQueries(db);
     const hasher = createPasswordHasher(config.bcryptCost);
 
@@ -158,7 +162,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log,
       provider: () => provider,
       jwksCacheSeconds: config.keystore.jwksCacheSeconds,
-      databaseReady: () => database.ping(),
+      ready: async () => {
+        const [databaseUp, redisUp] = await Promise.all([database.ping(), redis ? redisReady(redis) : true]);
+        return { database: databaseUp, redis: redis ? redisUp : undefined };
+      },
       users,
       hasher,
     });
@@ -206,13 +213,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     const first = listenAddresses(config.host)[0] ?? '127.0.0.1';
     const url = `http://${first.includes(':') ? `[${first}]` : first}:${port}`;
-    log.info({ issuer: config.issuer, url, store: database.kind }, 'JobSwipe Identity listening');
+    log.info({ issuer: config.issuer, url, store: database.kind, redis: Boolean(redis) }, 'JobSwipe Identity listening');
 
     let closing: Promise<void> | undefined;
     return {
       url,
       port,
       log,
+      config,
       get provider() {
         return provider;
       },

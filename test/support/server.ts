@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { loadConfig } from '@jobswipe/config';
 import { startServer, type RunningServer } from '@jobswipe/idp';
 import { createClientRegistry, withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
@@ -20,7 +22,16 @@ export interface TestServer {
 }
 
 /** The real server, in this process, on a fresh store of the given kind, listening on a free port. */
-export async function startTestServer(kind: StoreKind, env: Record<string, string> = {}): Promise<TestServer> {
+/** The server set-ups end-to-end suites run against: each store alone, and Postgres with Redis. */
+export const SERVER_SETUPS = ['embedded', 'postgres', 'postgres+redis'] as const;
+export type ServerSetup = (typeof SERVER_SETUPS)[number];
+
+/** Redis for the tests (this machine and CI run one on 6379); each server gets its own key prefix. */
+export const TEST_REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+
+export async function startTestServer(setup: StoreKind | ServerSetup, env: Record<string, string> = {}): Promise<TestServer> {
+  const kind: StoreKind = setup === 'embedded' ? 'embedded' : 'postgres';
+  const redisPrefix = setup === 'postgres+redis' ? `jobswipe-test:${randomUUID()}:` : undefined;
   const store = await createTestStore(kind);
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
@@ -36,6 +47,7 @@ export async function startTestServer(kind: StoreKind, env: Record<string, strin
     PORT: String(port),
     ISSUER: issuer,
     LOG_LEVEL: 'info',
+    ...(redisPrefix ? { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix } : {}),
     ...env,
   });
   const server = await startServer(config, { logDestination: destination });
@@ -65,6 +77,22 @@ export async function startTestServer(kind: StoreKind, env: Record<string, strin
     async stop() {
       await server.close();
       await store.drop();
+      if (redisPrefix) await deleteRedisKeys(redisPrefix);
     },
   };
+}
+
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  try {
+    for (let cursor = '0'; ; ) {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { authorizationRequest, relyingParty, type RelyingParty } from '../../../test/support/relying-party.ts';
-import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { STORE_KINDS } from '../../../test/support/stores.ts';
+import { SERVER_SETUPS, startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 const CALLBACK = 'http://localhost:3000/cb';
 const bob = { email: 'bob@example.com', password: 'purple monkey dishwasher' };
 
-describe.each(STORE_KINDS)('login page (%s store)', (kind) => {
+describe.each(SERVER_SETUPS)('login page (%s)', (kind) => {
   let idp: TestServer;
   let rp: RelyingParty;
 

@@ -1,10 +1,10 @@
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
-import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { STORE_KINDS } from '../../../test/support/stores.ts';
+import { SERVER_SETUPS, startTestServer, TEST_REDIS_URL, type TestServer } from '../../../test/support/server.ts';
 
 const API = 'urn:jobswipe:api';
 const WEB_CALLBACK = 'http://localhost:3000/api/auth/callback/jobswipe';
@@ -22,7 +22,7 @@ async function oauthError(promise: Promise<unknown>): Promise<{ error: string; s
   throw new Error('expected an OAuth error');
 }
 
-describe.each(STORE_KINDS)('OpenID Connect flows (%s store)', (kind) => {
+describe.each(SERVER_SETUPS)('OpenID Connect flows (%s)', (kind) => {
   let idp: TestServer;
   let web: RelyingParty;
   let partner: RelyingParty;
@@ -292,6 +292,35 @@ describe.each(STORE_KINDS)('OpenID Connect flows (%s store)', (kind) => {
     await oidc.tokenRevocation(web.config, tokens.refresh_token!);
     expect(await oauthError(oidc.refreshTokenGrant(web.config, tokens.refresh_token!))).toMatchObject({ error: 'invalid_grant' });
     expect((await oidc.tokenIntrospection(web.config, tokens.refresh_token!)).active).toBe(false);
+  });
+
+  it('keeps sessions, interactions and codes in Redis when it is configured, grants and tokens in the database', async () => {
+    await webSignIn();
+    const rows = await idp.server.database.db
+      .selectFrom('oidc_models')
+      .select(['model'])
+      .distinct()
+      .execute();
+    const models = new Set(rows.map((row) => row.model));
+    expect(models).toContain('Grant');
+    expect(models).toContain('RefreshToken');
+    expect(models).toContain('Client');
+    const hot = ['Session', 'Interaction', 'AuthorizationCode'].filter((model) => models.has(model));
+    if (kind === 'postgres+redis') {
+      expect(hot).toEqual([]);
+      const redis = new Redis(TEST_REDIS_URL);
+      try {
+        const prefix = idp.server.config.redis!.keyPrefix;
+        const keys = await redis.keys(`${prefix}*`);
+        expect(keys.some((key) => key.startsWith(`${prefix}Session:`))).toBe(true);
+        // Interactions are deleted once finished; the redeemed code stays, consumed, until it expires.
+        expect(keys.some((key) => key.startsWith(`${prefix}AuthorizationCode:`))).toBe(true);
+      } finally {
+        redis.disconnect();
+      }
+    } else {
+      expect(hot).toContain('Session');
+    }
   });
 
   it('logs out (RP-initiated): confirmation page, return to the registered URI, session gone', async () => {

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from '../../../test/support/browser.ts';
-import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { STORE_KINDS } from '../../../test/support/stores.ts';
+import { SERVER_SETUPS, startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 const CALLBACK = 'https://rp.example/callback';
 
-describe.each(STORE_KINDS)('bad requests get standard errors, never a 5xx (%s store)', (kind) => {
+describe.each(SERVER_SETUPS)('bad requests get standard errors, never a 5xx (%s)', (kind) => {
   let idp: TestServer;
   let secret: string;
 

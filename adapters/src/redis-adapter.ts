@@ -1,0 +1,133 @@
+import type { Redis } from 'ioredis';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { AlreadyConsumedError } from './oidc-adapter.ts';
+
+/** The short-lived, hot models that live in Redis when it is configured. */
+export const REDIS_MODELS = new Set([
+  'Session',
+  'Interaction',
+  'AuthorizationCode',
+  'ReplayDetection',
+  'PushedAuthorizationRequest',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+
+/** Redis could not answer in time: the request fails fast with a 503 instead of hanging or a 500. */
+export class StoreUnavailableError extends errors.OIDCProviderError {
+  constructor(cause: unknown) {
+    super(503, 'temporarily_unavailable', { detail: 'the session store is unavailable; try again shortly', cause });
+  }
+}
+
+// Adds a key to a grant's index and makes the index live at least as long as that key. A plain
+// EXPIRE on every add would shorten the index when a short-lived model joins a long-lived grant,
+// and revokeByGrantId would then miss the longer-lived keys.
+const INDEX_ADD = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local wanted = tonumber(ARGV[2])
+local ttl = redis.call('TTL', KEYS[1])
+if wanted <= 0 then
+  redis.call('PERSIST', KEYS[1])
+elseif ttl >= 0 and ttl < wanted then
+  redis.call('EXPIRE', KEYS[1], wanted)
+elseif ttl == -1 and redis.call('SCARD', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], wanted)
+end
+return 1`;
+
+// Marks a stored model consumed unless it already is: 1 when this call consumed it, 0 when it was
+// consumed before, -1 when there is nothing to consume.
+const CONSUME = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])`;
+
+async function guard<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    if (error instanceof errors.OIDCProviderError) throw error;
+    throw new StoreUnavailableError(error);
+  }
+}
+
+/**
+ * oidc-provider's storage contract over Redis: each model is a hash (payload, consumed) with the
+ * model's expiry as its TTL; uid and userCode lookups and per-grant sets are kept beside it.
+ */
+export function createRedisAdapter(redis: Redis, prefix: string): new (name: string) => Adapter {
+  const key = (model: string, id: string) => `${prefix}${model}:${id}`;
+  const grantKey = (model: string, grantId: string) => `${prefix}${model}:grant:${grantId}`;
+  const uidKey = (model: string, uid: string) => `${prefix}${model}:uid:${uid}`;
+  const userCodeKey = (model: string, userCode: string) => `${prefix}${model}:userCode:${userCode}`;
+
+  return class RedisModelAdapter implements Adapter {
+    readonly name: string;
+
+    constructor(name: string) {
+      this.name = name;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      const target = key(this.name, id);
+      const ttl = Number.isFinite(expiresIn) ? Math.ceil(expiresIn) : 0;
+      if (ttl < 0) {
+        // Saved already past its expiry (oidc-provider saves with exp - now): nothing to keep.
+        await guard(redis.del(target));
+        return;
+      }
+      const multi = redis.multi().hset(target, 'payload', JSON.stringify(payload));
+      if (ttl > 0) multi.expire(target, ttl);
+      else multi.persist(target);
+      if (typeof payload.grantId === 'string') multi.eval(INDEX_ADD, 1, grantKey(this.name, payload.grantId), target, ttl);
+      const lookups = [
+        typeof payload.uid === 'string' ? uidKey(this.name, payload.uid) : undefined,
+        typeof payload.userCode === 'string' ? userCodeKey(this.name, payload.userCode) : undefined,
+      ];
+      for (const lookup of lookups) {
+        if (lookup && ttl > 0) multi.set(lookup, id, 'EX', ttl);
+        else if (lookup) multi.set(lookup, id);
+      }
+      const results = await guard(multi.exec());
+      const failed = results?.find(([error]) => error);
+      if (failed?.[0]) throw new StoreUnavailableError(failed[0]);
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      const stored = await guard(redis.hgetall(key(this.name, id)));
+      if (!stored['payload']) return undefined;
+      const payload = JSON.parse(stored['payload']) as AdapterPayload;
+      return stored['consumed'] ? { ...payload, consumed: Number(stored['consumed']) } : payload;
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      const id = await guard(redis.get(uidKey(this.name, uid)));
+      return id ? this.find(id) : undefined;
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      const id = await guard(redis.get(userCodeKey(this.name, userCode)));
+      return id ? this.find(id) : undefined;
+    }
+
+    /** Only one of any number of concurrent callers consumes; the others get AlreadyConsumedError. */
+    async consume(id: string): Promise<void> {
+      const target = key(this.name, id);
+      const result = await guard(redis.eval(CONSUME, 1, target, Math.floor(Date.now() / 1000)));
+      if (result !== 0) return;
+      const stored = await guard(redis.hget(target, 'payload'));
+      const grantId = stored ? (JSON.parse(stored) as AdapterPayload).grantId : undefined;
+      throw new AlreadyConsumedError(this.name, typeof grantId === 'string' ? grantId : undefined);
+    }
+
+    async destroy(id: string): Promise<void> {
+      await guard(redis.del(key(this.name, id)));
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      const index = grantKey(this.name, grantId);
+      const members = await guard(redis.smembers(index));
+      await guard(redis.del(index, ...members));
+    }
+  };
+}

@@ -1,0 +1,22 @@
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import type { Adapter } from 'oidc-provider';
+import { createOidcAdapter } from './oidc-adapter.ts';
+import { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
+import type { OidcTables } from './tables.ts';
+
+export interface StorageOptions {
+  db: Kysely<OidcTables>;
+  /** With Redis, the hot models (REDIS_MODELS) live there; everything else stays in the database. */
+  redis?: { client: Redis; prefix: string } | undefined;
+}
+
+/** The one adapter the provider is given: each model goes to Redis or to the database by configuration. */
+export function createStorageAdapter(options: StorageOptions): new (name: string) => Adapter {
+  const Database = createOidcAdapter(options.db);
+  const Hot = options.redis ? createRedisAdapter(options.redis.client, options.redis.prefix) : undefined;
+  function StorageAdapter(name: string): Adapter {
+    return Hot && REDIS_MODELS.has(name) ? new Hot(name) : new Database(name);
+  }
+  return StorageAdapter as unknown as new (name: string) => Adapter;
+}
