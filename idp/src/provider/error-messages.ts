@@ -16,6 +16,10 @@ const MESSAGES: Record<string, { title: string; message: string }> = {
     title: 'This sign-in page has expired',
     message: 'Sign-in pages are valid for a limited time and in the browser that opened them. Go back to the app and start signing in again.',
   },
+  temporarily_unavailable: {
+    title: 'Sign-in is briefly unavailable',
+    message: 'JobSwipe could not reach one of its services. Nothing was lost: wait a minute, then go back to the app and try again.',
+  },
   access_denied: {
     title: 'Access denied',
     message: 'The request was refused. Go back to the app and try again.',
