@@ -15,8 +15,13 @@ export const REDIS_MODELS = new Set([
 
 /** Redis could not answer in time: the request fails fast with a 503 instead of hanging or a 500. */
 export class StoreUnavailableError extends errors.OIDCProviderError {
+  override readonly error_description = 'the session store is unavailable; try again shortly';
+
   constructor(cause: unknown) {
-    super(503, 'temporarily_unavailable', { detail: 'the session store is unavailable; try again shortly', cause });
+    super(503, 'temporarily_unavailable', { cause });
+    // oidc-provider turns unexposed (5xx) errors into server_error; this one is a standard OAuth
+    // error (RFC 6749 §4.1.2.1) that the client should see as it is.
+    this.expose = true;
   }
 }
 
