@@ -75,12 +75,12 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const target = key(this.name, id);
-      const ttl = Number.isFinite(expiresIn) ? Math.ceil(expiresIn) : 0;
-      if (ttl < 0) {
+      if (expiresIn < 0) {
         // Saved already past its expiry (oidc-provider saves with exp - now): nothing to keep.
         await guard(redis.del(target));
         return;
       }
+      const ttl = Number.isFinite(expiresIn) ? Math.ceil(expiresIn) : 0;
       const multi = redis.multi().hset(target, 'payload', JSON.stringify(payload));
       if (ttl > 0) multi.expire(target, ttl);
       else multi.persist(target);

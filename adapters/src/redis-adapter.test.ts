@@ -1,0 +1,470 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { migrateToLatest } from '@jobswipe/migrations';
+import { createTestStore, type TestStore } from '../../test/support/stores.ts';
+import { openDatabase, type Database } from './database.ts';
+import { AlreadyConsumedError } from './oidc-adapter.ts';
+import { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
+import { createStorageAdapter } from './storage.ts';
+import type { OidcTables } from './tables.ts';
+
+/** A missing Redis fails the run, never skips it. */
+const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+
+const MODELS = [...REDIS_MODELS];
+
+/** Redis models whose payload carries the grant they belong to. */
+const GRANTABLE = new Set(['AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+
+/** Time for a key upserted with expiresIn = 1 to be past its expiry. */
+const PAST_ONE_SECOND_EXPIRY_MS = 1_200;
+
+const newId = (label: string) => `${label}-${randomUUID()}`;
+const epochNow = () => Math.floor(Date.now() / 1000);
+
+/** The same payload shape as oidc-adapter.test.ts, with nested values of every JSON type. */
+function payloadFor(model: string, id: string, extra: AdapterPayload = {}): AdapterPayload {
+  const base: AdapterPayload = {
+    jti: id,
+    kind: model,
+    iat: 1_760_000_000,
+    exp: 1_760_003_600,
+    clientId: 'client-app',
+    scope: 'openid email offline_access',
+    extra: {
+      nested: { list: [1, 2.5, 'two', null, true, false], empty: {} },
+      text: 'Zoë says ✓ "quoted" \\ 日本',
+    },
+  };
+  if (GRANTABLE.has(model)) base.grantId = `grant-of-${id}`;
+  if (model === 'Session') {
+    base.uid = `uid-of-${id}`;
+    base.accountId = 'account-1';
+    base.authorizations = { 'client-app': { sid: 'sid-1', grantId: 'grant-1', persistsLogout: false } };
+  }
+  if (model === 'DeviceCode') base.userCode = `UC-${id}`;
+  return { ...base, ...extra };
+}
+
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  return keys;
+}
+
+/** Glob-escapes an id for SCAN MATCH (uuids and our labels hold none, but be safe). */
+const glob = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+
+const prefix = `jobswipe-test:${randomUUID()}:`;
+let redis: Redis;
+let RedisAdapter: new (name: string) => Adapter;
+const adapter = (model: string): Adapter => new RedisAdapter(model);
+
+/** Every key under the run's prefix that mentions the id (the model key, its lookups, its grant index). */
+const keysMentioning = (id: string) => scanKeys(redis, `${glob(prefix)}*${glob(id)}*`);
+
+/** Set when Redis is not reachable: every test then fails with it (a failing beforeAll would report them skipped). */
+let unreachable: Error | undefined;
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3_000, lazyConnect: true });
+  redis.on('error', () => {});
+  RedisAdapter = createRedisAdapter(redis, prefix);
+  try {
+    await redis.connect();
+    if ((await redis.ping()) !== 'PONG') throw new Error('PING did not answer PONG');
+  } catch (error) {
+    unreachable = new Error(`Redis is required for the tests and is not reachable at ${REDIS_URL}: ${(error as Error).message}`);
+  }
+});
+
+beforeEach(() => {
+  if (unreachable) throw unreachable;
+});
+
+afterAll(async () => {
+  if (!redis) return;
+  try {
+    if (redis.status === 'ready') {
+      const keys = await scanKeys(redis, `${glob(prefix)}*`);
+      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+    }
+  } finally {
+    redis.disconnect();
+  }
+});
+
+describe('redis adapter', () => {
+  describe.each(MODELS)('model %s', (model) => {
+    it('upsert then find returns the payload; a second upsert replaces it', async () => {
+      const id = newId(model);
+      const first = payloadFor(model, id, { nonce: 'first-only', scope: 'openid' });
+      await adapter(model).upsert(id, first, 3600);
+      expect(await adapter(model).find(id)).toStrictEqual(first);
+
+      const second = payloadFor(model, id, { scope: 'openid profile', rotations: 2 });
+      await adapter(model).upsert(id, second, 3600);
+      const found = await adapter(model).find(id);
+      expect(found).toStrictEqual(second);
+      expect(found).not.toHaveProperty('nonce');
+
+      const ttl = await redis.ttl(`${prefix}${model}:${id}`);
+      expect(ttl).toBeGreaterThan(3590);
+      expect(ttl).toBeLessThanOrEqual(3600);
+    });
+
+    it('find of an unknown id is undefined', async () => {
+      expect(await adapter(model).find(newId('unknown'))).toBeUndefined();
+    });
+
+    it('destroy removes the key; destroying an unknown id is harmless', async () => {
+      const id = newId(model);
+      const payload = payloadFor(model, id);
+      await adapter(model).upsert(id, payload, 3600);
+      expect(await adapter(model).find(id)).toStrictEqual(payload);
+
+      await adapter(model).destroy(id);
+      expect(await adapter(model).find(id)).toBeUndefined();
+      expect(await redis.exists(`${prefix}${model}:${id}`)).toBe(0);
+
+      await expect(adapter(model).destroy(id)).resolves.toBeUndefined();
+    });
+
+    it('is isolated from other models holding the same id', async () => {
+      const other = MODELS[(MODELS.indexOf(model) + 1) % MODELS.length] ?? 'Session';
+      const id = newId('shared');
+      const mine = payloadFor(model, id, { scope: `mine ${model}` });
+      const theirs = payloadFor(other, id, { scope: `theirs ${other}` });
+      await adapter(model).upsert(id, mine, 3600);
+      await adapter(other).upsert(id, theirs, 3600);
+
+      expect(await adapter(model).find(id)).toStrictEqual(mine);
+      expect(await adapter(other).find(id)).toStrictEqual(theirs);
+
+      const replaced = payloadFor(model, id, { scope: 'replaced' });
+      await adapter(model).upsert(id, replaced, 3600);
+      expect(await adapter(other).find(id)).toStrictEqual(theirs);
+
+      await adapter(model).consume(id);
+      expect(await adapter(other).find(id)).not.toHaveProperty('consumed');
+
+      await adapter(model).destroy(id);
+      expect(await adapter(model).find(id)).toBeUndefined();
+      expect(await adapter(other).find(id)).toStrictEqual(theirs);
+    });
+
+    it('consume sets a numeric consumed time; a second consume throws AlreadyConsumedError with the grantId', async () => {
+      const id = newId(model);
+      const grantId = newId('grant');
+      const payload = payloadFor(model, id, { grantId });
+      await adapter(model).upsert(id, payload, 600);
+      expect(await adapter(model).find(id)).not.toHaveProperty('consumed');
+
+      const before = epochNow();
+      await expect(adapter(model).consume(id)).resolves.toBeUndefined();
+      const after = epochNow();
+      const { consumed, ...rest } = (await adapter(model).find(id)) ?? {};
+      expect(rest).toStrictEqual(payload);
+      expect(typeof consumed).toBe('number');
+      expect(Number.isInteger(consumed)).toBe(true);
+      expect(consumed).toBeGreaterThanOrEqual(before - 2);
+      expect(consumed).toBeLessThanOrEqual(after + 2);
+
+      const error: unknown = await adapter(model).consume(id).then(
+        () => undefined,
+        (rejection: unknown) => rejection,
+      );
+      expect(error).toBeInstanceOf(AlreadyConsumedError);
+      expect(error).toBeInstanceOf(errors.InvalidGrant);
+      expect((error as AlreadyConsumedError).grantId).toBe(grantId);
+      expect((error as AlreadyConsumedError).error).toBe('invalid_grant');
+      expect((await adapter(model).find(id))?.consumed).toBe(consumed);
+    });
+
+    it('consume of an unknown id does not throw and creates nothing', async () => {
+      const id = newId('nothing');
+      await expect(adapter(model).consume(id)).resolves.toBeUndefined();
+      expect(await adapter(model).find(id)).toBeUndefined();
+      expect(await keysMentioning(id)).toStrictEqual([]);
+    });
+  });
+
+  describe('consume', () => {
+    it('AlreadyConsumedError has an undefined grantId when the payload has none', async () => {
+      const id = newId('bcauth');
+      const payload = payloadFor('BackchannelAuthenticationRequest', id);
+      delete payload.grantId;
+      await adapter('BackchannelAuthenticationRequest').upsert(id, payload, 600);
+      await adapter('BackchannelAuthenticationRequest').consume(id);
+      const error: unknown = await adapter('BackchannelAuthenticationRequest').consume(id).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AlreadyConsumedError);
+      expect((error as AlreadyConsumedError).grantId).toBeUndefined();
+    });
+
+    it('of 20 concurrent consumes of one AuthorizationCode exactly one wins', async () => {
+      const id = newId('race');
+      const grantId = newId('race-grant');
+      await adapter('AuthorizationCode').upsert(id, payloadFor('AuthorizationCode', id, { grantId }), 600);
+
+      // Separate connections as well as separate adapter instances, as separate processes would have.
+      const clients = Array.from({ length: 4 }, () => redis.duplicate());
+      try {
+        const adapters = clients.map((client) => createRedisAdapter(client, prefix));
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) => new adapters[i % adapters.length]!('AuthorizationCode').consume(id)),
+        );
+        const fulfilled = results.filter((result) => result.status === 'fulfilled');
+        const rejected = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+        expect(fulfilled).toHaveLength(1);
+        expect(rejected).toHaveLength(19);
+        for (const { reason } of rejected) {
+          expect(reason).toBeInstanceOf(AlreadyConsumedError);
+          expect((reason as AlreadyConsumedError).grantId).toBe(grantId);
+        }
+      } finally {
+        for (const client of clients) client.disconnect();
+      }
+      expect(typeof (await adapter('AuthorizationCode').find(id))?.consumed).toBe('number');
+    });
+  });
+
+  describe('revokeByGrantId', () => {
+    it('deletes every key of that model with that grantId and nothing else', async () => {
+      const grant = newId('grant');
+      const otherGrant = newId('grant');
+      const ids = {
+        code1: newId('ac'),
+        code2: newId('ac'),
+        codeOtherGrant: newId('ac'),
+        codeNoGrant: newId('ac'),
+        deviceSameGrant: newId('dc'),
+        backchannelSameGrant: newId('bc'),
+      };
+      const AC = 'AuthorizationCode';
+      await adapter(AC).upsert(ids.code1, payloadFor(AC, ids.code1, { grantId: grant }), 600);
+      await adapter(AC).upsert(ids.code2, payloadFor(AC, ids.code2, { grantId: grant }), 0);
+      await adapter(AC).upsert(ids.codeOtherGrant, payloadFor(AC, ids.codeOtherGrant, { grantId: otherGrant }), 600);
+      const noGrant = payloadFor(AC, ids.codeNoGrant);
+      delete noGrant.grantId;
+      await adapter(AC).upsert(ids.codeNoGrant, noGrant, 600);
+      await adapter('DeviceCode').upsert(
+        ids.deviceSameGrant,
+        payloadFor('DeviceCode', ids.deviceSameGrant, { grantId: grant }),
+        600,
+      );
+      await adapter('BackchannelAuthenticationRequest').upsert(
+        ids.backchannelSameGrant,
+        payloadFor('BackchannelAuthenticationRequest', ids.backchannelSameGrant, { grantId: grant }),
+        600,
+      );
+      // A consumed key of the grant goes too.
+      await adapter(AC).consume(ids.code2);
+
+      await expect(adapter(AC).revokeByGrantId(grant)).resolves.toBeUndefined();
+
+      expect(await adapter(AC).find(ids.code1)).toBeUndefined();
+      expect(await adapter(AC).find(ids.code2)).toBeUndefined();
+      expect(await redis.exists(`${prefix}${AC}:${ids.code1}`, `${prefix}${AC}:${ids.code2}`)).toBe(0);
+      expect(await redis.exists(`${prefix}${AC}:grant:${grant}`)).toBe(0);
+      expect((await adapter(AC).find(ids.codeOtherGrant))?.grantId).toBe(otherGrant);
+      expect(await adapter(AC).find(ids.codeNoGrant)).toStrictEqual(noGrant);
+      expect((await adapter('DeviceCode').find(ids.deviceSameGrant))?.grantId).toBe(grant);
+      expect((await adapter('BackchannelAuthenticationRequest').find(ids.backchannelSameGrant))?.grantId).toBe(grant);
+
+      await adapter('DeviceCode').revokeByGrantId(grant);
+      expect(await adapter('DeviceCode').find(ids.deviceSameGrant)).toBeUndefined();
+      expect((await adapter('BackchannelAuthenticationRequest').find(ids.backchannelSameGrant))?.grantId).toBe(grant);
+    });
+
+    it('of an unknown grant removes nothing', async () => {
+      const id = newId('ac');
+      await adapter('AuthorizationCode').upsert(id, payloadFor('AuthorizationCode', id), 600);
+      await expect(adapter('AuthorizationCode').revokeByGrantId(newId('no-such-grant'))).resolves.toBeUndefined();
+      expect(await adapter('AuthorizationCode').find(id)).toBeDefined();
+    });
+
+    it('still finds a long-lived key after a short-lived key of the same grant expired (index TTL)', async () => {
+      const grant = newId('grant');
+      const [long, short] = [newId('ac-long'), newId('ac-short')];
+      const indexKey = `${prefix}AuthorizationCode:grant:${grant}`;
+      await adapter('AuthorizationCode').upsert(long, payloadFor('AuthorizationCode', long, { grantId: grant }), 3600);
+      await adapter('AuthorizationCode').upsert(short, payloadFor('AuthorizationCode', short, { grantId: grant }), 2);
+      expect(await redis.ttl(indexKey)).toBeGreaterThanOrEqual(3590);
+
+      await sleep(2_200);
+      expect(await adapter('AuthorizationCode').find(short)).toBeUndefined();
+      expect(await adapter('AuthorizationCode').find(long)).toBeDefined();
+      expect(await redis.ttl(indexKey)).toBeGreaterThanOrEqual(3590);
+
+      await adapter('AuthorizationCode').revokeByGrantId(grant);
+      expect(await adapter('AuthorizationCode').find(long)).toBeUndefined();
+      expect(await redis.exists(`${prefix}AuthorizationCode:${long}`, indexKey)).toBe(0);
+    });
+  });
+
+  describe('findByUid and findByUserCode', () => {
+    it('findByUid finds the Session by its uid, and not once destroyed', async () => {
+      const id = newId('sess');
+      const payload = payloadFor('Session', id);
+      await adapter('Session').upsert(id, payload, 600);
+
+      expect(await adapter('Session').findByUid(`uid-of-${id}`)).toStrictEqual(payload);
+      expect(await adapter('Session').findByUid(newId('uid'))).toBeUndefined();
+      // Another model with the same uid is not a Session.
+      expect(await adapter('Interaction').findByUid(`uid-of-${id}`)).toBeUndefined();
+
+      await adapter('Session').destroy(id);
+      expect(await adapter('Session').findByUid(`uid-of-${id}`)).toBeUndefined();
+    });
+
+    it('findByUserCode finds the DeviceCode by its userCode, and not once destroyed', async () => {
+      const id = newId('dc');
+      const payload = payloadFor('DeviceCode', id);
+      await adapter('DeviceCode').upsert(id, payload, 600);
+
+      expect(await adapter('DeviceCode').findByUserCode(`UC-${id}`)).toStrictEqual(payload);
+      expect(await adapter('DeviceCode').findByUserCode(newId('UC'))).toBeUndefined();
+      expect(await adapter('BackchannelAuthenticationRequest').findByUserCode(`UC-${id}`)).toBeUndefined();
+
+      await adapter('DeviceCode').consume(id);
+      expect((await adapter('DeviceCode').findByUserCode(`UC-${id}`))?.consumed).toEqual(expect.any(Number));
+
+      await adapter('DeviceCode').destroy(id);
+      expect(await adapter('DeviceCode').findByUserCode(`UC-${id}`)).toBeUndefined();
+    });
+  });
+
+  describe('expiry', () => {
+    it('keys with expiresIn = 1 are returned at once and gone after ~1.2 s, lookups included', async () => {
+      const ids = Object.fromEntries(MODELS.map((model) => [model, newId(`short-${model}`)]));
+      for (const model of MODELS) await adapter(model).upsert(ids[model]!, payloadFor(model, ids[model]!), 1);
+      for (const model of MODELS) {
+        expect((await adapter(model).find(ids[model]!))?.jti, model).toBe(ids[model]);
+        const pttl = await redis.pttl(`${prefix}${model}:${ids[model]}`);
+        expect(pttl, model).toBeGreaterThan(0);
+        expect(pttl, model).toBeLessThanOrEqual(1_000);
+      }
+      const session = ids['Session']!;
+      const device = ids['DeviceCode']!;
+      expect((await adapter('Session').findByUid(`uid-of-${session}`))?.jti).toBe(session);
+      expect((await adapter('DeviceCode').findByUserCode(`UC-${device}`))?.jti).toBe(device);
+
+      await sleep(PAST_ONE_SECOND_EXPIRY_MS);
+
+      for (const model of MODELS) expect(await adapter(model).find(ids[model]!), model).toBeUndefined();
+      expect(await adapter('Session').findByUid(`uid-of-${session}`)).toBeUndefined();
+      expect(await adapter('DeviceCode').findByUserCode(`UC-${device}`)).toBeUndefined();
+      for (const id of Object.values(ids)) expect(await keysMentioning(id), id).toStrictEqual([]);
+    });
+
+    it('0 means no expiry', async () => {
+      const id = newId('int');
+      await adapter('Interaction').upsert(id, payloadFor('Interaction', id), 1);
+      await adapter('Interaction').upsert(id, payloadFor('Interaction', id), 0);
+      expect(await redis.ttl(`${prefix}Interaction:${id}`)).toBe(-1);
+      expect(await adapter('Interaction').find(id)).toBeDefined();
+    });
+
+    it.each([-5, -0.5])('a negative expiresIn (%s) stores nothing, and removes what was stored', async (expiresIn) => {
+      // oidc-provider saves with exp - now, e.g. Interaction/Session persist() or a late DeviceCode save.
+      const id = newId('int');
+      await adapter('Interaction').upsert(id, payloadFor('Interaction', id, { uid: 'late-' + id }), expiresIn);
+      expect(await adapter('Interaction').find(id)).toBeUndefined();
+      expect(await adapter('Interaction').findByUid('late-' + id)).toBeUndefined();
+      expect(await keysMentioning(id)).toStrictEqual([]);
+
+      const session = newId('sess');
+      await adapter('Session').upsert(session, payloadFor('Session', session), 600);
+      await adapter('Session').upsert(session, payloadFor('Session', session), expiresIn);
+      expect(await adapter('Session').find(session)).toBeUndefined();
+      expect(await adapter('Session').findByUid(`uid-of-${session}`)).toBeUndefined();
+    });
+  });
+
+  describe('an unreachable Redis', () => {
+    it('makes find and upsert reject with StoreUnavailableError (503 temporarily_unavailable) within 5 s', async () => {
+      const down = new Redis({
+        host: '127.0.0.1',
+        port: 1,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        lazyConnect: true,
+        connectTimeout: 1_000,
+        retryStrategy: () => null,
+      });
+      down.on('error', () => {});
+      try {
+        const Down = createRedisAdapter(down, prefix);
+        const started = Date.now();
+        const id = newId('down');
+        for (const operation of [
+          () => new Down('Session').find(id),
+          () => new Down('Session').upsert(id, payloadFor('Session', id), 600),
+          () => new Down('AuthorizationCode').consume(id),
+          () => new Down('Session').findByUid(id),
+        ]) {
+          const error: unknown = await operation().then(
+            () => undefined,
+            (rejection: unknown) => rejection,
+          );
+          expect(error).toBeInstanceOf(StoreUnavailableError);
+          expect(error).toBeInstanceOf(errors.OIDCProviderError);
+          expect((error as StoreUnavailableError).status).toBe(503);
+          expect((error as StoreUnavailableError).statusCode).toBe(503);
+          expect((error as StoreUnavailableError).error).toBe('temporarily_unavailable');
+        }
+        expect(Date.now() - started).toBeLessThan(5_000);
+      } finally {
+        down.disconnect();
+      }
+    });
+  });
+});
+
+describe('createStorageAdapter with Redis', () => {
+  let store: TestStore | undefined;
+  let database: Database<OidcTables> | undefined;
+  const storagePrefix = `${prefix}storage:`;
+
+  beforeAll(async () => {
+    store = await createTestStore('postgres');
+    if (store.kind !== 'postgres') throw new Error('expected a postgres store');
+    database = await openDatabase<OidcTables>({ kind: 'postgres', url: store.url, poolMax: 4 });
+    await migrateToLatest(database.db);
+  });
+
+  afterAll(async () => {
+    try {
+      await database?.close();
+    } finally {
+      await store?.drop();
+    }
+  });
+
+  it('sends Session to Redis and Grant to the database', async () => {
+    if (!database) throw new Error('database not open');
+    const db = database.db;
+    const Storage = createStorageAdapter({ db, redis: { client: redis, prefix: storagePrefix } });
+    const rowsFor = (id: string) => db.selectFrom('oidc_models').select(['model', 'id']).where('id', '=', id).execute();
+
+    const session = newId('sess');
+    await new Storage('Session').upsert(session, payloadFor('Session', session), 600);
+    expect((await new Storage('Session').find(session))?.jti).toBe(session);
+    expect(await scanKeys(redis, `${glob(storagePrefix)}Session:${glob(session)}`)).toHaveLength(1);
+    expect(await rowsFor(session)).toHaveLength(0);
+
+    const grant = newId('grant');
+    await new Storage('Grant').upsert(grant, { jti: grant, kind: 'Grant', accountId: 'account-1' }, 600);
+    expect((await new Storage('Grant').find(grant))?.jti).toBe(grant);
+    expect(await rowsFor(grant)).toStrictEqual([{ model: 'Grant', id: grant }]);
+    expect(await scanKeys(redis, `${glob(storagePrefix)}*${glob(grant)}*`)).toStrictEqual([]);
+  });
+});
