@@ -375,6 +375,13 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
       });
     });
 
+    it('keys revoke takes a kid that starts with "-" as the kid, not an option', async () => {
+      // Thumbprint kids are base64url: about one in 32 starts with "-".
+      const message = await fails(['keys', 'revoke', '-no-such-kid'], 1);
+      expect(message).toContain('no published signing key has kid -no-such-kid');
+      expect(await fails(['keys', 'revoke'], 2)).toContain('KID is required');
+    });
+
     it('an unknown command exits 2 with one line', async () => {
       const message = await fails(['users', 'explode'], 2);
       expect(message).toContain('unknown command "users explode"');

@@ -234,8 +234,11 @@ export const COMMANDS: Record<string, Command> = {
   'keys revoke': {
     usage: 'keys revoke KID               withdraw a key from the JWKS for good (for a leaked key)',
     async run(context, args) {
-      const { positionals } = parseWithPositionals(args, {}, 1);
-      const kid = required(positionals[0], 'KID');
+      // A kid is a base64url thumbprint and may start with "-": the one argument is never an option.
+      const rest = args[0] === '--' ? args.slice(1) : args;
+      if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'KID is required' : 'give exactly one KID');
+      const kid = rest[0]!;
+      if (!/^[A-Za-z0-9_-]{1,128}$/.test(kid)) throw new UsageError(`"${kid}" is not a key id`);
       await context.withStore(async ({ keystore }) => {
         const keys = await keystore();
         await keys.open();
