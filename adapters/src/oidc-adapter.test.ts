@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { createTestStore, STORE_KINDS, type TestStore } from '../../test/support/stores.ts';
+import { epochNow, newId, payloadFor } from './adapter-contract.fixtures.ts';
 import { openDatabase, type Database, type StoreOptions } from './database.ts';
 import { AlreadyConsumedError, createOidcAdapter, sweepExpired } from './oidc-adapter.ts';
 import type { OidcTables } from './tables.ts';
@@ -28,49 +28,11 @@ const MODELS = [
 ] as const;
 type ModelName = (typeof MODELS)[number];
 
-/** Models whose payload carries the grant they belong to. */
-const GRANTABLE = new Set<ModelName>([
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'ClientCredentials',
-  'BackchannelAuthenticationRequest',
-]);
 
 /** Time for a row upserted with expiresIn = 1 to be past its expiry by the database clock. */
 const PAST_ONE_SECOND_EXPIRY_MS = 1_300;
 
-const newId = (label: string) => `${label}-${randomUUID()}`;
-const epochNow = () => Math.floor(Date.now() / 1000);
 
-/** A payload shaped like the model's, with nested values of every JSON type to check the round trip. */
-function payloadFor(model: ModelName, id: string, extra: AdapterPayload = {}): AdapterPayload {
-  const base: AdapterPayload = {
-    jti: id,
-    kind: model,
-    iat: 1_760_000_000,
-    exp: 1_760_003_600,
-    clientId: 'client-app',
-    scope: 'openid email offline_access',
-    extra: {
-      nested: { list: [1, 2.5, 'two', null, true, false], empty: {} },
-      text: 'Zoë says ✓ "quoted" \\ 日本',
-    },
-  };
-  if (GRANTABLE.has(model)) base.grantId = `grant-of-${id}`;
-  if (model === 'Session') {
-    base.uid = `uid-of-${id}`;
-    base.accountId = 'account-1';
-    base.authorizations = { 'client-app': { sid: 'sid-1', grantId: 'grant-1', persistsLogout: false } };
-  }
-  if (model === 'DeviceCode') base.userCode = `UC-${id}`;
-  if (model === 'Client') {
-    base.client_id = id;
-    base.redirect_uris = ['https://app.example/cb'];
-  }
-  return { ...base, ...extra };
-}
 
 function storeOptions(store: TestStore): StoreOptions {
   return store.kind === 'postgres'

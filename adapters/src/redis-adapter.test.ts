@@ -1,64 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter } from 'oidc-provider';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { createTestStore, type TestStore } from '../../test/support/stores.ts';
+import { scanKeys, TEST_REDIS_URL } from '../../test/support/redis.ts';
+import { epochNow, newId, payloadFor } from './adapter-contract.fixtures.ts';
 import { openDatabase, type Database } from './database.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
 import { createStorageAdapter } from './storage.ts';
 import type { OidcTables } from './tables.ts';
 
-/** A missing Redis fails the run, never skips it. */
-const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
 const MODELS = [...REDIS_MODELS];
 
-/** Redis models whose payload carries the grant they belong to. */
-const GRANTABLE = new Set(['AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
 /** Time for a key upserted with expiresIn = 1 to be past its expiry. */
 const PAST_ONE_SECOND_EXPIRY_MS = 1_200;
 
-const newId = (label: string) => `${label}-${randomUUID()}`;
-const epochNow = () => Math.floor(Date.now() / 1000);
 
-/** The same payload shape as oidc-adapter.test.ts, with nested values of every JSON type. */
-function payloadFor(model: string, id: string, extra: AdapterPayload = {}): AdapterPayload {
-  const base: AdapterPayload = {
-    jti: id,
-    kind: model,
-    iat: 1_760_000_000,
-    exp: 1_760_003_600,
-    clientId: 'client-app',
-    scope: 'openid email offline_access',
-    extra: {
-      nested: { list: [1, 2.5, 'two', null, true, false], empty: {} },
-      text: 'Zoë says ✓ "quoted" \\ 日本',
-    },
-  };
-  if (GRANTABLE.has(model)) base.grantId = `grant-of-${id}`;
-  if (model === 'Session') {
-    base.uid = `uid-of-${id}`;
-    base.accountId = 'account-1';
-    base.authorizations = { 'client-app': { sid: 'sid-1', grantId: 'grant-1', persistsLogout: false } };
-  }
-  if (model === 'DeviceCode') base.userCode = `UC-${id}`;
-  return { ...base, ...extra };
-}
 
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  return keys;
-}
 
 /** Glob-escapes an id for SCAN MATCH (uuids and our labels hold none, but be safe). */
 const glob = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
@@ -75,14 +38,14 @@ const keysMentioning = (id: string) => scanKeys(redis, `${glob(prefix)}*${glob(i
 let unreachable: Error | undefined;
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3_000, lazyConnect: true });
+  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3_000, lazyConnect: true });
   redis.on('error', () => {});
   RedisAdapter = createRedisAdapter(redis, prefix);
   try {
     await redis.connect();
     if ((await redis.ping()) !== 'PONG') throw new Error('PING did not answer PONG');
   } catch (error) {
-    unreachable = new Error(`Redis is required for the tests and is not reachable at ${REDIS_URL}: ${(error as Error).message}`);
+    unreachable = new Error(`Redis is required for the tests and is not reachable at ${TEST_REDIS_URL}: ${(error as Error).message}`);
   }
 });
 

@@ -8,6 +8,7 @@ import { createAccounts } from '../../idp/src/users/accounts.ts';
 import { createPasswordHasher } from '../../idp/src/users/passwords.ts';
 import { createUserQueries } from '../../idp/src/users/queries.ts';
 import { freePort } from './processes.ts';
+import { scanKeys, TEST_REDIS_URL } from './redis.ts';
 import { createTestStore, storeEnvironment, type StoreKind, type TestStore } from './stores.ts';
 
 export interface TestServer {
@@ -26,8 +27,7 @@ export interface TestServer {
 export const SERVER_SETUPS = ['embedded', 'postgres', 'postgres+redis'] as const;
 export type ServerSetup = (typeof SERVER_SETUPS)[number];
 
-/** Redis for the tests (this machine and CI run one on 6379); each server gets its own key prefix. */
-export const TEST_REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+export { TEST_REDIS_URL };
 
 export async function startTestServer(setup: StoreKind | ServerSetup, env: Record<string, string> = {}): Promise<TestServer> {
   const kind: StoreKind = setup === 'embedded' ? 'embedded' : 'postgres';
@@ -86,12 +86,8 @@ async function deleteRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
   await redis.connect();
   try {
-    for (let cursor = '0'; ; ) {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-      if (cursor === '0') break;
-    }
+    const keys = await scanKeys(redis, `${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
   } finally {
     redis.disconnect();
   }
