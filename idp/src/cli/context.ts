@@ -84,11 +84,13 @@ export function createCliContext(config: Config, io: CliIo, shared?: Database<Ta
         const users = createUserQueries(db);
         // Client metadata is validated by a provider configured like the server's. Validation signs
         // nothing, so that provider gets a throwaway key rather than the keystore's.
+        let throwaway: ReturnType<typeof generateSigningKey> | undefined;
         const validate = async (metadata: Metadata) => {
-          const throwaway = await generateSigningKey();
+          // One RSA key per command, however many clients an import validates.
+          throwaway ??= generateSigningKey();
           const provider = createProvider({
             issuer: config.issuer,
-            jwks: { keys: [throwaway.privateJwk] },
+            jwks: { keys: [(await throwaway).privateJwk] },
             cookieKeys: [randomBytes(32).toString('base64url')],
             adapter: createOidcAdapter(db),
             scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
