@@ -7,6 +7,7 @@ export interface OidcModelsTable {
   grant_id: Generated<string | null>;
   user_code: Generated<string | null>;
   uid: Generated<string | null>;
+  account_id: Generated<string | null>;
   expires_at: Date | null;
   consumed_at: Date | null;
 }

@@ -29,6 +29,13 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
+  backchannelLogout: {
+    /** Loopback and private destinations are refused unless allowed here (SSRF protection). */
+    allowLoopback: boolean;
+    allowPrivate: boolean;
+    timeoutSeconds: number;
+    retries: number;
+  };
 }
 
 export interface ConfigProblem {
@@ -80,6 +87,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!variables['KEYSTORE_KEK'] && !variables['KEYSTORE_KEK_FILE']) {
       problems.push({ variable: 'KEYSTORE_KEK', message: 'or KEYSTORE_KEK_FILE is required in production (a generated key-encryption key is refused)' });
     }
+    if (variables['BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK'] === 'true') {
+      problems.push({ variable: 'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK', message: 'must not be true in production (logout tokens are never sent to loopback addresses there)' });
+    }
   }
   if (variables['KEYSTORE_KEK'] && variables['KEYSTORE_KEK_FILE']) {
     problems.push({ variable: 'KEYSTORE_KEK_FILE', message: 'set either KEYSTORE_KEK or KEYSTORE_KEK_FILE, not both' });
@@ -117,5 +127,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: env.LOG_LEVEL,
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+    backchannelLogout: {
+      allowLoopback: env.BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK ?? !production,
+      allowPrivate: env.BACKCHANNEL_LOGOUT_ALLOW_PRIVATE,
+      timeoutSeconds: env.BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS,
+      retries: env.BACKCHANNEL_LOGOUT_RETRIES,
+    },
   };
 }

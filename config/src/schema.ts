@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const seconds = z.coerce.number().int().positive();
+const flag = z.enum(['true', 'false']).transform((value) => value === 'true');
 const csv = (separator: RegExp) =>
   z.string().transform((value) => value.split(separator).map((part) => part.trim()).filter(Boolean));
 
@@ -89,6 +90,26 @@ export const environmentSchema = z.object({
   BCRYPT_COST: z.coerce.number().int().min(12, 'must be at least 12').max(16).default(12).describe('bcrypt cost factor for new password hashes (12 to 16).'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
   SWEEP_INTERVAL_SECONDS: seconds.default(300).describe('How often expired tokens, codes and sessions are deleted from the database.'),
+  BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: flag
+    .optional()
+    .describe('Deliver back-channel logout tokens to loopback addresses (127.0.0.0/8, ::1, localhost). Default `true` outside production; refused in production.'),
+  BACKCHANNEL_LOGOUT_ALLOW_PRIVATE: flag
+    .default(false)
+    .describe('Deliver back-channel logout tokens to private and link-local addresses (10/8, 172.16/12, 192.168/16, fc00::/7...), for relying parties on an internal network.'),
+  BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(30)
+    .default(5)
+    .describe('How long one back-channel logout delivery may take before it counts as failed.'),
+  BACKCHANNEL_LOGOUT_RETRIES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(10)
+    .default(3)
+    .describe('Further attempts after a failed back-channel logout delivery (network error, timeout, 5xx, 429), with exponential backoff from 1 s.'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
+import { accountRoutes } from './account/routes.ts';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
 import { healthRoutes, type Readiness } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
@@ -10,6 +11,8 @@ import { homePage } from './pages/views.ts';
 import { STYLESHEET } from './pages/stylesheet.ts';
 import type { PasswordHasher } from './users/passwords.ts';
 import type { UserQueries } from './users/queries.ts';
+import type { SessionRegistry } from './sessions/registry.ts';
+import type { SessionService } from './sessions/service.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -22,6 +25,8 @@ export interface AppDependencies {
   ready: () => Promise<Readiness>;
   users: UserQueries;
   hasher: PasswordHasher;
+  registry: SessionRegistry;
+  sessions: SessionService;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -42,12 +47,22 @@ export function createApp(deps: AppDependencies): Koa {
 
   const interactions = interactionRoutes({ provider: deps.provider, users: deps.users, hasher: deps.hasher, log: deps.log });
   const health = healthRoutes(deps.ready);
+  const account = accountRoutes({
+    issuer: deps.issuer,
+    provider: deps.provider,
+    users: deps.users,
+    registry: deps.registry,
+    sessions: deps.sessions,
+    log: deps.log,
+  });
 
   app.use(requestContext(deps.log));
   app.use(health.routes());
   app.use(pages.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(account.routes());
+  app.use(account.allowedMethods());
   app.use(enforceRegisteredAuthMethod(deps.provider));
 
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();

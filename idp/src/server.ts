@@ -12,7 +12,12 @@ import { createCliContext } from './cli/context.ts';
 import { runCommand } from './cli/run.ts';
 import { requestIdOf } from './http/request-context.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createProvider } from './provider/configuration.ts';
+import { createProvider, LIFETIMES } from './provider/configuration.ts';
+import { createLogoutNotifier } from './sessions/delivery.ts';
+import { createLogoutTokenSigner, currentKeyOf } from './sessions/logout-tokens.ts';
+import { createSessionRegistry } from './sessions/registry.ts';
+import { createSessionService } from './sessions/service.ts';
+import { trackSessions } from './sessions/tracking.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
 import { connectRedis, redisReady } from './redis.ts';
 import { acceptedScopes } from './provider/scopes.ts';
@@ -95,6 +100,23 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
     const users = createUserQueries(db);
     const hasher = createPasswordHasher(config.bcryptCost);
+    const registry = createSessionRegistry(db);
+    let signing: Awaited<ReturnType<typeof keystore.signingKeys>>;
+    // Logout tokens are signed with whichever key signs now (`signing` is kept current below).
+    const signLogoutToken = createLogoutTokenSigner(config.issuer, async () => currentKeyOf(signing.jwks));
+    const logoutNotifier = createLogoutNotifier(
+      signLogoutToken,
+      {
+        policy: { allowLoopback: config.backchannelLogout.allowLoopback, allowPrivate: config.backchannelLogout.allowPrivate },
+        timeoutMs: config.backchannelLogout.timeoutSeconds * 1000,
+        retries: config.backchannelLogout.retries,
+        backoffMs: 1000,
+      },
+      log,
+    );
+    const sessionService = createSessionService({ db, adapter, registry, sendLogout: logoutNotifier.notify });
+    // CLI commands run through the admin socket wait for the deliveries, to report them.
+    const sessionServiceForCommands = createSessionService({ db, adapter, registry, sendLogout: logoutNotifier.deliver });
 
     const buildProvider = async (jwks: JWKS): Promise<Provider> => {
       const built = createProvider({
@@ -105,7 +127,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         scopes: await acceptedScopes(db, config.api.scopes),
         users,
         api: config.api,
+        sendLogout: logoutNotifier.notify,
       });
+      trackSessions(built, registry, LIFETIMES.session, log);
       built.on('server_error', (ctx, error) => {
         log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
       });
@@ -126,7 +150,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     // oidc-provider takes its keys as static configuration: when the published keys change, a new
     // provider instance replaces the old one behind the Koa mount; requests under way finish on the old.
-    let signing = await keystore.signingKeys();
+    signing = await keystore.signingKeys();
     let provider = await buildProvider(signing.jwks);
     const refreshKeys = async () => {
       try {
@@ -168,6 +192,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       },
       users,
       hasher,
+      registry,
+      sessions: sessionService,
     });
 
     if (database.kind === 'embedded') {
@@ -177,7 +203,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           socketPath,
           (argv, io) => {
             log.info({ event: 'admin.command', command: argv.slice(0, 2).join(' ') }, 'command from the CLI');
-            return runCommand(argv, io, (given) => createCliContext(given, io, database), config);
+            return runCommand(argv, io, (given) => createCliContext(given, io, { database, sessions: sessionServiceForCommands }), config);
           },
           (error) => log.error({ err: error }, 'CLI command failed'),
         );
@@ -201,11 +227,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         throw error;
       }
     }
+    // Runs after the listeners have closed: logout tokens already under way get the grace period too.
+    cleanups.unshift(() => logoutNotifier.drain(config.shutdownGraceSeconds * 1000));
     cleanups.unshift(() => closeGracefully(servers, config.shutdownGraceSeconds * 1000));
 
     const sweeper = setInterval(() => {
-      sweepExpired(db)
-        .then((removed) => removed > 0 && log.info({ removed }, 'expired rows swept'))
+      Promise.all([sweepExpired(db), registry.sweep()])
+        .then(([removed, sessions]) => removed + sessions > 0 && log.info({ removed, sessions }, 'expired rows swept'))
         .catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();

@@ -2,9 +2,10 @@ import { openDatabase, type Database, type OidcTables } from '@jobswipe/adapters
 import type { Config } from '@jobswipe/config';
 import type { KeystoreTables } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
+import type { SessionTables } from './sessions/tables.ts';
 import type { UserTables } from './users/tables.ts';
 
-export type Tables = OidcTables & KeystoreTables & UserTables;
+export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables;
 
 /** A start-up problem the operator can fix; printed as one line, without a stack trace. */
 export class StartupError extends Error {

@@ -264,6 +264,57 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 
+  'sessions list': {
+    usage: 'sessions list --email E        one line per live session: id, started, device, apps, last seen',
+    async run(context, args) {
+      const values = parse(args, { email: { type: 'string' } });
+      const email = required(values.email, '--email');
+      await context.withStore(async ({ users, sessions }) => {
+        const user = await users.findByEmail(email);
+        if (!user) throw new CommandError(`no user with email ${email}`);
+        const list = await (await sessions()).list(user.id);
+        for (const session of list) {
+          const apps = session.apps.map((app) => app.clientId).join(',') || '-';
+          context.io.out(
+            [session.uid, date(session.startedAt), session.device, `apps=${apps}`, `last-seen=${date(session.lastSeenAt)}`, `ip=${session.ip}`, `agent=${JSON.stringify(session.userAgent)}`].join('  '),
+          );
+        }
+        context.io.err(`${list.length} live session(s) for ${user.email}`);
+      });
+    },
+  },
+
+  'sessions revoke': {
+    usage: 'sessions revoke --email E (--all | --id ID)  sign a user out: one session, or every session and app',
+    async run(context, args) {
+      const values = parse(args, { email: { type: 'string' }, all: { type: 'boolean' }, id: { type: 'string' } });
+      const email = required(values.email, '--email');
+      if (Boolean(values.all) === (values.id !== undefined)) throw new UsageError('give either --all or --id ID');
+      if (values.id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.id)) throw new UsageError(`"${values.id}" is not a session id`);
+      await context.withStore(async ({ users, sessions }) => {
+        const user = await users.findByEmail(email);
+        if (!user) throw new CommandError(`no user with email ${email}`);
+        const service = await sessions();
+        let outcome;
+        if (values.id !== undefined) {
+          const one = await service.revokeSession(user.id, values.id, 'revoked by administrator');
+          if (!one.found) throw new CommandError(`${user.email} has no live session ${values.id} (see \`idp sessions list --email ${user.email}\`)`);
+          outcome = one;
+        } else {
+          outcome = await service.revokeAll(user.id, 'revoked by administrator');
+        }
+        context.io.out(`ended ${outcome.sessionsEnded} session(s) and revoked ${outcome.grantsRevoked} grant(s) of ${user.email}`);
+        for (const delivery of outcome.deliveries ?? []) {
+          context.io.out(
+            delivery.delivered
+              ? `logout token delivered to ${delivery.clientId}`
+              : `logout token NOT delivered to ${delivery.clientId} after ${delivery.attempts} attempt(s): ${delivery.error ?? 'failed'}`,
+          );
+        }
+      });
+    },
+  },
+
   import: {
     usage: 'import --file seed.json       create or update clients and users from a seed file',
     async run(context, args) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { StoreInUseError, createOidcAdapter, openDatabase, type Database } from '@jobswipe/adapters';
+import { StoreInUseError, createOidcAdapter, createStorageAdapter, openDatabase, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
 import { generateSigningKey, type Keystore } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
@@ -11,10 +11,17 @@ import { describeConnectionError, StartupError, type Tables } from '../store.ts'
 import { createAccounts } from '../users/accounts.ts';
 import { createPasswordHasher } from '../users/passwords.ts';
 import { createUserQueries } from '../users/queries.ts';
+import { connectRedis } from '../redis.ts';
+import { createLogoutNotifier } from '../sessions/delivery.ts';
+import { createLogoutTokenSigner, currentKeyOf } from '../sessions/logout-tokens.ts';
+import { createSessionRegistry } from '../sessions/registry.ts';
+import { createSessionService, type SessionService } from '../sessions/service.ts';
 import { CommandError } from './errors.ts';
 
 export interface CliIo {
   out(line: string): void;
+  /** Messages for a person (summaries, warnings); standard output stays parseable. */
+  err(line: string): void;
   readStdin(): Promise<string>;
 }
 
@@ -25,6 +32,14 @@ export interface Store {
   clients: ClientRegistry;
   /** The signing keystore; opening it needs the configured key-encryption key. */
   keystore(): Promise<Keystore>;
+  /** Users' sessions and grants (connects to Redis when configured; logout tokens are awaited). */
+  sessions(): Promise<SessionService>;
+}
+
+/** What a running server lends the commands it runs for the CLI (embedded store). */
+export interface SharedStore {
+  database: Database<Tables>;
+  sessions: SessionService;
 }
 
 export interface StoreOptions {
@@ -52,19 +67,22 @@ function storeInUse(error: StoreInUseError): CommandError {
  * The CLI's view of the store. Given `shared`, commands run on that open database (a running server's,
  * which has migrated it) and leave it open; otherwise each command opens and closes the store itself.
  */
-export function createCliContext(config: Config, io: CliIo, shared?: Database<Tables>): CliContext {
+export function createCliContext(config: Config, io: CliIo, shared?: SharedStore): CliContext {
   return {
     config,
     io,
     async withStore(fn, options = {}) {
       let database: Database<Tables>;
       try {
-        database = shared ?? (await openDatabase<Tables>(config.store));
+        database = shared?.database ?? (await openDatabase<Tables>(config.store));
       } catch (error) {
         if (error instanceof StoreInUseError) throw storeInUse(error);
         throw error;
       }
-      const close = shared ? async () => {} : () => database.close();
+      const closers: Array<() => Promise<void>> = shared ? [] : [() => database.close()];
+      const close = async () => {
+        for (const closer of closers.splice(0).reverse()) await closer();
+      };
       try {
         // The embedded store migrates itself, as `npm start` does; Postgres is migrated explicitly.
         if (options.skipMigrations || shared) {
@@ -99,14 +117,41 @@ export function createCliContext(config: Config, io: CliIo, shared?: Database<Ta
           });
           await provider.Client.validate(metadata);
         };
+        const keystore = async () => {
+          const { kek } = await loadKek(config);
+          return openKeystore(db, config, kek);
+        };
+        let sessions: Promise<SessionService> | undefined;
+        const openSessions = async (): Promise<SessionService> => {
+          if (shared) return shared.sessions;
+          const redis = config.redis ? await connectRedis(config.redis) : undefined;
+          if (redis) closers.push(() => redis.quit().then(() => undefined, () => redis.disconnect()));
+          const keys = await (await keystore()).signingKeys();
+          const notifier = createLogoutNotifier(
+            createLogoutTokenSigner(config.issuer, async () => currentKeyOf(keys.jwks)),
+            {
+              policy: { allowLoopback: config.backchannelLogout.allowLoopback, allowPrivate: config.backchannelLogout.allowPrivate },
+              timeoutMs: config.backchannelLogout.timeoutSeconds * 1000,
+              retries: config.backchannelLogout.retries,
+              backoffMs: 1000,
+            },
+          );
+          return createSessionService({
+            db,
+            adapter: createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined }),
+            registry: createSessionRegistry(db),
+            sendLogout: notifier.deliver,
+          });
+        };
         return await fn({
           database,
           users,
           accounts: createAccounts(users, createPasswordHasher(config.bcryptCost)),
           clients: createClientRegistry(db, validate),
-          async keystore() {
-            const { kek } = await loadKek(config);
-            return openKeystore(db, config, kek);
+          keystore,
+          sessions() {
+            sessions ??= openSessions();
+            return sessions;
           },
         });
       } finally {

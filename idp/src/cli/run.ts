@@ -6,9 +6,7 @@ import { COMMANDS } from './commands.ts';
 import type { CliContext, CliIo } from './context.ts';
 import { CommandError, UsageError } from './errors.ts';
 
-export interface CommandIo extends CliIo {
-  err(line: string): void;
-}
+export type CommandIo = CliIo;
 
 export function helpText(): string {
   return [

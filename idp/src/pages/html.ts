@@ -35,7 +35,7 @@ export function html(strings: TemplateStringsArray, ...values: Interpolation[]):
 }
 
 /** A whole page in the product's layout; the stylesheet is served by us, never from a CDN. */
-export function page(title: string, body: SafeHtml): string {
+export function page(title: string, body: SafeHtml, options: { wide?: boolean } = {}): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -46,7 +46,7 @@ export function page(title: string, body: SafeHtml): string {
 <link rel="stylesheet" href="/assets/idp.css">
 </head>
 <body>
-<main class="card">
+<main class="${options.wide ? 'card wide' : 'card'}">
 <p class="brand">JobSwipe</p>
 ${body}
 </main>

@@ -18,4 +18,14 @@ button.secondary{background:#e5e7eb;color:#111827}
 .muted{color:#6b7280;font-size:.9rem}
 ul.scopes{padding-left:1.2rem}
 code{overflow-wrap:anywhere}
+.card.wide{max-width:40rem}
+.notice{padding:.6rem .75rem;border-radius:.5rem;background:#ecfdf5;color:#065f46;border:1px solid #a7f3d0}
+ul.items{list-style:none;padding:0;margin:0}
+ul.items>li{padding:.75rem 0;border-top:1px solid #e5e7eb}
+ul.items>li:first-child{border-top:0}
+.item-title{font-weight:600}
+.badge{display:inline-block;margin-left:.4rem;padding:0 .4rem;border-radius:.25rem;background:#e0e7ff;color:#3730a3;
+  font-size:.8rem;font-weight:600}
+form.inline button{display:inline-block;width:auto;margin-top:.5rem;padding:.4rem .8rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
 `;

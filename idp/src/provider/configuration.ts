@@ -4,6 +4,8 @@ import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
 import { requestIdOf } from '../http/request-context.ts';
 import { describeProviderError } from './error-messages.ts';
 import { ACCESS_TOKEN_TTL, createResourceIndicators } from './resource.ts';
+import { accountClient } from './account-client.ts';
+import type { LogoutNotice } from '../sessions/delivery.ts';
 
 const DAY = 24 * 60 * 60;
 
@@ -28,6 +30,11 @@ export interface ProviderDependencies {
   scopes: string[];
   users: UserQueries;
   api: { resource: string; scopes: string[] };
+  /**
+   * Receives the back-channel logout the provider's own end-session endpoint asks for, so delivery
+   * happens in the background (see installLogoutHooks). Without it, no logout token is sent.
+   */
+  sendLogout?: ((notices: LogoutNotice[]) => void) | undefined;
 }
 
 function clientName(ctx: KoaContextWithOIDC): string | undefined {
@@ -38,6 +45,7 @@ function clientName(ctx: KoaContextWithOIDC): string | undefined {
 export function providerConfiguration(deps: ProviderDependencies): Configuration {
   return {
     adapter: deps.adapter,
+    clients: [accountClient(deps.issuer)],
     jwks: deps.jwks,
     cookies: {
       keys: deps.cookieKeys,
@@ -105,6 +113,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
         },
       },
       resourceIndicators: createResourceIndicators(deps.api),
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -141,5 +150,31 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
-  return new Provider(deps.issuer, providerConfiguration(deps));
+  const provider = new Provider(deps.issuer, providerConfiguration(deps));
+  installLogoutHooks(provider, deps.sendLogout);
+  return provider;
+}
+
+interface ClientInstance {
+  clientId: string;
+  backchannelLogoutUri?: string;
+}
+
+/**
+ * Two changes to this provider instance's Client class (each instance has its own):
+ * - every ID token carries `sid`, whether or not the client registered for back-channel logout, so
+ *   any relying party can match a later logout token to the session it started;
+ * - the end-session endpoint hands back-channel logout to our sender and does not wait for relying
+ *   parties to answer (oidc-provider would await each delivery before showing the user a page).
+ */
+function installLogoutHooks(provider: Provider, sendLogout: ProviderDependencies['sendLogout']): void {
+  const prototype = provider.Client.prototype as unknown as {
+    includeSid(): boolean;
+    backchannelLogout(this: ClientInstance, sub: string, sid: string | undefined): Promise<void>;
+  };
+  prototype.includeSid = () => true;
+  prototype.backchannelLogout = async function backchannelLogout(sub, sid) {
+    if (!sendLogout || !this.backchannelLogoutUri) return;
+    sendLogout([{ clientId: this.clientId, uri: this.backchannelLogoutUri, sub, sid }]);
+  };
 }

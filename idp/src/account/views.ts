@@ -1,0 +1,80 @@
+import { html, page } from '../pages/html.ts';
+import { timeAgo } from '../sessions/device.ts';
+import type { ConnectedApp, SessionView } from '../sessions/service.ts';
+
+export const ACCOUNT_NOTICES = {
+  'session-ended': 'That session is signed out. Apps that used it have been told.',
+  'others-ended': 'Every other session is signed out.',
+  'app-revoked': 'The app’s access is revoked. It has to ask you again to use your account.',
+  'nothing-changed': 'That session or app was already gone.',
+} as const;
+
+export type AccountNotice = keyof typeof ACCOUNT_NOTICES;
+
+const SCOPE_NAMES: Record<string, string> = {
+  openid: 'your identity',
+  profile: 'your name',
+  email: 'your email address',
+  offline_access: 'access while you are away',
+};
+
+function describeScopes(scopes: string[]): string {
+  const names = scopes.map((scope) => SCOPE_NAMES[scope] ?? scope);
+  return names.length > 0 ? names.join(', ') : 'sign-in only';
+}
+
+function shortDate(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}
+
+export function accountPage(options: {
+  user: { name: string; email: string };
+  currentUid: string;
+  sessions: SessionView[];
+  apps: ConnectedApp[];
+  csrf: string;
+  notice?: AccountNotice | undefined;
+  now?: Date;
+}): string {
+  const now = options.now ?? new Date();
+  const others = options.sessions.filter((session) => session.uid !== options.currentUid);
+  const csrfField = html`<input type="hidden" name="_csrf" value="${options.csrf}">`;
+  return page(
+    'Your account',
+    html`<h1>Your account</h1>
+<p>${options.user.name ? html`${options.user.name} · ` : ''}${options.user.email}</p>
+${options.notice ? html`<p class="notice" role="status">${ACCOUNT_NOTICES[options.notice]}</p>` : ''}
+<h2>Where you are signed in</h2>
+<ul class="items" id="sessions">${options.sessions.map(
+      (session) => html`<li data-session-uid="${session.uid}">
+<div class="item-title">${session.device}, signed in ${timeAgo(session.startedAt, now)}${session.uid === options.currentUid ? html`<span class="badge">This browser</span>` : ''}</div>
+<div class="muted">Last active ${timeAgo(session.lastSeenAt, now)} · ${session.ip}</div>
+<div class="muted">Apps: ${session.apps.length > 0 ? session.apps.map((app) => app.clientName).join(', ') : 'none'}</div>
+<form class="inline" method="post" action="/account/sessions/${session.uid}/sign-out">${csrfField}<button type="submit" class="secondary">Sign out</button></form>
+</li>`,
+    )}</ul>
+${others.length > 0
+  ? html`<form method="post" action="/account/sessions/sign-out-others">${csrfField}<button type="submit">Sign out all other sessions</button></form>`
+  : html`<p class="muted">You are not signed in anywhere else.</p>`}
+<h2>Apps with access to your account</h2>
+${options.apps.length > 0
+  ? html`<ul class="items" id="apps">${options.apps.map(
+      (app) => html`<li data-client-id="${app.clientId}">
+<div class="item-title">${app.clientName}</div>
+<div class="muted">Can use ${describeScopes(app.scopes)} · since ${shortDate(app.since)}</div>
+<form class="inline" method="post" action="/account/apps/${encodeURIComponent(app.clientId)}/revoke">${csrfField}<button type="submit" class="secondary">Revoke access</button></form>
+</li>`,
+    )}</ul>`
+  : html`<p class="muted">No app has access to your account.</p>`}`,
+    { wide: true },
+  );
+}
+
+export function accountSignedOutPage(): string {
+  return page(
+    'Signed out',
+    html`<h1>You are signed out</h1>
+<p>You signed out of JobSwipe in this browser.</p>
+<p><a href="/account">Sign in again</a></p>`,
+  );
+}
