@@ -279,7 +279,8 @@ export const COMMANDS: Record<string, Command> = {
             [session.uid, date(session.startedAt), session.device, `apps=${apps}`, `last-seen=${date(session.lastSeenAt)}`, `ip=${session.ip}`, `agent=${JSON.stringify(session.userAgent)}`].join('  '),
           );
         }
-        context.io.err(`${list.length} live session(s) for ${user.email}`);
+        // Standard output holds session lines only; a person still learns why there are none.
+        if (list.length === 0) context.io.err(`no live sessions for ${user.email}`);
       });
     },
   },

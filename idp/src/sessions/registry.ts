@@ -66,13 +66,15 @@ export function createSessionRegistry(db: Kysely<SessionTables>) {
       return db.selectFrom('user_sessions').selectAll().where('session_uid', '=', uid).executeTakeFirst();
     },
 
-    async end(uid: string, reason: EndReason): Promise<void> {
-      await db
+    /** Marks a session ended; given `userId`, only if it is that user's. */
+    async end(uid: string, reason: EndReason, userId?: string): Promise<void> {
+      let query = db
         .updateTable('user_sessions')
         .set({ ended_at: sql<Date>`now()`, end_reason: reason })
         .where('session_uid', '=', uid)
-        .where('ended_at', 'is', null)
-        .execute();
+        .where('ended_at', 'is', null);
+      if (userId !== undefined) query = query.where('user_id', '=', userId);
+      await query.execute();
     },
 
     /** Deletes rows of sessions that expired, or ended more than `keepDays` ago. */

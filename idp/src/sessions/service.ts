@@ -102,7 +102,8 @@ export function createSessionService(deps: SessionServiceDependencies) {
   /** Ends one live session: its grants and every token under them, then the session itself. */
   async function endSession(userId: string, uid: string, reason: EndReason) {
     const stored = await live(uid, userId);
-    await deps.registry.end(uid, stored ? reason : 'expired');
+    // Only the user's own row: a uid of someone else's session must change nothing.
+    await deps.registry.end(uid, stored ? reason : 'expired', userId);
     if (!stored) return { ended: false, grants: 0, notices: [] as Array<LogoutNotice | undefined> };
     const authorizations = Object.entries(stored.authorizations ?? {});
     const notices: Array<LogoutNotice | undefined> = [];
@@ -137,7 +138,7 @@ export function createSessionService(deps: SessionServiceDependencies) {
       for (const row of await deps.registry.active(userId)) {
         const stored = await live(row.session_uid, userId);
         if (!stored) {
-          await deps.registry.end(row.session_uid, 'expired');
+          await deps.registry.end(row.session_uid, 'expired', userId);
           continue;
         }
         const apps: AttachedApp[] = [];
