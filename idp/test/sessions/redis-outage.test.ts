@@ -86,6 +86,14 @@ describe('Redis outage', () => {
     expect(await readyz.json()).toEqual({ status: 'redis unavailable' });
     expect((await fetch(`${idp.issuer}/healthz`)).status).toBe(200);
 
+    // The account page needs the session from Redis: a clear 503 page, quickly, not a 500.
+    const accountStarted = performance.now();
+    const account = await browser.request(`${idp.issuer}/account`);
+    expect(performance.now() - accountStarted).toBeLessThan(5_000);
+    expect(account.status).toBe(503);
+    expect(account.headers.get('content-type')).toContain('text/html');
+    expect(account.body).toContain('briefly unavailable');
+
     // Grants and refresh tokens live in Postgres: refreshing needs no Redis.
     const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token!);
     expect(refreshed.refresh_token).toEqual(expect.any(String));
