@@ -106,15 +106,21 @@ export const COMMANDS: Record<string, Command> = {
   },
 
   'users disable': {
-    usage: 'users disable --email E',
+    usage: 'users disable --email E       the user can no longer sign in; every session and grant ends',
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await context.withStore(async ({ users }) => {
+      await context.withStore(async ({ users, sessions }) => {
         const user = await users.findByEmail(email);
         if (!user) throw new CommandError(`no user with email ${email}`);
+        const service = await sessions();
         await users.disable(user.id);
         context.io.out(user.disabled_at ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
+        // A disabled account is signed out everywhere at once, not when its tokens happen to expire.
+        const outcome = await service.revokeAll(user.id, 'revoked by administrator');
+        if (outcome.sessionsEnded + outcome.grantsRevoked > 0) {
+          context.io.out(`ended ${outcome.sessionsEnded} session(s) and revoked ${outcome.grantsRevoked} grant(s)`);
+        }
       });
     },
   },

@@ -12,7 +12,8 @@ import { storeEnvironment } from '../../../test/support/stores.ts';
 const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
 const SESSION_LINE = /^([A-Za-z0-9_-]{20,64}) {2}(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) {2}(.+?) {2}apps=(\S+) {2}last-seen=\S+ {2}ip=\S+ {2}agent=".*"$/;
 
-describe.each(['embedded', 'postgres+redis'] as const)('idp sessions against a running server (%s)', (setup) => {
+// Each CLI run is a process start (a second or two): these tests get more time than the default.
+describe.each(['embedded', 'postgres+redis'] as const)('idp sessions against a running server (%s)', { timeout: 90_000 }, (setup) => {
   let idp: TestServer;
   let web: RelyingParty;
   let receiver: Server;
@@ -146,5 +147,16 @@ describe.each(['embedded', 'postgres+redis'] as const)('idp sessions against a r
     const nobody = await cli(['list', '--email', 'nobody@example.com']);
     expect(nobody.code).toBe(1);
     expect(nobody.err).toEqual(['idp sessions list: no user with email nobody@example.com']);
+  });
+
+  it('users disable signs the user out everywhere at once', async () => {
+    const tokens = await signedIn('Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0');
+    const before = logoutTokens.length;
+    const disabled = await runToExit('idp/src/cli/main.ts', ['users', 'disable', '--email', alice.email], env, 45_000);
+    expect(disabled.code, disabled.stderr).toBe(0);
+    expect(disabled.out[1]).toBe('ended 1 session(s) and revoked 1 grant(s)');
+    await expect(oidc.refreshTokenGrant(web.config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect(logoutTokens.length).toBe(before + 1);
+    expect(decodeJwt(logoutTokens.at(-1)!)).toMatchObject({ sid: tokens.claims()!['sid'] });
   });
 });
