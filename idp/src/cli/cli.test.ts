@@ -236,6 +236,8 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
 
         const duplicate = await fails(['clients', 'create', '--client-id', 'web', '--redirect-uri', 'http://localhost:3000/other'], 1);
         expect(duplicate).toContain('client web already exists');
+        const reserved = await fails(['clients', 'create', '--client-id', 'jobswipe-account', '--redirect-uri', 'http://localhost:3000/cb'], 1);
+        expect(reserved).toContain('reserved');
 
         const [notJson, notObject] = await Promise.all([
           fails(['clients', 'create', '--json', '{nope'], 2),

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createOidcAdapter, type OidcTables } from '@jobswipe/adapters';
 import type { Kysely } from 'kysely';
 import type { ClientMetadata } from 'oidc-provider';
+import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
 
 export type Metadata = Record<string, unknown> & { client_id: string };
 
@@ -45,6 +46,9 @@ export function createClientRegistry(db: Kysely<OidcTables>, validate: ValidateC
   const clients = new (createOidcAdapter(db))('Client');
   return {
     async validate(metadata: Metadata): Promise<void> {
+      if (metadata.client_id === ACCOUNT_CLIENT_ID) {
+        throw new ClientRejected(`client ${ACCOUNT_CLIENT_ID}: this client_id is reserved for the provider's account pages`);
+      }
       try {
         await validate(metadata as ClientMetadata & Metadata);
       } catch (error) {
