@@ -37,13 +37,14 @@ export function consentPage(options: { action: string; csrf: string; clientName:
 }
 
 export function logoutPage(options: { form: string; clientName: string | undefined }): string {
+  // Without logout=yes the provider signs the user out of the asking app only and keeps the session.
   return page(
     'Sign out',
     html`<h1>Sign out of JobSwipe?</h1>
-<p>${options.clientName ? `${options.clientName} asked to sign you out.` : 'You asked to sign out.'} You will be signed out of every JobSwipe app in this browser.</p>
+<p>${options.clientName ? `${options.clientName} asked to sign you out.` : 'You asked to sign out.'} Signing out ends your JobSwipe session in this browser and signs you out of every JobSwipe app here.</p>
 ${rawForm(options.form)}
 <button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
-<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
+${options.clientName ? html`<button type="submit" form="op.logoutForm" class="secondary">Sign out of ${options.clientName} only</button>` : ''}`,
   );
 }
 
