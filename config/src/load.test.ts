@@ -245,6 +245,82 @@ describe('production guards', () => {
   });
 });
 
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  ISSUER: 'https://id.jobswipe.example',
+  DATABASE_URL: 'postgres://idp@db.internal:5432/identity',
+  COOKIE_KEYS: KEY_A,
+  KEYSTORE_KEK: KEK,
+};
+
+describe('back-channel logout settings', () => {
+  it('defaults: loopback allowed and private refused outside production, 5 s timeout, 3 retries', () => {
+    expect(loadConfig({}).backchannelLogout).toEqual({ allowLoopback: true, allowPrivate: false, timeoutSeconds: 5, retries: 3 });
+    expect(loadConfig({ NODE_ENV: 'test' }).backchannelLogout.allowLoopback).toBe(true);
+  });
+
+  it('production refuses loopback by default', () => {
+    expect(loadConfig(PRODUCTION).backchannelLogout).toEqual({ allowLoopback: false, allowPrivate: false, timeoutSeconds: 5, retries: 3 });
+    expect(loadConfig({ ...PRODUCTION, BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'false' }).backchannelLogout.allowLoopback).toBe(false);
+    expect(loadConfig({ ...PRODUCTION, BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: '' }).backchannelLogout.allowLoopback).toBe(false);
+  });
+
+  it('BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK=true in production is a ConfigError naming it', () => {
+    const error = configError({ ...PRODUCTION, BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'true' });
+    expect(variables(error.problems)).toEqual(['BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK']);
+    expect(error.message).toContain('  BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: must not be true in production');
+    // Reported together with the other production problems.
+    expect(variables(configError({ NODE_ENV: 'production', BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'true' }).problems)).toEqual([
+      'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK',
+      'COOKIE_KEYS',
+      'DATABASE_URL',
+      'ISSUER',
+      'KEYSTORE_KEK',
+    ]);
+  });
+
+  it('BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK can be turned off outside production', () => {
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'false' }).backchannelLogout.allowLoopback).toBe(false);
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'true' }).backchannelLogout.allowLoopback).toBe(true);
+  });
+
+  it('BACKCHANNEL_LOGOUT_ALLOW_PRIVATE accepts only true and false', () => {
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_ALLOW_PRIVATE: 'true' }).backchannelLogout.allowPrivate).toBe(true);
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_ALLOW_PRIVATE: 'false' }).backchannelLogout.allowPrivate).toBe(false);
+    expect(loadConfig({ ...PRODUCTION, BACKCHANNEL_LOGOUT_ALLOW_PRIVATE: 'true' }).backchannelLogout.allowPrivate).toBe(true);
+    for (const value of ['yes', '1', 'TRUE', 'on']) {
+      expect(variables(configError({ BACKCHANNEL_LOGOUT_ALLOW_PRIVATE: value }).problems)).toEqual(['BACKCHANNEL_LOGOUT_ALLOW_PRIVATE']);
+      expect(variables(configError({ BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: value }).problems)).toEqual(['BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK']);
+    }
+  });
+
+  it('BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS is an integer from 1 to 30', () => {
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: '1' }).backchannelLogout.timeoutSeconds).toBe(1);
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: '30' }).backchannelLogout.timeoutSeconds).toBe(30);
+    for (const value of ['0', '31', '2.5', 'five', '-1']) {
+      expect(variables(configError({ BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: value }).problems)).toEqual(['BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS']);
+    }
+  });
+
+  it('BACKCHANNEL_LOGOUT_RETRIES is an integer from 0 to 10', () => {
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_RETRIES: '0' }).backchannelLogout.retries).toBe(0);
+    expect(loadConfig({ BACKCHANNEL_LOGOUT_RETRIES: '10' }).backchannelLogout.retries).toBe(10);
+    for (const value of ['-1', '11', '1.5', 'many']) {
+      expect(variables(configError({ BACKCHANNEL_LOGOUT_RETRIES: value }).problems)).toEqual(['BACKCHANNEL_LOGOUT_RETRIES']);
+    }
+  });
+
+  it('empty values count as unset', () => {
+    const empty = {
+      BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: '',
+      BACKCHANNEL_LOGOUT_ALLOW_PRIVATE: '',
+      BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS: '',
+      BACKCHANNEL_LOGOUT_RETRIES: '',
+    };
+    expect(loadConfig(empty).backchannelLogout).toEqual({ allowLoopback: true, allowPrivate: false, timeoutSeconds: 5, retries: 3 });
+  });
+});
+
 describe('docs/configuration.md', () => {
   it('is what `npm run docs:config` renders from the schema (run it when this fails)', () => {
     const onDisk = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
@@ -253,7 +329,21 @@ describe('docs/configuration.md', () => {
 
   it('documents every variable loadConfig reads', () => {
     const doc = renderConfigurationDoc();
-    for (const name of ['NODE_ENV', 'PORT', 'HOST', 'ISSUER', 'DATABASE_URL', 'DATA_DIR', 'COOKIE_KEYS', 'BCRYPT_COST', 'SHUTDOWN_GRACE_SECONDS']) {
+    for (const name of [
+      'NODE_ENV',
+      'PORT',
+      'HOST',
+      'ISSUER',
+      'DATABASE_URL',
+      'DATA_DIR',
+      'COOKIE_KEYS',
+      'BCRYPT_COST',
+      'SHUTDOWN_GRACE_SECONDS',
+      'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK',
+      'BACKCHANNEL_LOGOUT_ALLOW_PRIVATE',
+      'BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS',
+      'BACKCHANNEL_LOGOUT_RETRIES',
+    ]) {
       expect(doc).toContain(`| \`${name}\` |`);
     }
   });

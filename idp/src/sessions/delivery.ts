@@ -45,10 +45,9 @@ class DeliveryFailure extends Error {
   }
 }
 
-function post(url: URL, body: string, options: DeliveryOptions): Promise<number> {
+function post(url: URL, body: string, options: DeliveryOptions, stopping: AbortSignal): Promise<number> {
   checkLiteralHost(url, options.policy);
-  const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : undefined;
-  if (!send) throw new RefusedDestination(`${url.protocol} is not http or https`);
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const request = send(
       url,
@@ -60,7 +59,7 @@ function post(url: URL, body: string, options: DeliveryOptions): Promise<number>
           'user-agent': 'JobSwipe-Identity',
         },
         lookup: guardedLookup(options.policy),
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(options.timeoutMs), stopping]),
       },
       (response) => {
         // The answer's body means nothing to us; read it so the socket is released.
@@ -84,7 +83,19 @@ function classify(error: unknown): DeliveryFailure {
   return new DeliveryFailure((error as NodeJS.ErrnoException).code ?? (error as Error).message, true);
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+/** A bound that must not keep the process alive by itself. */
+const unrefSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** A backoff wait: keeps the process alive (a CLI run must finish its retries) unless `signal` ends it. */
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
 
 /**
  * Sends logout tokens to relying parties' back-channel logout URIs. `notify` never waits: the user's
@@ -94,6 +105,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryOptions, log?: DeliveryLog) {
   const inFlight = new Set<Promise<DeliveryResult>>();
+  // Aborted when the process shuts down: no new attempt starts, requests under way are cut.
+  const stopping = new AbortController();
 
   async function deliver(notice: LogoutNotice): Promise<DeliveryResult> {
     const result: DeliveryResult = { clientId: notice.clientId, uri: notice.uri, delivered: false, attempts: 0 };
@@ -103,12 +116,23 @@ export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryO
     } catch {
       return { ...result, error: 'not a URL' };
     }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ...result, error: `${url.protocol} is not http or https` };
     for (let attempt = 0; attempt <= options.retries; attempt += 1) {
-      if (attempt > 0) await sleep(options.backoffMs * 2 ** (attempt - 1));
+      if (attempt > 0) await wait(options.backoffMs * 2 ** (attempt - 1), stopping.signal);
+      if (stopping.signal.aborted) {
+        result.error = 'the provider shut down before it was delivered';
+        break;
+      }
       result.attempts = attempt + 1;
       try {
-        const token = await sign(notice);
-        const status = await post(url, new URLSearchParams({ logout_token: token }).toString(), options);
+        let token: string;
+        try {
+          token = await sign(notice);
+        } catch (error) {
+          // Not the relying party's fault, and not one a retry would cure.
+          throw new DeliveryFailure(`could not sign the logout token: ${(error as Error).message}`, false);
+        }
+        const status = await post(url, new URLSearchParams({ logout_token: token }).toString(), options, stopping.signal);
         result.status = status;
         if (status === 200 || status === 204) {
           result.delivered = true;
@@ -117,7 +141,7 @@ export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryO
         }
         throw new DeliveryFailure(`answered ${status}`, status >= 500 || status === 429, status);
       } catch (error) {
-        const failure = classify(error);
+        const failure = stopping.signal.aborted ? new DeliveryFailure('the provider shut down before it was delivered', false) : classify(error);
         result.error = failure.message;
         if (!failure.retryable) break;
       }
@@ -144,10 +168,14 @@ export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryO
     deliver(notices: LogoutNotice[]): Promise<DeliveryResult[]> {
       return Promise.all(notices.map(track));
     },
-    /** Waits for deliveries under way, at most `ms`; used at shutdown. */
+    /**
+     * At shutdown: waits for deliveries under way, at most `ms`, then stops the rest (no further
+     * retries; they are logged as not delivered).
+     */
     async drain(ms: number): Promise<void> {
-      if (inFlight.size === 0) return;
-      await Promise.race([Promise.allSettled([...inFlight]), sleep(ms)]);
+      if (inFlight.size > 0) await Promise.race([Promise.allSettled([...inFlight]), unrefSleep(ms)]);
+      stopping.abort();
+      await Promise.allSettled([...inFlight]);
     },
     get pending(): number {
       return inFlight.size;

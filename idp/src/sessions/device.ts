@@ -8,7 +8,7 @@ export const USER_AGENT_MAX = 512;
  * for clients that are not browsers ("Unknown browser on Linux", "Unknown device").
  */
 export function describeDevice(userAgent: string): string {
-  const ua = userAgent.slice(0, USER_AGENT_MAX).trim();
+  const ua = userAgent.trim().slice(0, USER_AGENT_MAX);
   if (ua === '') return 'Unknown device';
   let browser = '';
   let os = '';

@@ -32,13 +32,15 @@ export function createLogoutTokenSigner(issuer: string, currentKey: CurrentSigni
     }
     const claims: Record<string, unknown> = { events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } };
     if (subject.sid) claims['sid'] = subject.sid;
+    // One clock reading, so exp is always exactly iat + the lifetime.
+    const now = Math.floor(Date.now() / 1000);
     return new SignJWT(claims)
       .setProtectedHeader({ alg: 'RS256', typ: 'logout+jwt', kid: jwk.kid })
       .setIssuer(issuer)
       .setAudience(subject.clientId)
       .setSubject(subject.sub)
-      .setIssuedAt()
-      .setExpirationTime(`${LOGOUT_TOKEN_TTL_SECONDS}s`)
+      .setIssuedAt(now)
+      .setExpirationTime(now + LOGOUT_TOKEN_TTL_SECONDS)
       .setJti(randomUUID())
       .sign(key);
   };
