@@ -6,7 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { createTestStore, type TestStore } from '../../test/support/stores.ts';
 import { scanKeys, TEST_REDIS_URL } from '../../test/support/redis.ts';
-import { epochNow, newId, payloadFor } from './adapter-contract.fixtures.ts';
+import { describeAdapterContract } from './adapter-contract.ts';
+import { newId, payloadFor } from './adapter-contract.fixtures.ts';
 import { openDatabase, type Database } from './database.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
@@ -65,113 +66,37 @@ afterAll(async () => {
   }
 });
 
-describe('redis adapter', () => {
-  describe.each(MODELS)('model %s', (model) => {
-    it('upsert then find returns the payload; a second upsert replaces it', async () => {
-      const id = newId(model);
-      const first = payloadFor(model, id, { nonce: 'first-only', scope: 'openid' });
-      await adapter(model).upsert(id, first, 3600);
-      expect(await adapter(model).find(id)).toStrictEqual(first);
-
-      const second = payloadFor(model, id, { scope: 'openid profile', rotations: 2 });
-      await adapter(model).upsert(id, second, 3600);
-      const found = await adapter(model).find(id);
-      expect(found).toStrictEqual(second);
-      expect(found).not.toHaveProperty('nonce');
-
+describeAdapterContract('redis adapter contract', {
+  models: MODELS,
+  adapter,
+  storage: {
+    async afterReplace(model, id) {
       const ttl = await redis.ttl(`${prefix}${model}:${id}`);
       expect(ttl).toBeGreaterThan(3590);
       expect(ttl).toBeLessThanOrEqual(3600);
-    });
-
-    it('find of an unknown id is undefined', async () => {
-      expect(await adapter(model).find(newId('unknown'))).toBeUndefined();
-    });
-
-    it('destroy removes the key; destroying an unknown id is harmless', async () => {
-      const id = newId(model);
-      const payload = payloadFor(model, id);
-      await adapter(model).upsert(id, payload, 3600);
-      expect(await adapter(model).find(id)).toStrictEqual(payload);
-
-      await adapter(model).destroy(id);
-      expect(await adapter(model).find(id)).toBeUndefined();
+    },
+    async afterDestroy(model, id) {
       expect(await redis.exists(`${prefix}${model}:${id}`)).toBe(0);
-
-      await expect(adapter(model).destroy(id)).resolves.toBeUndefined();
-    });
-
-    it('is isolated from other models holding the same id', async () => {
-      const other = MODELS[(MODELS.indexOf(model) + 1) % MODELS.length] ?? 'Session';
-      const id = newId('shared');
-      const mine = payloadFor(model, id, { scope: `mine ${model}` });
-      const theirs = payloadFor(other, id, { scope: `theirs ${other}` });
-      await adapter(model).upsert(id, mine, 3600);
-      await adapter(other).upsert(id, theirs, 3600);
-
-      expect(await adapter(model).find(id)).toStrictEqual(mine);
-      expect(await adapter(other).find(id)).toStrictEqual(theirs);
-
-      const replaced = payloadFor(model, id, { scope: 'replaced' });
-      await adapter(model).upsert(id, replaced, 3600);
-      expect(await adapter(other).find(id)).toStrictEqual(theirs);
-
-      await adapter(model).consume(id);
-      expect(await adapter(other).find(id)).not.toHaveProperty('consumed');
-
-      await adapter(model).destroy(id);
-      expect(await adapter(model).find(id)).toBeUndefined();
-      expect(await adapter(other).find(id)).toStrictEqual(theirs);
-    });
-
-    it('consume sets a numeric consumed time; a second consume throws AlreadyConsumedError with the grantId', async () => {
-      const id = newId(model);
-      const grantId = newId('grant');
-      const payload = payloadFor(model, id, { grantId });
-      await adapter(model).upsert(id, payload, 600);
-      expect(await adapter(model).find(id)).not.toHaveProperty('consumed');
-
-      const before = epochNow();
-      await expect(adapter(model).consume(id)).resolves.toBeUndefined();
-      const after = epochNow();
-      const { consumed, ...rest } = (await adapter(model).find(id)) ?? {};
-      expect(rest).toStrictEqual(payload);
-      expect(typeof consumed).toBe('number');
-      expect(Number.isInteger(consumed)).toBe(true);
-      expect(consumed).toBeGreaterThanOrEqual(before - 2);
-      expect(consumed).toBeLessThanOrEqual(after + 2);
-
-      const error: unknown = await adapter(model).consume(id).then(
-        () => undefined,
-        (rejection: unknown) => rejection,
-      );
-      expect(error).toBeInstanceOf(AlreadyConsumedError);
-      expect(error).toBeInstanceOf(errors.InvalidGrant);
-      expect((error as AlreadyConsumedError).grantId).toBe(grantId);
-      expect((error as AlreadyConsumedError).error).toBe('invalid_grant');
-      expect((await adapter(model).find(id))?.consumed).toBe(consumed);
-    });
-
-    it('consume of an unknown id does not throw and creates nothing', async () => {
-      const id = newId('nothing');
-      await expect(adapter(model).consume(id)).resolves.toBeUndefined();
-      expect(await adapter(model).find(id)).toBeUndefined();
+    },
+    async afterConsumeUnknown(_model, id) {
       expect(await keysMentioning(id)).toStrictEqual([]);
-    });
-  });
+    },
+    async afterRevoke({ model, grantId, revoked }) {
+      expect(await redis.exists(...revoked.map((id) => `${prefix}${model}:${id}`))).toBe(0);
+      expect(await redis.exists(`${prefix}${model}:grant:${grantId}`)).toBe(0);
+    },
+    async afterNoExpiryUpserts(model, ids) {
+      for (const id of ids) expect(await redis.ttl(`${prefix}${model}:${id}`), id).toBe(-1);
+    },
+    async afterExpiredUpsert(_model, id) {
+      // Nothing is stored: no key, no lookup.
+      expect(await keysMentioning(id)).toStrictEqual([]);
+    },
+  },
+});
 
+describe('redis adapter', () => {
   describe('consume', () => {
-    it('AlreadyConsumedError has an undefined grantId when the payload has none', async () => {
-      const id = newId('bcauth');
-      const payload = payloadFor('BackchannelAuthenticationRequest', id);
-      delete payload.grantId;
-      await adapter('BackchannelAuthenticationRequest').upsert(id, payload, 600);
-      await adapter('BackchannelAuthenticationRequest').consume(id);
-      const error: unknown = await adapter('BackchannelAuthenticationRequest').consume(id).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(AlreadyConsumedError);
-      expect((error as AlreadyConsumedError).grantId).toBeUndefined();
-    });
-
     it('of 20 concurrent consumes of one AuthorizationCode exactly one wins', async () => {
       const id = newId('race');
       const grantId = newId('race-grant');
@@ -200,60 +125,6 @@ describe('redis adapter', () => {
   });
 
   describe('revokeByGrantId', () => {
-    it('deletes every key of that model with that grantId and nothing else', async () => {
-      const grant = newId('grant');
-      const otherGrant = newId('grant');
-      const ids = {
-        code1: newId('ac'),
-        code2: newId('ac'),
-        codeOtherGrant: newId('ac'),
-        codeNoGrant: newId('ac'),
-        deviceSameGrant: newId('dc'),
-        backchannelSameGrant: newId('bc'),
-      };
-      const AC = 'AuthorizationCode';
-      await adapter(AC).upsert(ids.code1, payloadFor(AC, ids.code1, { grantId: grant }), 600);
-      await adapter(AC).upsert(ids.code2, payloadFor(AC, ids.code2, { grantId: grant }), 0);
-      await adapter(AC).upsert(ids.codeOtherGrant, payloadFor(AC, ids.codeOtherGrant, { grantId: otherGrant }), 600);
-      const noGrant = payloadFor(AC, ids.codeNoGrant);
-      delete noGrant.grantId;
-      await adapter(AC).upsert(ids.codeNoGrant, noGrant, 600);
-      await adapter('DeviceCode').upsert(
-        ids.deviceSameGrant,
-        payloadFor('DeviceCode', ids.deviceSameGrant, { grantId: grant }),
-        600,
-      );
-      await adapter('BackchannelAuthenticationRequest').upsert(
-        ids.backchannelSameGrant,
-        payloadFor('BackchannelAuthenticationRequest', ids.backchannelSameGrant, { grantId: grant }),
-        600,
-      );
-      // A consumed key of the grant goes too.
-      await adapter(AC).consume(ids.code2);
-
-      await expect(adapter(AC).revokeByGrantId(grant)).resolves.toBeUndefined();
-
-      expect(await adapter(AC).find(ids.code1)).toBeUndefined();
-      expect(await adapter(AC).find(ids.code2)).toBeUndefined();
-      expect(await redis.exists(`${prefix}${AC}:${ids.code1}`, `${prefix}${AC}:${ids.code2}`)).toBe(0);
-      expect(await redis.exists(`${prefix}${AC}:grant:${grant}`)).toBe(0);
-      expect((await adapter(AC).find(ids.codeOtherGrant))?.grantId).toBe(otherGrant);
-      expect(await adapter(AC).find(ids.codeNoGrant)).toStrictEqual(noGrant);
-      expect((await adapter('DeviceCode').find(ids.deviceSameGrant))?.grantId).toBe(grant);
-      expect((await adapter('BackchannelAuthenticationRequest').find(ids.backchannelSameGrant))?.grantId).toBe(grant);
-
-      await adapter('DeviceCode').revokeByGrantId(grant);
-      expect(await adapter('DeviceCode').find(ids.deviceSameGrant)).toBeUndefined();
-      expect((await adapter('BackchannelAuthenticationRequest').find(ids.backchannelSameGrant))?.grantId).toBe(grant);
-    });
-
-    it('of an unknown grant removes nothing', async () => {
-      const id = newId('ac');
-      await adapter('AuthorizationCode').upsert(id, payloadFor('AuthorizationCode', id), 600);
-      await expect(adapter('AuthorizationCode').revokeByGrantId(newId('no-such-grant'))).resolves.toBeUndefined();
-      expect(await adapter('AuthorizationCode').find(id)).toBeDefined();
-    });
-
     it('still finds a long-lived key after a short-lived key of the same grant expired (index TTL)', async () => {
       const grant = newId('grant');
       const [long, short] = [newId('ac-long'), newId('ac-short')];
@@ -270,38 +141,6 @@ describe('redis adapter', () => {
       await adapter('AuthorizationCode').revokeByGrantId(grant);
       expect(await adapter('AuthorizationCode').find(long)).toBeUndefined();
       expect(await redis.exists(`${prefix}AuthorizationCode:${long}`, indexKey)).toBe(0);
-    });
-  });
-
-  describe('findByUid and findByUserCode', () => {
-    it('findByUid finds the Session by its uid, and not once destroyed', async () => {
-      const id = newId('sess');
-      const payload = payloadFor('Session', id);
-      await adapter('Session').upsert(id, payload, 600);
-
-      expect(await adapter('Session').findByUid(`uid-of-${id}`)).toStrictEqual(payload);
-      expect(await adapter('Session').findByUid(newId('uid'))).toBeUndefined();
-      // Another model with the same uid is not a Session.
-      expect(await adapter('Interaction').findByUid(`uid-of-${id}`)).toBeUndefined();
-
-      await adapter('Session').destroy(id);
-      expect(await adapter('Session').findByUid(`uid-of-${id}`)).toBeUndefined();
-    });
-
-    it('findByUserCode finds the DeviceCode by its userCode, and not once destroyed', async () => {
-      const id = newId('dc');
-      const payload = payloadFor('DeviceCode', id);
-      await adapter('DeviceCode').upsert(id, payload, 600);
-
-      expect(await adapter('DeviceCode').findByUserCode(`UC-${id}`)).toStrictEqual(payload);
-      expect(await adapter('DeviceCode').findByUserCode(newId('UC'))).toBeUndefined();
-      expect(await adapter('BackchannelAuthenticationRequest').findByUserCode(`UC-${id}`)).toBeUndefined();
-
-      await adapter('DeviceCode').consume(id);
-      expect((await adapter('DeviceCode').findByUserCode(`UC-${id}`))?.consumed).toEqual(expect.any(Number));
-
-      await adapter('DeviceCode').destroy(id);
-      expect(await adapter('DeviceCode').findByUserCode(`UC-${id}`)).toBeUndefined();
     });
   });
 
@@ -326,29 +165,6 @@ describe('redis adapter', () => {
       expect(await adapter('Session').findByUid(`uid-of-${session}`)).toBeUndefined();
       expect(await adapter('DeviceCode').findByUserCode(`UC-${device}`)).toBeUndefined();
       for (const id of Object.values(ids)) expect(await keysMentioning(id), id).toStrictEqual([]);
-    });
-
-    it('0 means no expiry', async () => {
-      const id = newId('int');
-      await adapter('Interaction').upsert(id, payloadFor('Interaction', id), 1);
-      await adapter('Interaction').upsert(id, payloadFor('Interaction', id), 0);
-      expect(await redis.ttl(`${prefix}Interaction:${id}`)).toBe(-1);
-      expect(await adapter('Interaction').find(id)).toBeDefined();
-    });
-
-    it.each([-5, -0.5])('a negative expiresIn (%s) stores nothing, and removes what was stored', async (expiresIn) => {
-      // oidc-provider saves with exp - now, e.g. Interaction/Session persist() or a late DeviceCode save.
-      const id = newId('int');
-      await adapter('Interaction').upsert(id, payloadFor('Interaction', id, { uid: 'late-' + id }), expiresIn);
-      expect(await adapter('Interaction').find(id)).toBeUndefined();
-      expect(await adapter('Interaction').findByUid('late-' + id)).toBeUndefined();
-      expect(await keysMentioning(id)).toStrictEqual([]);
-
-      const session = newId('sess');
-      await adapter('Session').upsert(session, payloadFor('Session', session), 600);
-      await adapter('Session').upsert(session, payloadFor('Session', session), expiresIn);
-      expect(await adapter('Session').find(session)).toBeUndefined();
-      expect(await adapter('Session').findByUid(`uid-of-${session}`)).toBeUndefined();
     });
   });
 
