@@ -6,16 +6,41 @@ import { readKekFile } from '../signing-keys.ts';
 import { needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected } from '../users/passwords.ts';
-import type { CliContext } from './context.ts';
+import type { CliContext, Store } from './context.ts';
+import type { User } from '../users/queries.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { importSeed } from './import.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/**
+ * `--name VALUE` becomes `--name=VALUE` for options that take a value, so a value starting with "-"
+ * (a base64url session id or kid can) is read as the value, not refused as an ambiguous option.
+ */
+function attachValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let index = 0; index < args.length; index += 1) {
+    const arg = args[index]!;
+    const next = args[index + 1];
+    if (arg === '--') {
+      out.push(...args.slice(index));
+      break;
+    }
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined) {
+      out.push(`${arg}=${next}`);
+      index += 1;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 function parseWithPositionals<O extends Options>(args: string[], options: O, positionals: number) {
   let parsed;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 });
+    parsed = parseArgs({ args: attachValues(args, options), options, strict: true, allowPositionals: positionals > 0 });
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
   }
@@ -41,6 +66,15 @@ function table(header: string[], rows: string[][], empty: string): string[] {
 }
 
 const date = (value: Date | null) => (value ? value.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+
+/** Runs fn on the store with the user the email names; a missing user is the command's error. */
+function withUser<T>(context: CliContext, email: string, fn: (store: Store, user: User) => Promise<T>): Promise<T> {
+  return context.withStore(async (store) => {
+    const user = await store.users.findByEmail(email);
+    if (!user) throw new CommandError(`no user with email ${email}`);
+    return fn(store, user);
+  });
+}
 
 export interface Command {
   usage: string;
@@ -110,9 +144,7 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await context.withStore(async ({ users, sessions }) => {
-        const user = await users.findByEmail(email);
-        if (!user) throw new CommandError(`no user with email ${email}`);
+      await withUser(context, email, async ({ users, sessions }, user) => {
         const service = await sessions();
         await users.disable(user.id);
         context.io.out(user.disabled_at ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
@@ -275,9 +307,7 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await context.withStore(async ({ users, sessions }) => {
-        const user = await users.findByEmail(email);
-        if (!user) throw new CommandError(`no user with email ${email}`);
+      await withUser(context, email, async ({ sessions }, user) => {
         const list = await (await sessions()).list(user.id);
         for (const session of list) {
           const apps = session.apps.map((app) => app.clientId).join(',') || '-';
@@ -298,9 +328,7 @@ export const COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (Boolean(values.all) === (values.id !== undefined)) throw new UsageError('give either --all or --id ID');
       if (values.id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.id)) throw new UsageError(`"${values.id}" is not a session id`);
-      await context.withStore(async ({ users, sessions }) => {
-        const user = await users.findByEmail(email);
-        if (!user) throw new CommandError(`no user with email ${email}`);
+      await withUser(context, email, async ({ sessions }, user) => {
         const service = await sessions();
         let outcome;
         if (values.id !== undefined) {

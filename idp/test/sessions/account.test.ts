@@ -1,8 +1,7 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
 import { Browser, hiddenField } from '../../../test/support/browser.ts';
 import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
@@ -10,22 +9,6 @@ import { startTestServer, type TestServer } from '../../../test/support/server.t
 const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
 const bob = { email: 'bob@example.com', password: 'another good passphrase' };
 const CHROME_MAC = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
-
-/** A relying party's back-channel logout endpoint: records every logout token it is sent. */
-async function backchannelReceiver(): Promise<{ url: string; tokens: string[]; server: Server }> {
-  const tokens: string[] = [];
-  const server = createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (token) tokens.push(token);
-      response.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`, tokens, server };
-}
 
 async function oauthError(promise: Promise<unknown>): Promise<string> {
   try {
@@ -40,8 +23,8 @@ describe.each(['embedded', 'postgres+redis'] as const)('sessions and apps on /ac
   let idp: TestServer;
   let web: RelyingParty;
   let jobs: RelyingParty;
-  let webLogout: Awaited<ReturnType<typeof backchannelReceiver>>;
-  let jobsLogout: Awaited<ReturnType<typeof backchannelReceiver>>;
+  let webLogout: BackchannelReceiver;
+  let jobsLogout: BackchannelReceiver;
 
   beforeAll(async () => {
     [webLogout, jobsLogout] = await Promise.all([backchannelReceiver(), backchannelReceiver()]);
