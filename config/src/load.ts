@@ -29,6 +29,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
+  /** Proxies trusted to set X-Forwarded-For (proxy-addr syntax); empty trusts none. */
+  trustProxy: string[];
   backchannelLogout: {
     /** Loopback and private destinations are refused unless allowed here (SSRF protection). */
     allowLoopback: boolean;
@@ -127,6 +129,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: env.LOG_LEVEL,
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+    trustProxy: env.TRUST_PROXY,
     backchannelLogout: {
       allowLoopback: env.BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK ?? !production,
       allowPrivate: env.BACKCHANNEL_LOGOUT_ALLOW_PRIVATE,

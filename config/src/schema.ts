@@ -110,6 +110,16 @@ export const environmentSchema = z.object({
     .max(10)
     .default(3)
     .describe('Further attempts after a failed back-channel logout delivery (network error, timeout, 5xx, 429), with exponential backoff from 1 s.'),
+  TRUST_PROXY: csv(/,/)
+    .pipe(
+      z.array(
+        z.union([z.enum(['loopback', 'linklocal', 'uniquelocal']), z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], {
+          error: 'each entry must be an IP address, a CIDR range, or loopback / linklocal / uniquelocal',
+        }),
+      ),
+    )
+    .default([])
+    .describe('Reverse proxies whose `X-Forwarded-For` is believed, comma-separated (IP addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`). Unset: the client address is the connection\'s, and `X-Forwarded-For` is ignored.'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 

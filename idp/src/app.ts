@@ -5,6 +5,7 @@ import { accountRoutes } from './account/routes.ts';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
 import { healthRoutes, type Readiness } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
+import { securityHeaders } from './http/security-headers.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import type { Logger } from './logger.ts';
 import { homePage } from './pages/views.ts';
@@ -12,6 +13,8 @@ import { STYLESHEET } from './pages/stylesheet.ts';
 import type { PasswordHasher } from './users/passwords.ts';
 import type { UserQueries } from './users/queries.ts';
 import type { SessionRegistry } from './sessions/registry.ts';
+import type { ClientIp } from './http/client-ip.ts';
+import type { LoginLimits } from './security/login-limits.ts';
 import type { SessionService } from './sessions/service.ts';
 
 export interface AppDependencies {
@@ -27,6 +30,10 @@ export interface AppDependencies {
   hasher: PasswordHasher;
   registry: SessionRegistry;
   sessions: SessionService;
+  loginLimits: LoginLimits;
+  clientIp: ClientIp;
+  /** Running with NODE_ENV=production: turns on HSTS. */
+  production: boolean;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -45,7 +52,14 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.body = STYLESHEET;
   });
 
-  const interactions = interactionRoutes({ provider: deps.provider, users: deps.users, hasher: deps.hasher, log: deps.log });
+  const interactions = interactionRoutes({
+    provider: deps.provider,
+    users: deps.users,
+    hasher: deps.hasher,
+    log: deps.log,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+  });
   const health = healthRoutes(deps.ready);
   const account = accountRoutes({
     issuer: deps.issuer,
@@ -54,8 +68,11 @@ export function createApp(deps: AppDependencies): Koa {
     registry: deps.registry,
     sessions: deps.sessions,
     log: deps.log,
+    clientIp: deps.clientIp,
   });
 
+  // First: the provider writes its responses itself, so its pages carry only headers set before it.
+  app.use(securityHeaders({ production: deps.production }));
   app.use(requestContext(deps.log));
   app.use(health.routes());
   app.use(pages.routes());

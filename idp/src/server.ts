@@ -18,6 +18,9 @@ import { createLogoutTokenSigner, currentKeyOf } from './sessions/logout-tokens.
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService } from './sessions/service.ts';
 import { trackSessions } from './sessions/tracking.ts';
+import { clientIpResolver } from './http/client-ip.ts';
+import { createLoginLimits } from './security/login-limits.ts';
+import { RateLimiterKysely } from './security/rate-limit-store.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
 import { connectRedis, redisReady } from './redis.ts';
 import { acceptedScopes } from './provider/scopes.ts';
@@ -101,6 +104,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const users = createUserQueries(db);
     const hasher = createPasswordHasher(config.bcryptCost);
     const registry = createSessionRegistry(db);
+    const clientIp = clientIpResolver(config.trustProxy);
+    const loginLimits = createLoginLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
     let signing: Awaited<ReturnType<typeof keystore.signingKeys>>;
     // Logout tokens are signed with whichever key signs now (`signing` is kept current below).
     const signLogoutToken = createLogoutTokenSigner(config.issuer, async () => currentKeyOf(signing.jwks));
@@ -129,7 +134,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         api: config.api,
         sendLogout: logoutNotifier.notify,
       });
-      trackSessions(built, registry, LIFETIMES.session, log);
+      trackSessions(built, registry, LIFETIMES.session, log, clientIp);
       built.on('server_error', (ctx, error) => {
         log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
       });
@@ -186,6 +191,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log,
       provider: () => provider,
       jwksCacheSeconds: config.keystore.jwksCacheSeconds,
+      production: config.production,
       ready: async () => {
         const [databaseUp, redisUp] = await Promise.all([database.ping(), redis ? redisReady(redis) : true]);
         return { database: databaseUp, redis: redis ? redisUp : undefined };
@@ -194,6 +200,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       hasher,
       registry,
       sessions: sessionService,
+      loginLimits,
+      clientIp,
     });
 
     if (database.kind === 'embedded') {
@@ -232,8 +240,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.unshift(() => closeGracefully(servers, config.shutdownGraceSeconds * 1000));
 
     const sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db), registry.sweep()])
-        .then(([removed, sessions]) => removed + sessions > 0 && log.info({ removed, sessions }, 'expired rows swept'))
+      Promise.all([sweepExpired(db), registry.sweep(), redis ? 0 : RateLimiterKysely.sweep(db)])
+        .then(([removed, sessions, limits]) => removed + sessions + limits > 0 && log.info({ removed, sessions, limits }, 'expired rows swept'))
         .catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();

@@ -3,9 +3,10 @@ import type { Config } from '@jobswipe/config';
 import type { KeystoreTables } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
 import type { SessionTables } from './sessions/tables.ts';
+import type { RateLimitTables } from './security/rate-limit-store.ts';
 import type { UserTables } from './users/tables.ts';
 
-export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables;
+export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables;
 
 /** A start-up problem the operator can fix; printed as one line, without a stack trace. */
 export class StartupError extends Error {

@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { readForm } from '../http/body.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import type { ClientIp } from '../http/client-ip.ts';
 import { HttpError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
@@ -21,6 +22,7 @@ export interface AccountDependencies {
   registry: SessionRegistry;
   sessions: SessionService;
   log: Logger;
+  clientIp: ClientIp;
 }
 
 const csrfForm = z.object({ _csrf: z.string().max(200) });
@@ -85,7 +87,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
       startedAt: new Date((session.loginTs ?? Math.floor(Date.now() / 1000)) * 1000),
       expiresAt: new Date((session.exp ?? Math.floor(Date.now() / 1000) + 3600) * 1000),
       userAgent: ctx.get('user-agent'),
-      ip: ctx.ip,
+      ip: deps.clientIp(ctx.req),
     });
     const notice = typeof ctx.query['notice'] === 'string' && ctx.query['notice'] in ACCOUNT_NOTICES ? (ctx.query['notice'] as AccountNotice) : undefined;
     ctx.type = 'html';

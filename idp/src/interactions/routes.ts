@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { readForm } from '../http/body.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { badRequest } from '../http/errors.ts';
+import type { ClientIp } from '../http/client-ip.ts';
 import type { Logger } from '../logger.ts';
+import { LoginLimited, type LoginLimits } from '../security/login-limits.ts';
 import { consentPage, loginPage, type ScopeDescription } from '../pages/views.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { UserQueries } from '../users/queries.ts';
@@ -39,6 +41,8 @@ interface InteractionDependencies {
   users: UserQueries;
   hasher: PasswordHasher;
   log: Logger;
+  loginLimits: LoginLimits;
+  clientIp: ClientIp;
 }
 
 function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
@@ -91,23 +95,34 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     verifyCsrfToken(ctx, form._csrf);
     if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
 
+    const ip = deps.clientIp(ctx.req);
+    const again = async (status: number, error: string) => {
+      const client = await provider.Client.find(String(details.params['client_id']));
+      ctx.status = status;
+      ctx.type = 'html';
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = loginPage({ action: `/interaction/${details.uid}/login`, csrf: issueCsrfToken(ctx), clientName: clientNameOf(client), email: form.email, error });
+    };
+    try {
+      // Before the password is looked at: a blocked attempt learns nothing about it.
+      await deps.loginLimits.check(ip, form.email);
+    } catch (error) {
+      if (!(error instanceof LoginLimited)) throw error;
+      deps.log.warn({ event: 'login.rate_limited', requestId: ctx.state['requestId'], limit: error.limit, retryAfter: error.retryAfterSeconds });
+      ctx.set(error.headers);
+      await again(429, error.message);
+      return;
+    }
+
     const user = await deps.users.findByEmail(form.email);
     const valid = await deps.hasher.verify(form.password, user?.password_hash);
     if (!user || !valid || user.disabled_at) {
       deps.log.info({ event: 'login.failed', requestId: ctx.state['requestId'], reason: user?.disabled_at && valid ? 'disabled' : 'credentials' });
-      const client = await provider.Client.find(String(details.params['client_id']));
-      ctx.status = 401;
-      ctx.type = 'html';
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = loginPage({
-        action: `/interaction/${details.uid}/login`,
-        csrf: issueCsrfToken(ctx),
-        clientName: clientNameOf(client),
-        email: form.email,
-        error: user?.disabled_at && valid ? 'This account has been disabled. Contact JobSwipe support.' : LOGIN_FAILED,
-      });
+      await deps.loginLimits.failed(ip, form.email);
+      await again(401, user?.disabled_at && valid ? 'This account has been disabled. Contact JobSwipe support.' : LOGIN_FAILED);
       return;
     }
+    await deps.loginLimits.succeeded(ip);
     if (user.password_hash && deps.hasher.needsRehash(user.password_hash)) {
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
     }

@@ -1,5 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientIp } from '../http/client-ip.ts';
 import type { Logger } from '../logger.ts';
 import type { SessionRegistry } from './registry.ts';
 
@@ -8,7 +9,7 @@ import type { SessionRegistry } from './registry.ts';
  * session's user, agent, address and last use (before the response is sent, so /account shows it at
  * once); a session the provider destroys (RP-initiated logout) is marked ended.
  */
-export function trackSessions(provider: Provider, registry: SessionRegistry, sessionSeconds: number, log: Logger): void {
+export function trackSessions(provider: Provider, registry: SessionRegistry, sessionSeconds: number, log: Logger, clientIp: ClientIp): void {
   const recording = new WeakMap<object, Promise<void>>();
 
   provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
@@ -25,7 +26,7 @@ export function trackSessions(provider: Provider, registry: SessionRegistry, ses
           // Every use saves the session again for its whole lifetime.
           expiresAt: new Date((nowSeconds + sessionSeconds) * 1000),
           userAgent: ctx.get('user-agent'),
-          ip: ctx.ip,
+          ip: clientIp(ctx.req),
         })
         .catch((error: unknown) => log.error({ err: error }, 'session registry update failed')),
     );

@@ -11,7 +11,9 @@ describe.each(SERVER_SETUPS)('login page (%s)', (kind) => {
   let rp: RelyingParty;
 
   beforeAll(async () => {
-    idp = await startTestServer(kind);
+    // Each attempt comes from its own address (through a trusted proxy), so the per-IP sign-in limit
+    // (tested in idp/test/security/rate-limits.test.ts) does not interfere with these checks.
+    idp = await startTestServer(kind, { TRUST_PROXY: 'loopback' });
     await idp.createUser(bob);
     await idp.createUser({ email: 'gone@example.com', password: 'this account is disabled' });
     const { createUserQueries } = await import('../../src/users/queries.ts');
@@ -30,11 +32,14 @@ describe.each(SERVER_SETUPS)('login page (%s)', (kind) => {
     return { browser, page };
   }
 
+  let addresses = 0;
   async function submit(email: string, password: string, csrf?: string) {
     const { browser, page } = await loginPage();
     const started = performance.now();
+    addresses += 1;
     const response = await browser.request(formAction(page.body, idp.issuer), {
       form: { _csrf: csrf ?? hiddenField(page.body, '_csrf'), email, password },
+      headers: { 'x-forwarded-for': `203.0.113.${addresses}` },
     });
     return { response, ms: performance.now() - started, browser };
   }

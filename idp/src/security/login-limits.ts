@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { HttpError } from '../http/errors.ts';
+import { RateLimiterKysely, type RateLimitTables } from './rate-limit-store.ts';
+
+/** Failed sign-ins allowed per window: per client IP, and per account across all IPs. */
+export const LOGIN_LIMITS = {
+  ip: { points: 5, duration: 15 * 60 },
+  account: { points: 10, duration: 60 * 60 },
+} as const;
+
+export interface LoginLimitStore {
+  db: Kysely<RateLimitTables>;
+  /** With Redis the counters are shared by every process; without, they live in the database. */
+  redis?: { client: Redis; prefix: string } | undefined;
+}
+
+export class LoginLimited extends HttpError {
+  readonly limit: 'ip' | 'account';
+  readonly retryAfterSeconds: number;
+
+  constructor(limit: 'ip' | 'account', msBeforeNext: number) {
+    const seconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
+    const minutes = Math.ceil(seconds / 60);
+    super(
+      429,
+      'Too many sign-in attempts',
+      `There were too many failed attempts to sign in${limit === 'account' ? ' to this account' : ' from your network'}. ` +
+        `Try again in ${minutes === 1 ? '1 minute' : `${minutes} minutes`}. If you forgot your password, wait and try again; nothing has been changed.`,
+      { 'Retry-After': String(seconds) },
+    );
+    this.limit = limit;
+    this.retryAfterSeconds = seconds;
+  }
+}
+
+function unavailable(): HttpError {
+  return new HttpError(503, 'Sign-in is briefly unavailable', 'JobSwipe could not check this sign-in right now. Wait a minute, then try again.');
+}
+
+/** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
+const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
+
+function limiter(store: LoginLimitStore, name: string, limits: { points: number; duration: number }): RateLimiterAbstract {
+  if (store.redis) {
+    return new RateLimiterRedis({
+      storeClient: store.redis.client,
+      keyPrefix: `${store.redis.prefix}ratelimit:${name}`,
+      points: limits.points,
+      duration: limits.duration,
+      // Fail at once while Redis is away rather than queueing.
+      rejectIfRedisNotReady: true,
+    });
+  }
+  return new RateLimiterKysely({ db: store.db, keyPrefix: `ratelimit:${name}`, points: limits.points, duration: limits.duration });
+}
+
+/**
+ * Brute-force limits on the login form. A request is refused (429, Retry-After) before its password
+ * is checked when its IP or the account it names is over the limit; failures count against both;
+ * a success clears the IP's count. A store outage refuses sign-in (503): the limits fail closed.
+ */
+export function createLoginLimits(store: LoginLimitStore) {
+  const byIp = limiter(store, 'login-ip', LOGIN_LIMITS.ip);
+  const byAccount = limiter(store, 'login-account', LOGIN_LIMITS.account);
+
+  async function guarded<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      throw unavailable();
+    }
+  }
+
+  async function consume(rateLimiter: RateLimiterAbstract, key: string): Promise<void> {
+    try {
+      await rateLimiter.consume(key);
+    } catch (error) {
+      // Over the limit already: the next attempt is refused by check().
+      if (!(error instanceof RateLimiterRes)) throw error;
+    }
+  }
+
+  return {
+    async check(ip: string, email: string): Promise<void> {
+      await guarded(async () => {
+        const [ipState, accountState] = await Promise.all([byIp.get(ip), byAccount.get(accountKey(email))]);
+        if (ipState && ipState.consumedPoints >= LOGIN_LIMITS.ip.points) throw new LoginLimited('ip', ipState.msBeforeNext);
+        if (accountState && accountState.consumedPoints >= LOGIN_LIMITS.account.points) {
+          throw new LoginLimited('account', accountState.msBeforeNext);
+        }
+      });
+    },
+    async failed(ip: string, email: string): Promise<void> {
+      await guarded(() => Promise.all([consume(byIp, ip), consume(byAccount, accountKey(email))]));
+    },
+    async succeeded(ip: string): Promise<void> {
+      await guarded(() => byIp.delete(ip));
+    },
+  };
+}
+
+export type LoginLimits = ReturnType<typeof createLoginLimits>;
