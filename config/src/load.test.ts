@@ -321,6 +321,28 @@ describe('back-channel logout settings', () => {
   });
 });
 
+describe('TRUST_PROXY', () => {
+  it('trusts no proxy by default', () => {
+    expect(loadConfig({}).trustProxy).toEqual([]);
+  });
+
+  it('takes addresses, CIDR ranges and the proxy-addr names, comma-separated', () => {
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8,::1,fd00::/8, 192.0.2.7' }).trustProxy).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+      '::1',
+      'fd00::/8',
+      '192.0.2.7',
+    ]);
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    for (const value of ['true', '*', '10.0.0.0/33', 'proxy.example']) {
+      expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY: each entry must be/);
+    }
+  });
+});
+
 describe('docs/configuration.md', () => {
   it('is what `npm run docs:config` renders from the schema (run it when this fails)', () => {
     const onDisk = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
@@ -343,6 +365,7 @@ describe('docs/configuration.md', () => {
       'BACKCHANNEL_LOGOUT_ALLOW_PRIVATE',
       'BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS',
       'BACKCHANNEL_LOGOUT_RETRIES',
+      'TRUST_PROXY',
     ]) {
       expect(doc).toContain(`| \`${name}\` |`);
     }
