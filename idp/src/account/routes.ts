@@ -27,7 +27,8 @@ export interface AccountDependencies {
 
 const csrfForm = z.object({ _csrf: z.string().max(200) });
 const sessionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
-const clientId = z.string().min(1).max(255);
+// Postgres text cannot hold NUL: such an id is no client's, and must not reach a query.
+const clientId = z.string().min(1).max(255).regex(/^[^\u0000]*$/);
 
 interface Signedin {
   user: User;
@@ -89,7 +90,9 @@ export function accountRoutes(deps: AccountDependencies): Router {
       userAgent: ctx.get('user-agent'),
       ip: deps.clientIp(ctx.req),
     });
-    const notice = typeof ctx.query['notice'] === 'string' && ctx.query['notice'] in ACCOUNT_NOTICES ? (ctx.query['notice'] as AccountNotice) : undefined;
+    const requested = ctx.query['notice'];
+    // Own keys only: `in` would also accept Object.prototype's (constructor, __proto__...).
+    const notice = typeof requested === 'string' && Object.hasOwn(ACCOUNT_NOTICES, requested) ? (requested as AccountNotice) : undefined;
     ctx.type = 'html';
     ctx.body = accountPage({
       user,

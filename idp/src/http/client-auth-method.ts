@@ -4,7 +4,7 @@ import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 
 /** Endpoints that authenticate clients, all with the client's one registered token_endpoint_auth_method. */
-const ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation']);
+const ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 // The provider reads at most this much of a body; we read no more before it does.
@@ -29,13 +29,19 @@ export function requestForProvider(req: IncomingMessage): IncomingMessage {
   return replay as unknown as IncomingMessage;
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/** The body, 'too large', or 'aborted' when the client went away before sending all of it. */
+async function readBody(req: IncomingMessage): Promise<Buffer | 'too large' | 'aborted'> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > BODY_LIMIT) return undefined;
-    chunks.push(chunk as Buffer);
+  try {
+    // Like the provider, leave the stream open on an early return: the 413 still reaches the client.
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      size += (chunk as Buffer).length;
+      if (size > BODY_LIMIT) return 'too large';
+      chunks.push(chunk as Buffer);
+    }
+  } catch {
+    return 'aborted';
   }
   return Buffer.concat(chunks);
 }
@@ -70,7 +76,13 @@ export function enforceRegisteredAuthMethod(provider: () => Provider): Middlewar
       if (clientId) used = 'client_secret_basic';
     } else if (ctx.is('application/x-www-form-urlencoded')) {
       const body = await readBody(ctx.req);
-      if (!body) {
+      if (body === 'aborted') {
+        // Nobody is left to answer; a 400 for the record, not an error.
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: 'the request body was not received in full' };
+        return;
+      }
+      if (body === 'too large') {
         ctx.status = 413;
         ctx.body = { error: 'invalid_request', error_description: 'request entity too large' };
         return;

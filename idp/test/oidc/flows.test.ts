@@ -282,6 +282,22 @@ describe.each(SERVER_SETUPS)('OpenID Connect flows (%s)', (kind) => {
       body: new URLSearchParams({ token: tokens.refresh_token!, client_id: 'jobswipe-web', client_secret: String(web.config.clientMetadata().client_secret) }),
     });
     expect(viaPost.status).toBe(401);
+    // The same rule at the pushed authorization request endpoint (RFC 9126), which authenticates clients too.
+    const parViaPost = await fetch(`${idp.issuer}/request`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        client_id: 'jobswipe-web',
+        client_secret: String(web.config.clientMetadata().client_secret),
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: WEB_CALLBACK,
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      }),
+    });
+    expect(parViaPost.status).toBe(401);
+    expect(await parViaPost.json()).toMatchObject({ error: 'invalid_client' });
 
     const publicResult = await oidc.tokenIntrospection(desktop.config, tokens.refresh_token!);
     expect(publicResult.active).toBe(false);
