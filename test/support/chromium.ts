@@ -1,5 +1,5 @@
 import { accessSync, constants } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's chromium package installs here; CI installs it (.ci/run). */
 export const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
@@ -38,4 +38,19 @@ export async function launchChromium(): Promise<Browser> {
     );
   }
   return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+}
+
+/**
+ * Records every response of the provider's that is an error (pages, the stylesheet...), but the
+ * favicon, which it does not serve: a real browser loads what the tests' fetch-based client never does.
+ */
+export function watchProviderErrors(page: Page, issuer: string): string[] {
+  const errors: string[] = [];
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.origin === issuer && response.status() >= 400 && url.pathname !== '/favicon.ico') {
+      errors.push(`${response.status()} ${response.request().method()} ${url.pathname}`);
+    }
+  });
+  return errors;
 }

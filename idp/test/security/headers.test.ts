@@ -3,11 +3,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import * as oidc from 'openid-client';
-import type { Browser as Chromium, BrowserContext, Page } from 'playwright-core';
+import type { Browser as Chromium, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cspNonceOf, HSTS, securityHeaders } from '../../src/http/security-headers.ts';
 import { Browser, type BrowserResponse } from '../../../test/support/browser.ts';
-import { launchChromium } from '../../../test/support/chromium.ts';
+import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
 import {
   authorizationRequest,
   exchangeCode,
@@ -469,17 +469,6 @@ async function watchCsp(context: BrowserContext): Promise<{ violations: Violatio
   return { violations, console: consoleErrors };
 }
 
-/** Error responses of the provider's, but the favicon (which it does not serve). */
-function watchProviderErrors(page: Page, issuer: string): string[] {
-  const errors: string[] = [];
-  page.on('response', (response) => {
-    const url = new URL(response.url());
-    if (url.origin === issuer && response.status() >= 400 && url.pathname !== '/favicon.ico') {
-      errors.push(`${response.status()} ${response.request().method()} ${url.pathname}`);
-    }
-  });
-  return errors;
-}
 
 describe('in Chromium (embedded)', () => {
   let chromium: Promise<Chromium> | undefined;

@@ -4,7 +4,7 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from 'jose'
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../../../test/support/chromium.ts';
+import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
 import { authorizationRequest, exchangeCode, relyingParty, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
@@ -215,20 +215,6 @@ async function step(name: string, body: () => Promise<void>): Promise<void> {
 const atUrl = (target: string) => (url: URL) => url.href === target;
 const atPath = (origin: string, pathname: string) => (url: URL) => url.origin === origin && url.pathname === pathname;
 
-/**
- * Records every response of the provider's that is an error (pages, the stylesheet...), but the
- * favicon, which it does not serve: a real browser loads what the tests' fetch-based client never does.
- */
-function watchProviderErrors(page: Page, issuer: string): string[] {
-  const errors: string[] = [];
-  page.on('response', (response) => {
-    const url = new URL(response.url());
-    if (url.origin === issuer && response.status() >= 400 && url.pathname !== '/favicon.ico') {
-      errors.push(`${response.status()} ${response.request().method()} ${url.pathname}`);
-    }
-  });
-  return errors;
-}
 
 /** The sign-in an app's callback page reports (after the browser landed there). */
 async function landedSignIn(page: Page, app: RelyingPartyApp): Promise<SignIn> {
