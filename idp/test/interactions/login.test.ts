@@ -1,3 +1,4 @@
+import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { authorizationRequest, relyingParty, type RelyingParty } from '../../../test/support/relying-party.ts';
@@ -90,6 +91,24 @@ describe.each(SERVER_SETUPS)('login page (%s)', (kind) => {
     expect(disabled.response.body).toContain('disabled');
     const disabledWrong = await submit('gone@example.com', 'wrong password here');
     expect(disabledWrong.response.body).toContain('Email or password is incorrect');
+  });
+
+  it('re-hashes a password stored at a lower bcrypt cost when its owner signs in', async () => {
+    const { createUserQueries } = await import('../../src/users/queries.ts');
+    const { bcryptCost } = await import('../../src/users/passwords.ts');
+    const users = createUserQueries(idp.server.database.db);
+    const weak = { email: 'weak@example.com', password: 'hashed long ago at cost ten' };
+    const { id } = await idp.createUser(weak);
+    await users.update(id, { passwordHash: await bcrypt.hash(weak.password, 10) });
+
+    expect((await submit(weak.email, 'not the password at all')).response.status).toBe(401);
+    expect(bcryptCost((await users.findById(id))!.password_hash!)).toBe(10);
+    expect((await submit(weak.email, weak.password)).response.status).toBe(303);
+    const rehashed = (await users.findById(id))!.password_hash!;
+    expect(bcryptCost(rehashed)).toBe(12);
+    expect(await bcrypt.compare(weak.password, rehashed)).toBe(true);
+    // And the new hash signs in as well.
+    expect((await submit(weak.email, weak.password)).response.status).toBe(303);
   });
 
   it('refuses a login form without a valid CSRF token (403, no session)', async () => {
