@@ -13,7 +13,7 @@ import { runCommand } from './cli/run.ts';
 import { requestIdOf } from './http/request-context.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createProvider, LIFETIMES } from './provider/configuration.ts';
-import { createLogoutNotifier } from './sessions/delivery.ts';
+import { createLogoutNotifier, deliveryOptionsFrom } from './sessions/delivery.ts';
 import { createLogoutTokenSigner, currentKeyOf } from './sessions/logout-tokens.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService } from './sessions/service.ts';
@@ -111,12 +111,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const signLogoutToken = createLogoutTokenSigner(config.issuer, async () => currentKeyOf(signing.jwks));
     const logoutNotifier = createLogoutNotifier(
       signLogoutToken,
-      {
-        policy: { allowLoopback: config.backchannelLogout.allowLoopback, allowPrivate: config.backchannelLogout.allowPrivate },
-        timeoutMs: config.backchannelLogout.timeoutSeconds * 1000,
-        retries: config.backchannelLogout.retries,
-        backoffMs: 1000,
-      },
+      deliveryOptionsFrom(config),
       log,
     );
     const sessionService = createSessionService({ db, adapter, registry, sendLogout: logoutNotifier.notify });

@@ -12,7 +12,7 @@ import { createAccounts } from '../users/accounts.ts';
 import { createPasswordHasher } from '../users/passwords.ts';
 import { createUserQueries } from '../users/queries.ts';
 import { connectRedis } from '../redis.ts';
-import { createLogoutNotifier } from '../sessions/delivery.ts';
+import { createLogoutNotifier, deliveryOptionsFrom } from '../sessions/delivery.ts';
 import { createLogoutTokenSigner, currentKeyOf } from '../sessions/logout-tokens.ts';
 import { createSessionRegistry } from '../sessions/registry.ts';
 import { createSessionService, type SessionService } from '../sessions/service.ts';
@@ -129,12 +129,7 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
           const keys = await (await keystore()).signingKeys();
           const notifier = createLogoutNotifier(
             createLogoutTokenSigner(config.issuer, async () => currentKeyOf(keys.jwks)),
-            {
-              policy: { allowLoopback: config.backchannelLogout.allowLoopback, allowPrivate: config.backchannelLogout.allowPrivate },
-              timeoutMs: config.backchannelLogout.timeoutSeconds * 1000,
-              retries: config.backchannelLogout.retries,
-              backoffMs: 1000,
-            },
+            deliveryOptionsFrom(config),
           );
           return createSessionService({
             db,

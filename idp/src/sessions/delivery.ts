@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import type { Config } from '@jobswipe/config';
 import { request as httpsRequest } from 'node:https';
 import { checkLiteralHost, guardedLookup, RefusedDestination, type DestinationPolicy } from './destination.ts';
 import type { LogoutSubject, LogoutTokenSigner } from './logout-tokens.ts';
@@ -16,6 +17,12 @@ export interface DeliveryOptions {
   retries: number;
   /** Delay before the first retry; each later one doubles it. */
   backoffMs: number;
+}
+
+/** The delivery settings from configuration (BACKCHANNEL_LOGOUT_*); retries back off from 1 s. */
+export function deliveryOptionsFrom(config: Config): DeliveryOptions {
+  const { allowLoopback, allowPrivate, timeoutSeconds, retries } = config.backchannelLogout;
+  return { policy: { allowLoopback, allowPrivate }, timeoutMs: timeoutSeconds * 1000, retries, backoffMs: 1000 };
 }
 
 export interface DeliveryResult {
