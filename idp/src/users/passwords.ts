@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { dictionary } from '@zxcvbn-ts/language-common';
 import bcrypt from 'bcrypt';
 
 /** bcrypt reads at most 72 bytes; longer passwords would be silently truncated, so we refuse them. */
@@ -18,6 +19,20 @@ export function checkPasswordRules(password: string): void {
   if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new PasswordRejected(`password must be at most ${MAX_PASSWORD_BYTES} bytes (UTF-8)`);
   }
+  if (isCommonPassword(password)) {
+    throw new PasswordRejected('password is too common: it is on a list of passwords that are often used and guessed first; choose another');
+  }
+}
+
+/**
+ * zxcvbn-ts's list of the most common passwords (from leaked-password corpora, lower case). Only
+ * entries long enough to pass the length rule can matter, so only those are kept.
+ */
+const COMMON_PASSWORDS = new Set(dictionary['passwords-common'].filter((entry) => [...entry].length >= MIN_PASSWORD_LENGTH));
+
+/** Case-insensitive: "Password123" is guessed as early as "password123". */
+export function isCommonPassword(password: string): boolean {
+  return COMMON_PASSWORDS.has(password.toLowerCase());
 }
 
 const BCRYPT_HASH = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
