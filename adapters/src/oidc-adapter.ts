@@ -21,11 +21,39 @@ const live = sql<boolean>`(expires_at is null or expires_at > now())`;
 // finds nothing, and a payload with one (junk request parameters) is refused as a bad request.
 const hasNul = (value: string) => value.includes('\u0000');
 
+/** Seals and opens sensitive values inside payloads; the server and the CLI build one on the keystore's KEK. */
+export interface ValueCipher {
+  seal(plaintext: string, context: string): Promise<string>;
+  open(sealed: string, context: string): Promise<string>;
+}
+
+export interface OidcAdapterOptions {
+  /** Client secrets are stored sealed (`client_secret_sealed`); without a cipher, a Client with a secret is refused. */
+  secrets?: ValueCipher | undefined;
+}
+
+/** Where a client's sealed secret is bound: a sealed secret copied to another client does not open. */
+export const clientSecretContext = (clientId: string) => `client_secret:${clientId}`;
+
+async function sealClientSecret(id: string, payload: AdapterPayload, cipher: ValueCipher | undefined): Promise<AdapterPayload> {
+  const { client_secret: secret, ...rest } = payload as AdapterPayload & { client_secret?: unknown };
+  if (typeof secret !== 'string') return payload;
+  if (!cipher) throw new Error(`client ${id}: client secrets are stored sealed, and this store was opened without the key to seal them`);
+  return { ...rest, client_secret_sealed: await cipher.seal(secret, clientSecretContext(id)) };
+}
+
+async function openClientSecret(id: string, payload: AdapterPayload, cipher: ValueCipher | undefined): Promise<AdapterPayload> {
+  const { client_secret_sealed: sealed, ...rest } = payload as AdapterPayload & { client_secret_sealed?: unknown };
+  if (typeof sealed !== 'string') return payload;
+  if (!cipher) throw new Error(`client ${id}: its secret is sealed, and this store was opened without the key to open it`);
+  return { ...rest, client_secret: await cipher.open(sealed, clientSecretContext(id)) };
+}
+
 /**
  * oidc-provider's storage contract over one generic table. Expiry is computed and compared with the
  * database clock, so processes with skewed clocks agree on what has expired.
  */
-export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) => Adapter {
+export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOptions = {}): new (name: string) => Adapter {
   return class OidcModelAdapter implements Adapter {
     readonly name: string;
 
@@ -37,10 +65,10 @@ export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) =>
       // 0 or no value: no expiry. A negative value (oidc-provider saves with exp - now) is already expired.
       const expiresAt =
         Number.isFinite(expiresIn) && expiresIn !== 0 ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
-      const json = JSON.stringify(payload);
-      if (hasNul(id) || json.includes('\\u0000')) {
+      if (hasNul(id) || JSON.stringify(payload).includes('\\u0000')) {
         throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       }
+      const json = JSON.stringify(this.name === 'Client' ? await sealClientSecret(id, payload, options.secrets) : payload);
       await db
         .insertInto('oidc_models')
         .values({ model: this.name, id, payload: json, expires_at: expiresAt, consumed_at: null })
@@ -72,7 +100,8 @@ export function createOidcAdapter(db: Kysely<OidcTables>): new (name: string) =>
         .where(live)
         .executeTakeFirst();
       if (!row) return undefined;
-      const payload = row.payload as AdapterPayload;
+      let payload = row.payload as AdapterPayload;
+      if (this.name === 'Client') payload = await openClientSecret(String(payload['client_id'] ?? value), payload, options.secrets);
       return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
     }
 

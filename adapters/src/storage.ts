@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
-import { createOidcAdapter } from './oidc-adapter.ts';
+import { createOidcAdapter, type ValueCipher } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
 import type { OidcTables } from './tables.ts';
 
@@ -9,11 +9,13 @@ export interface StorageOptions {
   db: Kysely<OidcTables>;
   /** With Redis, the hot models (REDIS_MODELS) live there; everything else stays in the database. */
   redis?: { client: Redis; prefix: string } | undefined;
+  /** Seals client secrets at rest; see createOidcAdapter. */
+  secrets?: ValueCipher | undefined;
 }
 
 /** The one adapter the provider is given: each model goes to Redis or to the database by configuration. */
 export function createStorageAdapter(options: StorageOptions): new (name: string) => Adapter {
-  const Database = createOidcAdapter(options.db);
+  const Database = createOidcAdapter(options.db, { secrets: options.secrets });
   const Hot = options.redis ? createRedisAdapter(options.redis.client, options.redis.prefix) : undefined;
   function StorageAdapter(name: string): Adapter {
     return Hot && REDIS_MODELS.has(name) ? new Hot(name) : new Database(name);

@@ -1,5 +1,5 @@
 export { createKeystore } from './store.ts';
-export type { Keystore, KeyEvent, KeyInfo, SigningKeys } from './store.ts';
+export type { ColumnCipher, Keystore, KeyEvent, KeyInfo, SigningKeys } from './store.ts';
 export { planRotation, publishedKeys } from './lifecycle.ts';
 export type { KeyRecord, KeyState, RotationPolicy, Transition } from './lifecycle.ts';
 export { parseKek } from './kek.ts';
@@ -8,3 +8,4 @@ export { sealPrivateKey, openPrivateKey } from './encrypt.ts';
 export { KeystoreError } from './errors.ts';
 export { generateSigningKey, SIGNING_ALG } from './generate.ts';
 export type { KeystoreTables } from './tables.ts';
+export { sealValue, openValue, sealedWith } from './fields.ts';

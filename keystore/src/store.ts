@@ -1,6 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { JWK } from 'jose';
 import { openPrivateKey, sealPrivateKey } from './encrypt.ts';
+import { openValue, sealValue } from './fields.ts';
 import { KeystoreError } from './errors.ts';
 import { generateSigningKey, SIGNING_ALG } from './generate.ts';
 import type { Kek } from './kek.ts';
@@ -21,6 +23,24 @@ export interface KeyEvent {
   retiresAt?: Date;
 }
 
+/** Seals values bound to a context (e.g. `client_secret:<client_id>`); see fields.ts. */
+export interface ColumnCipher {
+  /** The data key's fingerprint, named in every value it seals. */
+  readonly id: string;
+  seal(plaintext: string, context: string): Promise<string>;
+  open(sealed: string, context: string): Promise<string>;
+}
+
+const COLUMN_KEY_CONTEXT = 'column-key';
+
+/** The data key as a key that sealValue/openValue use, named like a KEK by its fingerprint. */
+function dataKey(secret: string): Kek {
+  const key = Buffer.from(secret, 'base64url');
+  if (key.length !== 32) throw new KeystoreError('ERR_ENVELOPE_INVALID', 'the stored column data key is not 32 bytes');
+  const id = `dek-${createHash('sha256').update('jobswipe column key id\0').update(key).digest('base64url').slice(0, 16)}`;
+  return { id, key: new Uint8Array(key) };
+}
+
 export interface SigningKeys {
   /** Changes whenever the set of published keys or their states change. */
   version: string;
@@ -39,6 +59,12 @@ export interface Keystore {
   revoke(kid: string): Promise<KeyEvent[]>;
   /** Seals every private key under a new KEK; the database then expects that KEK. */
   rewrap(newKek: Kek): Promise<KeyEvent[]>;
+  /**
+   * Seals and opens sensitive column values (AES-256-GCM) under the data key, which is itself
+   * sealed under the KEK; creates the data key on first use. The opened key is kept for the life of
+   * this keystore, so a rewrap by another process does not disturb it.
+   */
+  columnCipher(): Promise<ColumnCipher>;
   list(): Promise<KeyInfo[]>;
   signingKeys(): Promise<SigningKeys>;
 }
@@ -163,6 +189,35 @@ export function createKeystore(db: Db, options: { kek: Kek; policy: RotationPoli
     });
   }
 
+  let columns: Promise<ColumnCipher> | undefined;
+
+  async function readColumnKey(): Promise<Kek> {
+    let settings = await db.selectFrom('keystore_settings').select(['kek_id', 'column_key_jwe']).executeTakeFirst();
+    if (!settings?.column_key_jwe) {
+      await locked(async (trx) => {
+        await trx
+          .insertInto('keystore_settings')
+          .values({ kek_id: kek.id })
+          .onConflict((conflict) => conflict.column('singleton').doNothing())
+          .execute();
+        const fresh = randomBytes(32).toString('base64url');
+        await trx
+          .updateTable('keystore_settings')
+          .set({ column_key_jwe: await sealValue(fresh, COLUMN_KEY_CONTEXT, kek) })
+          .where('column_key_jwe', 'is', null)
+          .execute();
+      });
+      settings = await db.selectFrom('keystore_settings').select(['kek_id', 'column_key_jwe']).executeTakeFirst();
+    }
+    if (settings!.kek_id !== kek.id) {
+      throw new KeystoreError(
+        'ERR_KEK_MISMATCH',
+        `the configured key-encryption key (${kek.id}) is not the one the column data key is sealed with (${settings!.kek_id}); set KEYSTORE_KEK or KEYSTORE_KEK_FILE to that key`,
+      );
+    }
+    return dataKey(await openValue(settings!.column_key_jwe!, COLUMN_KEY_CONTEXT, kek));
+  }
+
   async function rotate(trx: Trx): Promise<KeyEvent[]> {
     const now = await databaseNow(trx);
     const keys = (await readKeys(trx)).filter((key) => key.state !== 'revoked');
@@ -252,13 +307,35 @@ export function createKeystore(db: Db, options: { kek: Kek; policy: RotationPoli
             .execute();
           events.push({ event: 'key.rewrapped', kid: row.kid });
         }
+        // The column data key moves to the new KEK in the same transaction; the values it seals stay as they are.
+        const settings = await trx.selectFrom('keystore_settings').select('column_key_jwe').executeTakeFirst();
+        const columnKey = settings?.column_key_jwe
+          ? await sealValue(await openValue(settings.column_key_jwe, COLUMN_KEY_CONTEXT, kek), COLUMN_KEY_CONTEXT, newKek)
+          : null;
         await trx
           .insertInto('keystore_settings')
-          .values({ kek_id: newKek.id })
-          .onConflict((conflict) => conflict.column('singleton').doUpdateSet({ kek_id: newKek.id, updated_at: sql<Date>`now()` }))
+          .values({ kek_id: newKek.id, column_key_jwe: columnKey })
+          .onConflict((conflict) =>
+            conflict.column('singleton').doUpdateSet({ kek_id: newKek.id, column_key_jwe: columnKey, updated_at: sql<Date>`now()` }),
+          )
           .execute();
         return events;
       }))!;
+    },
+
+    columnCipher() {
+      columns ??= readColumnKey().then(
+        (key) => ({
+          id: key.id,
+          seal: (plaintext: string, context: string) => sealValue(plaintext, context, key),
+          open: (sealed: string, context: string) => openValue(sealed, context, key),
+        }),
+        (error: unknown) => {
+          columns = undefined;
+          throw error;
+        },
+      );
+      return columns;
     },
 
     list: () => readKeys(db),

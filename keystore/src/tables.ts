@@ -20,6 +20,8 @@ export interface SigningKeysTable {
 export interface KeystoreSettingsTable {
   singleton: ColumnType<boolean, boolean | undefined, never>;
   kek_id: string;
+  /** The data key for sealed column values, as a JWE under the key-encryption key. */
+  column_key_jwe: ColumnType<string | null, string | null | undefined, string | null>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 

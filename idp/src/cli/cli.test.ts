@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type OidcTables, type StoreOptions } from '@jobswipe/adapters';
 import { freePort, parseTable, runToExit, spawnNode, type Finished } from '../../../test/support/processes.ts';
 import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { loadConfig } from '@jobswipe/config';
+import type { KeystoreTables } from '@jobswipe/keystore';
+import { loadKek, openKeystore } from '../signing-keys.ts';
 import type { UserTables } from '../users/tables.ts';
 
 const MIGRATIONS = readdirSync(new URL('../../../migrations/sql/', import.meta.url))
@@ -67,12 +70,28 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
     }
   }
 
+  /**
+   * Client rows as the provider sees them: a sealed secret is opened with the store's keys. A secret
+   * is never stored in the clear.
+   */
+  async function openClients(db: Kysely<OidcTables & UserTables>, rows: Array<{ id: string; payload: Record<string, unknown> }>) {
+    const config = loadConfig(env);
+    const keys = openKeystore(db as unknown as Kysely<KeystoreTables>, config, (await loadKek(config)).kek);
+    const opened = new Map<string, Record<string, unknown>>();
+    for (const row of rows) {
+      const { client_secret_sealed: sealed, ...payload } = row.payload;
+      expect(payload).not.toHaveProperty('client_secret');
+      if (typeof sealed === 'string') payload['client_secret'] = await (await keys.columnCipher()).open(sealed, `client_secret:${row.id}`);
+      opened.set(row.id, payload);
+    }
+    return opened;
+  }
+
   /** Stored client metadata by client_id (absent ids are missing from the result). */
   const storedClients = (...clientIds: string[]) =>
-    inStore(async (db) => {
-      const rows = await db.selectFrom('oidc_models').select(['id', 'payload']).where('model', '=', 'Client').where('id', 'in', clientIds).execute();
-      return new Map(rows.map((row) => [row.id, row.payload]));
-    });
+    inStore(async (db) =>
+      openClients(db, await db.selectFrom('oidc_models').select(['id', 'payload']).where('model', '=', 'Client').where('id', 'in', clientIds).execute()),
+    );
   const storedClient = async (clientId: string) => (await storedClients(clientId)).get(clientId);
 
   /** Users by lower-cased email and clients by client_id, as stored, in one read. */
@@ -82,7 +101,7 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
       const clients = await db.selectFrom('oidc_models').select(['id', 'payload']).where('model', '=', 'Client').execute();
       return {
         users: new Map(users.map((user) => [user.email.toLowerCase(), user])),
-        clients: new Map(clients.map((row) => [row.id, row.payload])),
+        clients: await openClients(db, clients),
       };
     });
 

@@ -2,11 +2,13 @@ import { readFile } from 'node:fs/promises';
 import type { Tables } from '../store.ts';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { lazyCipher } from '../clients/secrets.ts';
 import { canonicalJson, createClientRegistry, needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { checkAccount, createAccounts, type NewAccount } from '../users/accounts.ts';
 import { createPasswordHasher } from '../users/passwords.ts';
 import { createUserQueries } from '../users/queries.ts';
 import type { CliContext } from './context.ts';
+import { administratorEvent } from '../audit/administrator.ts';
 import { CommandError, UsageError } from './errors.ts';
 
 const seedSchema = z.strictObject({
@@ -61,7 +63,7 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     passwordHash: user.password_hash,
   }));
 
-  await context.withStore(async ({ clients, database }) => {
+  await context.withStore(async ({ clients, database, secrets, audit }) => {
     // A secret-based client without a client_secret keeps its stored secret, or gets a generated
     // one (printed once), as `clients create` does; without one the provider refuses the client.
     const generated: Metadata[] = [];
@@ -78,12 +80,15 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     }
     for (const account of accounts) checkAccount(account);
 
+    // Opened before the transaction: the embedded store has one connection, which the transaction holds.
+    // Comparing and saving clients may open or seal secrets; a seed of users only never needs the key.
+    const cipher = wanted.length > 0 ? await secrets() : lazyCipher(secrets);
     const counts = { clients: 0, users: 0, changed: 0 };
     await database.db.transaction().execute(async (transaction) => {
       // Kysely types a transaction over all tables as unrelated to a Kysely over some of them.
       const trx = transaction as unknown as Kysely<Tables>;
       // Every client was validated above; inside the transaction only writes remain.
-      const registry = createClientRegistry(trx, async () => {});
+      const registry = createClientRegistry(trx, async () => {}, cipher);
       for (const client of wanted) {
         const existing = await registry.find(client.client_id);
         if (!existing) counts.clients += 1;
@@ -106,5 +111,6 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     for (const client of generated) context.io.out(`client ${client.client_id}: client_secret: ${String(client['client_secret'])}`);
     if (generated.length > 0) context.io.out('Generated secrets are shown only this once: store them now.');
     context.io.out(`${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
+    await audit.record(administratorEvent('admin.import', { details: { clients: counts.clients, users: counts.users, changed: counts.changed } }));
   }, { migrate: true });
 }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createOidcAdapter, type OidcTables } from '@jobswipe/adapters';
-import type { Kysely } from 'kysely';
+import { createOidcAdapter, type OidcTables, type ValueCipher } from '@jobswipe/adapters';
+import { sql, type Kysely } from 'kysely';
 import type { ClientMetadata } from 'oidc-provider';
 import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
 
@@ -42,8 +42,9 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function createClientRegistry(db: Kysely<OidcTables>, validate: ValidateClient) {
-  const clients = new (createOidcAdapter(db))('Client');
+export function createClientRegistry(db: Kysely<OidcTables>, validate: ValidateClient, secrets: ValueCipher) {
+  const clients = new (createOidcAdapter(db, { secrets }))('Client');
+  const rows = () => db.selectFrom('oidc_models').select(['id', 'payload']).where('model', '=', 'Client').orderBy('id');
   return {
     async validate(metadata: Metadata): Promise<void> {
       if (metadata.client_id === ACCOUNT_CLIENT_ID) {
@@ -62,14 +63,21 @@ export function createClientRegistry(db: Kysely<OidcTables>, validate: ValidateC
     async save(metadata: Metadata): Promise<void> {
       await clients.upsert(metadata.client_id, metadata, 0);
     },
+    /** Every client's metadata, without its secret. */
     async list(): Promise<Metadata[]> {
-      const rows = await db
-        .selectFrom('oidc_models')
-        .select('payload')
-        .where('model', '=', 'Client')
-        .orderBy('id')
-        .execute();
-      return rows.map((row) => row.payload as Metadata);
+      return (await rows().execute()).map((row) => {
+        const { client_secret_sealed: _sealed, client_secret: _secret, ...metadata } = row.payload as Metadata;
+        return metadata as Metadata;
+      });
+    },
+    /**
+     * Seals secrets still stored in the clear (written before secrets were sealed) under the
+     * configured key; returns how many it sealed.
+     */
+    async sealStored(): Promise<number> {
+      const plain = await rows().where(sql<boolean>`payload ->> 'client_secret' is not null`).execute();
+      for (const row of plain) await clients.upsert(row.id, row.payload as Metadata, 0);
+      return plain.length;
     },
   };
 }
