@@ -26,21 +26,67 @@ async function ping(db: Kysely<unknown>, timeoutMs: number): Promise<boolean> {
   }
 }
 
-/** Opens the configured store: a pooled Postgres connection, or the embedded PGlite cluster. */
-export async function openDatabase<DB>(
-  options: StoreOptions,
-  onPoolError: (error: Error) => void = () => {},
-): Promise<Database<DB>> {
+export interface OpenOptions<DB> {
+  /**
+   * The role every query runs as once `prepare` has run (SYSTEM_ROLE for the server and the CLI). Unset:
+   * the connecting user, who owns the tables (migrations, and tests that inspect tables).
+   */
+  role?: string;
+  /**
+   * Runs as the connecting user before the role is taken: applying or checking migrations. On Postgres
+   * it gets a short-lived connection of its own, closed before the pool opens.
+   */
+  prepare?: (db: Kysely<DB>) => Promise<void>;
+  onPoolError?: ((error: Error) => void) | undefined;
+}
+
+// The role goes into the startup options (Postgres) and SET ROLE (embedded): a plain name, nothing else.
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Checks that the pool's connections really run as the role (an `options` in the URL would override ours). */
+async function assertRole(db: Kysely<unknown>, role: string): Promise<void> {
+  const { rows } = await sql<{ current_user: string }>`select current_user`.execute(db);
+  const actual = rows[0]?.current_user;
+  if (actual !== role) throw new Error(`the database connection runs as ${actual ?? 'nobody'}, not ${role}`);
+}
+
+/**
+ * Opens the configured store: a pooled Postgres connection, or the embedded PGlite cluster. With a
+ * `role`, `prepare` runs first as the connecting user, then every query runs as the role.
+ */
+export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<DB> = {}): Promise<Database<DB>> {
+  const { role, prepare, onPoolError = () => {} } = open;
+  if (role !== undefined && !ROLE_NAME.test(role)) throw new Error(`invalid role name ${JSON.stringify(role)}`);
   if (options.kind === 'postgres') {
+    if (prepare) {
+      const ownerPool = new pg.Pool({ connectionString: options.url, max: 1, connectionTimeoutMillis: 5_000 });
+      ownerPool.on('error', onPoolError);
+      const owner = new Kysely<DB>({ dialect: new PostgresDialect({ pool: ownerPool }) });
+      try {
+        await prepare(owner);
+      } finally {
+        await owner.destroy();
+      }
+    }
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolMax,
       idleTimeoutMillis: 30_000,
       connectionTimeoutMillis: 5_000,
+      // Every connection of the pool, including those opened after a reconnect, starts as the role.
+      ...(role === undefined ? {} : { options: `-c role=${role}` }),
     });
     // An idle client losing its server must not crash the process; the next query reconnects.
     pool.on('error', onPoolError);
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    if (role !== undefined) {
+      try {
+        await assertRole(db as Kysely<unknown>, role);
+      } catch (error) {
+        await db.destroy();
+        throw error;
+      }
+    }
     return {
       db,
       kind: 'postgres',
@@ -52,6 +98,18 @@ export async function openDatabase<DB>(
   const [{ openEmbeddedStore }, { PGliteDialect }] = await Promise.all([import('./embedded.ts'), import('./pglite-dialect.ts')]);
   const store = await openEmbeddedStore(options.dataDir);
   const db = new Kysely<DB>({ dialect: new PGliteDialect(store.pglite) });
+  try {
+    await prepare?.(db);
+    // PGlite is one session: the role holds for every later query (a transaction's SET LOCAL ROLE ends with it).
+    if (role !== undefined) {
+      await sql`set role ${sql.id(role)}`.execute(db);
+      await assertRole(db as Kysely<unknown>, role);
+    }
+  } catch (error) {
+    await db.destroy();
+    await store.close();
+    throw error;
+  }
   return {
     db,
     kind: 'embedded',

@@ -1,7 +1,9 @@
 export { openDatabase } from './database.ts';
-export type { Database, StoreOptions } from './database.ts';
+export type { Database, OpenOptions, StoreOptions } from './database.ts';
+export { withUser, InvalidUserIdError, SYSTEM_ROLE, USER_ROLE } from './row-level-security.ts';
 export { StoreInUseError } from './store-in-use.ts';
-export { createOidcAdapter, sweepExpired, AlreadyConsumedError } from './oidc-adapter.ts';
+export { createOidcAdapter, sweepExpired, AlreadyConsumedError, clientSecretContext } from './oidc-adapter.ts';
+export type { ValueCipher, OidcAdapterOptions } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
 export { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
 export { createStorageAdapter } from './storage.ts';

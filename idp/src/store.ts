@@ -1,35 +1,42 @@
-import { openDatabase, type Database, type OidcTables } from '@jobswipe/adapters';
+import { openDatabase, SYSTEM_ROLE, type Database, type OidcTables } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
 import type { KeystoreTables } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
+import type { AuditTables } from './audit/tables.ts';
 import type { SessionTables } from './sessions/tables.ts';
 import type { RateLimitTables } from './security/rate-limit-store.ts';
 import type { UserTables } from './users/tables.ts';
 
-export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables;
+export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables;
 
 /** A start-up problem the operator can fix; printed as one line, without a stack trace. */
 export class StartupError extends Error {
   readonly code = 'ERR_STARTUP';
 }
 
-/** Opens the configured store and brings its schema up to date (or refuses if that is not allowed). */
+/**
+ * Opens the configured store and brings its schema up to date (or refuses if that is not allowed).
+ * Migrations run as the connecting user, who owns the tables; every later query runs as SYSTEM_ROLE.
+ */
 export async function openStore(config: Config, onPoolError?: (error: Error) => void): Promise<Database<Tables>> {
-  const database = await openDatabase<Tables>(config.store, onPoolError);
   try {
-    if (config.migrateOnStart) {
-      await migrateToLatest(database.db);
-    } else {
-      const pending = await pendingMigrations(database.db);
-      if (pending.length > 0) {
-        throw new StartupError(
-          `the database schema is behind (${pending.length} pending migration(s)): run \`npm run idp -- migrate\` first`,
-        );
-      }
-    }
-    return database;
+    return await openDatabase<Tables>(config.store, {
+      role: SYSTEM_ROLE,
+      onPoolError,
+      async prepare(db) {
+        if (config.migrateOnStart) {
+          await migrateToLatest(db);
+          return;
+        }
+        const pending = await pendingMigrations(db);
+        if (pending.length > 0) {
+          throw new StartupError(
+            `the database schema is behind (${pending.length} pending migration(s)): run \`npm run idp -- migrate\` first`,
+          );
+        }
+      },
+    });
   } catch (error) {
-    await database.close();
     throw describeConnectionError(error, config);
   }
 }

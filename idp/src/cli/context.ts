@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { StoreInUseError, createOidcAdapter, createStorageAdapter, openDatabase, type Database } from '@jobswipe/adapters';
+import { StoreInUseError, SYSTEM_ROLE, createOidcAdapter, createStorageAdapter, openDatabase, type Database, type ValueCipher } from '@jobswipe/adapters';
+import { sql } from 'kysely';
 import type { Config } from '@jobswipe/config';
 import { generateSigningKey, type Keystore } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
 import { createClientRegistry, type ClientRegistry, type Metadata } from '../clients/registry.ts';
+import { lazyCipher } from '../clients/secrets.ts';
 import { createProvider } from '../provider/configuration.ts';
 import { acceptedScopes } from '../provider/scopes.ts';
 import { loadKek, openKeystore } from '../signing-keys.ts';
@@ -17,12 +19,15 @@ import { createLogoutTokenSigner, currentKeyOf } from '../sessions/logout-tokens
 import { createSessionRegistry } from '../sessions/registry.ts';
 import { createSessionService, type SessionService } from '../sessions/service.ts';
 import { CommandError } from './errors.ts';
+import { createAuditLog, type AuditLog } from '../audit/log.ts';
 
 export interface CliIo {
   out(line: string): void;
   /** Messages for a person (summaries, warnings); standard output stays parseable. */
   err(line: string): void;
   readStdin(): Promise<string>;
+  /** Aborted when the caller goes away (the admin socket closed): long-running commands stop. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface Store {
@@ -30,10 +35,17 @@ export interface Store {
   users: ReturnType<typeof createUserQueries>;
   accounts: ReturnType<typeof createAccounts>;
   clients: ClientRegistry;
+  /**
+   * Seals and opens client secrets (the keystore's column data key, under the configured KEK). Open
+   * it before a transaction: on the embedded store, opening it inside one would wait for itself.
+   */
+  secrets(): Promise<ValueCipher>;
   /** The signing keystore; opening it needs the configured key-encryption key. */
   keystore(): Promise<Keystore>;
   /** Users' sessions and grants (connects to Redis when configured; logout tokens are awaited). */
   sessions(): Promise<SessionService>;
+  /** The audit log; a failed write is a warning on standard error, not a failed command. */
+  audit: AuditLog;
 }
 
 /** What a running server lends the commands it runs for the CLI (embedded store). */
@@ -45,7 +57,7 @@ export interface SharedStore {
 export interface StoreOptions {
   /** Apply pending migrations first (the embedded store always does, unless the command migrates itself). */
   migrate?: boolean;
-  /** The command manages migrations itself: neither apply nor check them. */
+  /** The command manages migrations itself: neither apply nor check them; it runs as the owner, not SYSTEM_ROLE. */
   skipMigrations?: boolean;
 }
 
@@ -72,31 +84,45 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
     config,
     io,
     async withStore(fn, options = {}) {
+      if (shared && options.skipMigrations) {
+        // A running server's queries run as SYSTEM_ROLE; a command that manages the schema runs in one
+        // transaction as the connecting user, who owns the tables (PGlite is one session: nothing interleaves).
+        return shared.database.db.transaction().execute(async (trx) => {
+          await sql`set local role none`.execute(trx);
+          return createCliContext(config, io, { ...shared, database: { ...shared.database, db: trx } }).withStore(fn);
+        });
+      }
       let database: Database<Tables>;
       try {
-        database = shared?.database ?? (await openDatabase<Tables>(config.store));
+        // Migrations run as the connecting user (the owner), every other query as SYSTEM_ROLE; a command
+        // that manages the schema itself keeps the owner's connection.
+        database =
+          shared?.database ??
+          (await openDatabase<Tables>(
+            config.store,
+            options.skipMigrations
+              ? {}
+              : {
+                  role: SYSTEM_ROLE,
+                  async prepare(db) {
+                    // The embedded store migrates itself, as `npm start` does; Postgres is migrated explicitly.
+                    if (options.migrate || config.store.kind === 'embedded') {
+                      await migrateToLatest(db);
+                    } else if ((await pendingMigrations(db)).length > 0) {
+                      throw new CommandError('the database schema is behind: run `npm run idp -- migrate` first');
+                    }
+                  },
+                },
+          ));
       } catch (error) {
         if (error instanceof StoreInUseError) throw storeInUse(error);
-        throw error;
+        const described = describeConnectionError(error, config);
+        throw described instanceof StartupError ? new CommandError(described.message) : described;
       }
       const closers: Array<() => Promise<void>> = shared ? [] : [() => database.close()];
       const close = async () => {
         for (const closer of closers.splice(0).reverse()) await closer();
       };
-      try {
-        // The embedded store migrates itself, as `npm start` does; Postgres is migrated explicitly.
-        if (options.skipMigrations || shared) {
-          // the command handles the schema
-        } else if (options.migrate || config.store.kind === 'embedded') {
-          await migrateToLatest(database.db);
-        } else if ((await pendingMigrations(database.db)).length > 0) {
-          throw new CommandError('the database schema is behind: run `npm run idp -- migrate` first');
-        }
-      } catch (error) {
-        await close();
-        const described = describeConnectionError(error, config);
-        throw described instanceof StartupError ? new CommandError(described.message) : described;
-      }
       try {
         const { db } = database;
         const users = createUserQueries(db);
@@ -121,6 +147,12 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
           const { kek } = await loadKek(config);
           return openKeystore(db, config, kek);
         };
+        let columnCipher: Promise<ValueCipher> | undefined;
+        const secrets = () =>
+          (columnCipher ??= keystore().then((keys) => keys.columnCipher()).catch((error: unknown) => {
+            columnCipher = undefined;
+            throw error;
+          }));
         let sessions: Promise<SessionService> | undefined;
         const openSessions = async (): Promise<SessionService> => {
           if (shared) return shared.sessions;
@@ -133,7 +165,11 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
           );
           return createSessionService({
             db,
-            adapter: createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined }),
+            adapter: createStorageAdapter({
+              db,
+              redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined,
+              secrets: lazyCipher(secrets),
+            }),
             registry: createSessionRegistry(db),
             sendLogout: notifier.deliver,
           });
@@ -142,12 +178,16 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
           database,
           users,
           accounts: createAccounts(users, createPasswordHasher(config.bcryptCost)),
-          clients: createClientRegistry(db, validate),
+          clients: createClientRegistry(db, validate, lazyCipher(secrets)),
+          secrets,
           keystore,
           sessions() {
             sessions ??= openSessions();
             return sessions;
           },
+          audit: createAuditLog(db, (error, event) =>
+            io.err(`idp: warning: audit event ${event.type} was not recorded: ${error instanceof Error ? error.message : String(error)}`),
+          ),
         });
       } finally {
         await close();

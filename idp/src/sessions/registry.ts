@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
+import { withUser } from '@jobswipe/adapters';
 import { describeDevice, USER_AGENT_MAX } from './device.ts';
 import type { SessionTables, UserSessionsTable } from './tables.ts';
 
@@ -49,32 +50,41 @@ export function createSessionRegistry(db: Kysely<SessionTables>) {
       await db.updateTable('user_sessions').set({ last_seen_at: sql<Date>`now()` }).where('session_uid', '=', uid).execute();
     },
 
-    /** Sessions not known to have ended, most recently used first. */
+    /** Sessions not known to have ended, most recently used first; read as the user (row-level security). */
     async active(userId: string): Promise<SessionRow[]> {
-      return db
-        .selectFrom('user_sessions')
-        .selectAll()
-        .where('user_id', '=', userId)
-        .where('ended_at', 'is', null)
-        .where('expires_at', '>', sql<Date>`now()`)
-        .orderBy('last_seen_at', 'desc')
-        .orderBy('session_uid')
-        .execute();
+      return withUser(db, userId, (trx) =>
+        trx
+          .selectFrom('user_sessions')
+          .selectAll()
+          .where('user_id', '=', userId)
+          .where('ended_at', 'is', null)
+          .where('expires_at', '>', sql<Date>`now()`)
+          .orderBy('last_seen_at', 'desc')
+          .orderBy('session_uid')
+          .execute(),
+      );
     },
 
     async find(uid: string): Promise<SessionRow | undefined> {
       return db.selectFrom('user_sessions').selectAll().where('session_uid', '=', uid).executeTakeFirst();
     },
 
-    /** Marks a session ended; given `userId`, only if it is that user's. */
+    /**
+     * Marks a session ended. Given `userId`, only if it is that user's: the update runs as the user, so
+     * row-level security holds it to their rows; without, it is the system path (a sign-out by uid).
+     */
     async end(uid: string, reason: EndReason, userId?: string): Promise<void> {
-      let query = db
-        .updateTable('user_sessions')
-        .set({ ended_at: sql<Date>`now()`, end_reason: reason })
-        .where('session_uid', '=', uid)
-        .where('ended_at', 'is', null);
-      if (userId !== undefined) query = query.where('user_id', '=', userId);
-      await query.execute();
+      const endSession = (executor: Kysely<SessionTables>) =>
+        executor
+          .updateTable('user_sessions')
+          .set({ ended_at: sql<Date>`now()`, end_reason: reason })
+          .where('session_uid', '=', uid)
+          .where('ended_at', 'is', null);
+      if (userId === undefined) {
+        await endSession(db).execute();
+        return;
+      }
+      await withUser(db, userId, (trx) => endSession(trx).where('user_id', '=', userId).execute());
     },
 
     /** Deletes rows of sessions that expired, or ended more than `keepDays` ago. */

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import type { OidcTables } from '@jobswipe/adapters';
+import { withUser, type OidcTables } from '@jobswipe/adapters';
 import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
 import { revokeGrant } from '../provider/revoke-grant.ts';
 import type { DeliveryResult, LogoutNotice } from './delivery.ts';
@@ -55,7 +55,11 @@ interface StoredSession extends AdapterPayload {
 
 const now = () => Math.floor(Date.now() / 1000);
 
-/** Sessions and connected apps of a user, and their revocation: the logic behind /account and `idp sessions`. */
+/**
+ * Sessions and connected apps of a user, and their revocation: the logic behind /account and `idp sessions`.
+ * Reads keyed by the user run as that user (withUser: row-level security); lookups by id through the
+ * provider's adapter (sessions, clients) and the revocations themselves are the system path.
+ */
 export function createSessionService(deps: SessionServiceDependencies) {
   const sessions = new deps.adapter('Session');
   const clients = new deps.adapter('Client');
@@ -82,15 +86,18 @@ export function createSessionService(deps: SessionServiceDependencies) {
     return stored;
   }
 
+  /** The user's live grants, read as the user (row-level security); revoking them is the system path. */
   async function grantsOf(userId: string, clientId?: string) {
-    let query = deps.db
-      .selectFrom('oidc_models')
-      .select(['id', 'payload'])
-      .where('model', '=', 'Grant')
-      .where('account_id', '=', userId)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]));
-    if (clientId !== undefined) query = query.where(sql`payload ->> 'clientId'`, '=', clientId);
-    return query.execute();
+    return withUser(deps.db, userId, (trx) => {
+      let query = trx
+        .selectFrom('oidc_models')
+        .select(['id', 'payload'])
+        .where('model', '=', 'Grant')
+        .where('account_id', '=', userId)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]));
+      if (clientId !== undefined) query = query.where(sql`payload ->> 'clientId'`, '=', clientId);
+      return query.execute();
+    });
   }
 
   async function dispatch(notices: Array<LogoutNotice | undefined>): Promise<DeliveryResult[] | undefined> {

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
+import { withUser } from '@jobswipe/adapters';
 import type { UserTables, UsersTable } from './tables.ts';
 
 export type User = Selectable<UsersTable>;
@@ -17,6 +18,12 @@ export function createUserQueries(db: Kysely<UserTables>) {
     async findById(id: string): Promise<User | undefined> {
       if (!UUID.test(id)) return undefined;
       return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+
+    /** The signed-in user's own row, read as that user (row-level security): the account pages' path. */
+    async findOwn(id: string): Promise<User | undefined> {
+      if (!UUID.test(id)) return undefined;
+      return withUser(db, id, (trx) => trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst());
     },
 
     async findByEmail(email: string): Promise<User | undefined> {
