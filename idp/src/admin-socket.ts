@@ -44,8 +44,16 @@ function readLine(socket: Socket, limit: number, onLine: (line: string) => void)
 /** Serves forwarded CLI commands; returns a function that stops listening. */
 export async function listenForCommands(path: string, run: RunForwarded, onError: (error: unknown) => void): Promise<() => Promise<void>> {
   await rm(path, { force: true });
+  const callers = new Set<AbortController>();
   const server = createServer((socket) => {
     socket.on('error', () => socket.destroy());
+    // A command that runs until its caller goes away (`audit tail`) stops when the socket closes.
+    const caller = new AbortController();
+    callers.add(caller);
+    socket.on('close', () => {
+      callers.delete(caller);
+      caller.abort();
+    });
     let handled = false;
     readLine(socket, MAX_REQUEST * 2, (line) => {
       if (handled) return;
@@ -66,6 +74,7 @@ export async function listenForCommands(path: string, run: RunForwarded, onError
         out: (text) => send({ out: text }),
         err: (text) => send({ err: text }),
         readStdin: async () => request.stdin ?? '',
+        signal: caller.signal,
       })
         .then((code) => send({ exit: code }), (error: unknown) => {
           onError(error);
@@ -86,6 +95,8 @@ export async function listenForCommands(path: string, run: RunForwarded, onError
   return () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
+      // Commands that run until stopped (a following `audit tail`) end; others are waited for.
+      for (const caller of callers) caller.abort();
       rm(path, { force: true }).catch(() => {});
     });
 }

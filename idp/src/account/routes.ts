@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { readForm } from '../http/body.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import type { ClientIp } from '../http/client-ip.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { requestOrigin } from '../audit/provider-events.ts';
 import { HttpError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
@@ -23,6 +25,7 @@ export interface AccountDependencies {
   sessions: SessionService;
   log: Logger;
   clientIp: ClientIp;
+  audit: AuditLog;
 }
 
 const csrfForm = z.object({ _csrf: z.string().max(200) });
@@ -40,7 +43,7 @@ async function signedIn(ctx: Context, deps: AccountDependencies): Promise<Signed
   const session = await deps.provider().Session.get(ctx as never);
   const accountId = session.accountId;
   if (!accountId) return undefined;
-  const user = await deps.users.findById(accountId);
+  const user = await deps.users.findOwn(accountId);
   if (!user || user.disabled_at) return undefined;
   return { user, session: { uid: session.uid, accountId, loginTs: session.loginTs, exp: session.exp } };
 }
@@ -133,6 +136,14 @@ export function accountRoutes(deps: AccountDependencies): Router {
     const { user, session } = await requireSignedIn(ctx, deps);
     const outcome = await deps.sessions.revokeOtherSessions(user.id, session.uid, 'signed out from account page');
     deps.log.info({ event: 'account.sessions_revoked', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'other sessions signed out');
+    await deps.audit.record({
+      ...requestOrigin(ctx, deps.clientIp),
+      type: 'logout.account',
+      outcome: 'success',
+      userId: user.id,
+      sessionId: session.uid,
+      details: { ended: 'other_sessions', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
+    });
     done(ctx, 'others-ended');
   });
 
@@ -144,6 +155,14 @@ export function accountRoutes(deps: AccountDependencies): Router {
     if (!uid.success) throw notFound();
     const outcome = await deps.sessions.revokeSession(user.id, uid.data, 'signed out from account page');
     deps.log.info({ event: 'account.session_revoked', userId: user.id, found: outcome.found, grants: outcome.grantsRevoked }, 'session signed out');
+    await deps.audit.record({
+      ...requestOrigin(ctx, deps.clientIp),
+      type: 'logout.account',
+      outcome: outcome.found ? 'success' : 'failure',
+      userId: user.id,
+      sessionId: uid.data,
+      details: { ended: uid.data === session.uid ? 'this_session' : 'one_session', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
+    });
     if (uid.data === session.uid) {
       ctx.cookies.set(deps.provider().cookieName('session'), null, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/' });
       ctx.type = 'html';
@@ -161,6 +180,14 @@ export function accountRoutes(deps: AccountDependencies): Router {
     if (!client.success) throw notFound();
     const outcome = await deps.sessions.revokeApp(user.id, client.data);
     deps.log.info({ event: 'account.app_revoked', userId: user.id, clientId: client.data, grants: outcome.grantsRevoked }, 'app access revoked');
+    await deps.audit.record({
+      ...requestOrigin(ctx, deps.clientIp),
+      type: 'app.revoked',
+      outcome: 'success',
+      userId: user.id,
+      clientId: client.data,
+      details: { grants: outcome.grantsRevoked },
+    });
     done(ctx, outcome.grantsRevoked > 0 ? 'app-revoked' : 'nothing-changed');
   });
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { z } from 'zod';
@@ -10,8 +11,14 @@ import type { CliContext, Store } from './context.ts';
 import type { User } from '../users/queries.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { importSeed } from './import.ts';
+import { administratorEvent, administratorKeyEvent } from '../audit/administrator.ts';
+import { eventsAfter, formatEvent, latestEvents } from '../audit/tail.ts';
+import { verifyChain } from '../audit/verify.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** How often `audit tail` looks for new events. */
+const TAIL_POLL_MS = 1_000;
 
 /**
  * `--name VALUE` becomes `--name=VALUE` for options that take a value, so a value starting with "-"
@@ -114,8 +121,9 @@ export const COMMANDS: Record<string, Command> = {
         if (error instanceof PasswordRejected) throw new CommandError(error.message);
         throw error;
       }
-      await context.withStore(async ({ accounts }) => {
+      await context.withStore(async ({ accounts, audit }) => {
         const user = await accounts.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
+        await audit.record(administratorEvent('admin.user_created', { userId: user.id }));
         context.io.out(`created user ${user.id} <${user.email}>`);
       });
     },
@@ -144,12 +152,18 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ users, sessions }, user) => {
+      await withUser(context, email, async ({ users, sessions, audit }, user) => {
         const service = await sessions();
         await users.disable(user.id);
         context.io.out(user.disabled_at ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
         // A disabled account is signed out everywhere at once, not when its tokens happen to expire.
         const outcome = await service.revokeAll(user.id, 'revoked by administrator');
+        await audit.record(
+          administratorEvent('admin.user_disabled', {
+            userId: user.id,
+            details: { already_disabled: user.disabled_at !== null, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
+          }),
+        );
         if (outcome.sessionsEnded + outcome.grantsRevoked > 0) {
           context.io.out(`ended ${outcome.sessionsEnded} session(s) and revoked ${outcome.grantsRevoked} grant(s)`);
         }
@@ -207,10 +221,11 @@ export const COMMANDS: Record<string, Command> = {
         given['response_types'] ??= [];
       }
       const metadata: Metadata = withGeneratedCredentials(given);
-      await context.withStore(async ({ clients }) => {
+      await context.withStore(async ({ clients, audit }) => {
         await clients.validate(metadata);
         if (await clients.find(metadata.client_id)) throw new CommandError(`client ${metadata.client_id} already exists`);
         await clients.save(metadata);
+        await audit.record(administratorEvent('admin.client_created', { clientId: metadata.client_id }));
         context.io.out(`client_id: ${metadata.client_id}`);
         if (needsSecret(metadata) && typeof metadata['client_secret'] === 'string') {
           context.io.out(`client_secret: ${metadata['client_secret']}`);
@@ -260,10 +275,13 @@ export const COMMANDS: Record<string, Command> = {
     usage: 'keys rotate                   the next key signs from now on (one is created if none waits)',
     async run(context, args) {
       parse(args, {});
-      await context.withStore(async ({ keystore }) => {
+      await context.withStore(async ({ keystore, audit }) => {
         const keys = await keystore();
         await keys.open();
-        (await keys.rotateNow()).forEach((event) => context.io.out(describeKeyEvent(event)));
+        for (const event of await keys.rotateNow()) {
+          context.io.out(describeKeyEvent(event));
+          await audit.record(administratorKeyEvent(event));
+        }
         context.io.out('Every server picks the change up within KEYSTORE_POLL_SECONDS.');
       });
     },
@@ -277,10 +295,13 @@ export const COMMANDS: Record<string, Command> = {
       if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'KID is required' : 'give exactly one KID');
       const kid = rest[0]!;
       if (!/^[A-Za-z0-9_-]{1,128}$/.test(kid)) throw new UsageError(`"${kid}" is not a key id`);
-      await context.withStore(async ({ keystore }) => {
+      await context.withStore(async ({ keystore, audit }) => {
         const keys = await keystore();
         await keys.open();
-        (await keys.revoke(kid)).forEach((event) => context.io.out(describeKeyEvent(event)));
+        for (const event of await keys.revoke(kid)) {
+          context.io.out(describeKeyEvent(event));
+          await audit.record(administratorKeyEvent(event));
+        }
         context.io.out('Every server stops publishing it within KEYSTORE_POLL_SECONDS.');
       });
     },
@@ -292,10 +313,12 @@ export const COMMANDS: Record<string, Command> = {
       const values = parse(args, { 'new-kek-file': { type: 'string' } });
       const file = required(values['new-kek-file'], '--new-kek-file');
       const newKek = await readKekFile(file);
-      await context.withStore(async ({ keystore }) => {
+      await context.withStore(async ({ keystore, audit }) => {
         const keys = await keystore();
         await keys.open();
+        // The column data key (client secrets) is re-sealed in the same transaction.
         const events = await keys.rewrap(newKek);
+        for (const event of events) await audit.record(administratorKeyEvent(event));
         context.io.out(`sealed ${events.length} signing key(s) under ${newKek.id}`);
         context.io.out(`Now set KEYSTORE_KEK_FILE=${file} (or KEYSTORE_KEK) on every server and restart them.`);
       });
@@ -328,7 +351,7 @@ export const COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (Boolean(values.all) === (values.id !== undefined)) throw new UsageError('give either --all or --id ID');
       if (values.id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.id)) throw new UsageError(`"${values.id}" is not a session id`);
-      await withUser(context, email, async ({ sessions }, user) => {
+      await withUser(context, email, async ({ sessions, audit }, user) => {
         const service = await sessions();
         let outcome;
         if (values.id !== undefined) {
@@ -338,6 +361,13 @@ export const COMMANDS: Record<string, Command> = {
         } else {
           outcome = await service.revokeAll(user.id, 'revoked by administrator');
         }
+        await audit.record(
+          administratorEvent('admin.sessions_revoked', {
+            userId: user.id,
+            ...(values.id !== undefined ? { sessionId: values.id } : {}),
+            details: { ended: values.id !== undefined ? 'one_session' : 'all', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
+          }),
+        );
         context.io.out(`ended ${outcome.sessionsEnded} session(s) and revoked ${outcome.grantsRevoked} grant(s) of ${user.email}`);
         for (const delivery of outcome.deliveries ?? []) {
           context.io.out(
@@ -345,6 +375,51 @@ export const COMMANDS: Record<string, Command> = {
               ? `logout token delivered to ${delivery.clientId}`
               : `logout token NOT delivered to ${delivery.clientId} after ${delivery.attempts} attempt(s): ${delivery.error ?? 'failed'}`,
           );
+        }
+      });
+    },
+  },
+
+  'audit verify': {
+    usage: 'audit verify                  walk the audit log\'s hash chain; name the first changed or missing event',
+    async run(context, args) {
+      parse(args, {});
+      await context.withStore(async ({ database }) => {
+        const report = await verifyChain(database.db);
+        if (!report.intact) throw new CommandError(`audit chain broken at event ${report.id}: ${report.problem} (${report.count} event(s) before it are intact)`);
+        context.io.out(`audit chain intact: ${report.count} events${report.head ? ` (last: ${report.head.id} ${report.head.hash})` : ''}`);
+      });
+    },
+  },
+
+  'audit tail': {
+    usage: 'audit tail [--lines N] [--no-follow]  the newest audit events, one per line, then new ones as they come',
+    async run(context, args) {
+      const values = parse(args, { lines: { type: 'string' }, 'no-follow': { type: 'boolean' } });
+      const lines = Number(values.lines ?? '10');
+      if (!Number.isInteger(lines) || lines < 0 || lines > 10_000) throw new UsageError('--lines must be a whole number from 0 to 10000');
+      await context.withStore(async ({ database }) => {
+        const { db } = database;
+        let last = 0;
+        const print = (rows: Awaited<ReturnType<typeof latestEvents>>) => {
+          for (const row of rows) {
+            context.io.out(formatEvent(row));
+            last = Number(row.id);
+          }
+        };
+        const newest = await latestEvents(db, Math.max(lines, 1));
+        if (lines === 0) last = Number(newest.at(-1)?.id ?? 0);
+        else print(newest);
+        if (values['no-follow']) return;
+        // Polls by id until interrupted (Ctrl-C, or the admin socket's client going away).
+        const signal = context.io.signal;
+        while (!signal?.aborted) {
+          try {
+            await sleep(TAIL_POLL_MS, undefined, signal ? { signal } : {});
+          } catch {
+            return;
+          }
+          print(await eventsAfter(db, last));
         }
       });
     },

@@ -6,6 +6,8 @@ import { readForm } from '../http/body.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { badRequest } from '../http/errors.ts';
 import type { ClientIp } from '../http/client-ip.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { requestOrigin } from '../audit/provider-events.ts';
 import type { Logger } from '../logger.ts';
 import { LoginLimited, type LoginLimits } from '../security/login-limits.ts';
 import { consentPage, loginPage, type ScopeDescription } from '../pages/views.ts';
@@ -43,6 +45,7 @@ interface InteractionDependencies {
   log: Logger;
   loginLimits: LoginLimits;
   clientIp: ClientIp;
+  audit: AuditLog;
 }
 
 function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
@@ -73,7 +76,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (details.prompt.name === 'consent') {
       // First-party apps are part of JobSwipe itself: the user is not asked to approve them.
       if (client?.['first_party'] === true) {
-        await finish(ctx, provider, { consent: { grantId: await grantRequested(provider, details) } });
+        const grantId = await grantRequested(provider, details);
+        await deps.audit.record(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: true, grant_id: grantId }));
+        await finish(ctx, provider, { consent: { grantId } });
         return;
       }
       const requested = String(details.params['scope'] ?? '').split(' ').filter(Boolean);
@@ -109,6 +114,15 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     } catch (error) {
       if (!(error instanceof LoginLimited)) throw error;
       deps.log.warn({ event: 'login.rate_limited', requestId: ctx.state['requestId'], limit: error.limit, retryAfter: error.retryAfterSeconds });
+      // The account limit names an account: the row records whose (by id; the email is not stored).
+      const target = error.limit === 'account' ? await deps.users.findByEmail(form.email) : undefined;
+      await deps.audit.record({
+        ...interactionOrigin(ctx, details, deps.clientIp),
+        type: 'login.rate_limited',
+        outcome: 'failure',
+        userId: target?.id,
+        details: { limit: error.limit, retry_after: error.retryAfterSeconds },
+      });
       ctx.set(error.headers);
       await again(429, error.message);
       return;
@@ -118,6 +132,13 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const valid = await deps.hasher.verify(form.password, user?.password_hash);
     if (!user || !valid || user.disabled_at) {
       deps.log.info({ event: 'login.failed', requestId: ctx.state['requestId'], reason: user?.disabled_at && valid ? 'disabled' : 'credentials' });
+      await deps.audit.record({
+        ...interactionOrigin(ctx, details, deps.clientIp),
+        type: 'login.failure',
+        outcome: 'failure',
+        userId: user?.id,
+        details: { reason: !user ? 'unknown_account' : !valid ? 'wrong_password' : 'disabled' },
+      });
       await deps.loginLimits.failed(ip, form.email);
       await again(401, user?.disabled_at && valid ? 'This account has been disabled. Contact JobSwipe support.' : LOGIN_FAILED);
       return;
@@ -127,6 +148,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
     }
     deps.log.info({ event: 'login.succeeded', requestId: ctx.state['requestId'], userId: user.id });
+    await deps.audit.record({ ...interactionOrigin(ctx, details, deps.clientIp), type: 'login.success', outcome: 'success', userId: user.id, details: { amr: 'pwd' } });
     await finish(ctx, provider, { login: { accountId: user.id, amr: ['pwd'] } });
   });
 
@@ -138,16 +160,40 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (details.prompt.name !== 'consent') throw badRequest('There is nothing to approve. Go back to the app and continue.');
 
     if (form.decision === 'deny') {
+      await deps.audit.record(consentEvent(ctx, details, deps.clientIp, 'consent.denied', { first_party: false }));
       await finish(ctx, provider, { error: 'access_denied', error_description: 'The user denied the request' });
       return;
     }
-    await finish(ctx, provider, { consent: { grantId: await grantRequested(provider, details) } });
+    const grantId = await grantRequested(provider, details);
+    await deps.audit.record(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: false, grant_id: grantId }));
+    await finish(ctx, provider, { consent: { grantId } });
   });
 
   return router;
 }
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** What every audit row of an interaction carries: address, agent, client and (once there is one) session. */
+function interactionOrigin(ctx: Context, details: InteractionDetails, clientIp: ClientIp) {
+  return { ...requestOrigin(ctx, clientIp), clientId: String(details.params['client_id'] ?? ''), sessionId: details.session?.uid };
+}
+
+function consentEvent(
+  ctx: Context,
+  details: InteractionDetails,
+  clientIp: ClientIp,
+  type: 'consent.granted' | 'consent.denied',
+  extra: { first_party: boolean; grant_id?: string },
+) {
+  return {
+    ...interactionOrigin(ctx, details, clientIp),
+    type,
+    outcome: type === 'consent.granted' ? ('success' as const) : ('failure' as const),
+    userId: details.session?.accountId,
+    details: { scope: String(details.params['scope'] ?? ''), ...extra },
+  };
+}
 
 /** Adds everything the consent prompt reported missing to the session's grant (or a new one). */
 async function grantRequested(provider: Provider, details: InteractionDetails): Promise<string> {

@@ -1,0 +1,59 @@
+import type { KeyEvent } from '@jobswipe/keystore';
+import type { AuditDetails } from './tables.ts';
+
+/** Every event the audit log records, and what it means (docs/audit.md lists the same). */
+export const AUDIT_EVENT_TYPES = {
+  'login.success': 'a user signed in with the right password',
+  'login.failure': 'a sign-in was refused: unknown account, wrong password or disabled account',
+  'login.rate_limited': 'a sign-in attempt was refused by the per-IP or per-account limit',
+  'client_auth.failure': 'a client failed to authenticate at the token, introspection, revocation or PAR endpoint',
+  'client_auth.rate_limited': 'a client request was refused by the per-IP, per-client or request-rate limit of those endpoints',
+  'consent.granted': 'a user approved an app (or a first-party app was approved without asking)',
+  'consent.denied': 'a user refused an app',
+  'token.issued': 'the token endpoint issued tokens (authorization code or client credentials)',
+  'token.refreshed': 'a refresh token was redeemed (and rotated)',
+  'token.revoked': 'a client revoked a token (RFC 7009); its grant went with it',
+  'token.reuse_detected': 'a used refresh token or authorization code was presented again; its grant was revoked',
+  'logout.end_session': 'a user signed out through an app (RP-initiated logout)',
+  'logout.account': 'a user ended one or more of their sessions on /account',
+  'app.revoked': "a user revoked an app's access on /account",
+  'key.created': 'a signing key was created',
+  'key.promoted': 'a signing key started to sign',
+  'key.retired': 'a signing key stopped signing (still published)',
+  'key.removed': 'a retired signing key was removed',
+  'key.revoked': 'a signing key was revoked',
+  'key.sealed': 'a signing key stored in the clear was sealed under the key-encryption key',
+  'key.rewrapped': 'a signing key was sealed under a new key-encryption key',
+  'admin.user_created': 'an administrator created a user',
+  'admin.user_disabled': 'an administrator disabled a user (every session and grant ended)',
+  'admin.client_created': 'an administrator registered a client',
+  'admin.sessions_revoked': "an administrator ended a user's sessions",
+  'admin.import': 'an administrator imported a seed file',
+} as const;
+
+export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;
+export type AuditOutcome = 'success' | 'failure';
+
+/** One event to record. Never put a password, token, code, cookie or secret in it. */
+export interface AuditEvent {
+  type: AuditEventType;
+  outcome: AuditOutcome;
+  /** The user's uuid (never an email: rows outlive the account). */
+  userId?: string | undefined;
+  clientId?: string | undefined;
+  /** The provider session's uid. */
+  sessionId?: string | undefined;
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+  details?: AuditDetails | undefined;
+}
+
+/** What a signing key event records: the key, its new state, and who caused it. */
+export function keyEventDetails(event: KeyEvent, by: 'server' | 'administrator'): AuditDetails {
+  return { kid: event.kid, ...(event.state ? { state: event.state } : {}), by };
+}
+
+/** A signing key event caused by a server (first start, scheduled rotation). */
+export function keyAuditEvent(event: KeyEvent): AuditEvent {
+  return { type: event.event, outcome: 'success', details: keyEventDetails(event, 'server') };
+}
