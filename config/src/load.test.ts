@@ -343,6 +343,16 @@ describe('TRUST_PROXY', () => {
   });
 });
 
+describe('TOKEN_RATE_LIMIT_PER_MINUTE', () => {
+  it('allows 6000 requests a minute per client by default, and takes a positive whole number', () => {
+    expect(loadConfig({}).tokenRateLimitPerMinute).toBe(6000);
+    expect(loadConfig({ TOKEN_RATE_LIMIT_PER_MINUTE: '120' }).tokenRateLimitPerMinute).toBe(120);
+    for (const value of ['0', '-1', '1.5', 'lots']) {
+      expect(() => loadConfig({ TOKEN_RATE_LIMIT_PER_MINUTE: value }), value).toThrow(/TOKEN_RATE_LIMIT_PER_MINUTE/);
+    }
+  });
+});
+
 describe('docs/configuration.md', () => {
   it('is what `npm run docs:config` renders from the schema (run it when this fails)', () => {
     const onDisk = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
@@ -366,6 +376,7 @@ describe('docs/configuration.md', () => {
       'BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS',
       'BACKCHANNEL_LOGOUT_RETRIES',
       'TRUST_PROXY',
+      'TOKEN_RATE_LIMIT_PER_MINUTE',
     ]) {
       expect(doc).toContain(`| \`${name}\` |`);
     }

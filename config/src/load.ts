@@ -31,6 +31,8 @@ export interface Config {
   shutdownGraceSeconds: number;
   /** Proxies trusted to set X-Forwarded-For (proxy-addr syntax); empty trusts none. */
   trustProxy: string[];
+  /** Requests per minute one client may make to the endpoints that authenticate clients. */
+  tokenRateLimitPerMinute: number;
   backchannelLogout: {
     /** Loopback and private destinations are refused unless allowed here (SSRF protection). */
     allowLoopback: boolean;
@@ -130,6 +132,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
     trustProxy: env.TRUST_PROXY,
+    tokenRateLimitPerMinute: env.TOKEN_RATE_LIMIT_PER_MINUTE,
     backchannelLogout: {
       allowLoopback: env.BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK ?? !production,
       allowPrivate: env.BACKCHANNEL_LOGOUT_ALLOW_PRIVATE,

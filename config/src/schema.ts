@@ -119,7 +119,14 @@ export const environmentSchema = z.object({
       ),
     )
     .default([])
-    .describe('Reverse proxies whose `X-Forwarded-For` is believed, comma-separated (IP addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`). Unset: the client address is the connection\'s, and `X-Forwarded-For` is ignored.'),
+    .describe('Reverse proxies whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed when they are the immediate peer, comma-separated (IP addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`). Behind a TLS-terminating proxy, set it so that cookies are `Secure`. Unset: the client address and scheme are the connection\'s, and those headers are ignored.'),
+  TOKEN_RATE_LIMIT_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(6000)
+    .describe('Requests one client may make per minute to the token, introspection, revocation and pushed authorization endpoints, counted by the client id the request names; further requests get 429. The default (100 a second) is far above what a client makes: each signed-in user refreshes about 4 times an hour.'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 

@@ -14,8 +14,12 @@ import type { PasswordHasher } from './users/passwords.ts';
 import type { UserQueries } from './users/queries.ts';
 import type { SessionRegistry } from './sessions/registry.ts';
 import type { ClientIp } from './http/client-ip.ts';
+import type { AuditLog } from './audit/log.ts';
 import type { LoginLimits } from './security/login-limits.ts';
 import type { SessionService } from './sessions/service.ts';
+import { corsAllowList } from './http/cors.ts';
+import { believeForwardedHeaders } from './http/forwarded-headers.ts';
+import { providerOutcomes, tokenEndpointLimits, type TokenLimits } from './security/token-limits.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -32,6 +36,13 @@ export interface AppDependencies {
   sessions: SessionService;
   loginLimits: LoginLimits;
   clientIp: ClientIp;
+  /** The append-only audit log of authentication events (docs/audit.md). */
+  audit: AuditLog;
+  /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
+  trustProxy: string[];
+  tokenLimits: TokenLimits;
+  /** Whether an Origin is the origin of a registered redirect URI (CORS is answered only for those). */
+  isRegisteredOrigin: (origin: string) => Promise<boolean>;
   /** Running with NODE_ENV=production: turns on HSTS. */
   production: boolean;
 }
@@ -40,6 +51,8 @@ export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
   app.keys = deps.cookieKeys;
   app.silent = true;
+  // X-Forwarded-* are believed only from TRUST_PROXY peers; believeForwardedHeaders removes the rest.
+  app.proxy = deps.trustProxy.length > 0;
 
   const pages = new Router();
   pages.get('/', (ctx) => {
@@ -59,6 +72,7 @@ export function createApp(deps: AppDependencies): Koa {
     log: deps.log,
     loginLimits: deps.loginLimits,
     clientIp: deps.clientIp,
+    audit: deps.audit,
   });
   const health = healthRoutes(deps.ready);
   const account = accountRoutes({
@@ -69,10 +83,14 @@ export function createApp(deps: AppDependencies): Koa {
     sessions: deps.sessions,
     log: deps.log,
     clientIp: deps.clientIp,
+    audit: deps.audit,
   });
 
-  // First: the provider writes its responses itself, so its pages carry only headers set before it.
+  // Before anything reads ctx.ip, ctx.secure or ctx.host.
+  app.use(believeForwardedHeaders(deps.trustProxy, deps.clientIp));
+  // The provider writes its responses itself, so its pages carry only headers set before it.
   app.use(securityHeaders({ production: deps.production }));
+  app.use(corsAllowList(deps.isRegisteredOrigin));
   app.use(requestContext(deps.log));
   app.use(health.routes());
   app.use(pages.routes());
@@ -80,6 +98,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.allowedMethods());
   app.use(account.routes());
   app.use(account.allowedMethods());
+  // Limits first: a blocked client is refused before its credentials or method are looked at.
+  app.use(tokenEndpointLimits(deps.tokenLimits, deps.clientIp, deps.log, deps.audit));
   app.use(enforceRegisteredAuthMethod(deps.provider));
 
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();
@@ -87,6 +107,8 @@ export function createApp(deps: AppDependencies): Koa {
     const provider = deps.provider();
     let handler = handlers.get(provider);
     if (!handler) {
+      provider.proxy = app.proxy;
+      provider.use(providerOutcomes());
       handler = provider.callback();
       handlers.set(provider, handler);
     }

@@ -8,6 +8,9 @@ import type { DestinationStream } from 'pino';
 import { join, resolve } from 'node:path';
 import { ADMIN_SOCKET_NAME, listenForCommands } from './admin-socket.ts';
 import { createApp } from './app.ts';
+import { keyAuditEvent } from './audit/events.ts';
+import { createAuditLog } from './audit/log.ts';
+import { auditProviderEvents } from './audit/provider-events.ts';
 import { createCliContext } from './cli/context.ts';
 import { runCommand } from './cli/run.ts';
 import { requestIdOf } from './http/request-context.ts';
@@ -20,12 +23,16 @@ import { createSessionService } from './sessions/service.ts';
 import { trackSessions } from './sessions/tracking.ts';
 import { clientIpResolver } from './http/client-ip.ts';
 import { createLoginLimits } from './security/login-limits.ts';
+import { createTokenLimits } from './security/token-limits.ts';
+import { registeredRedirectOrigins } from './clients/origins.ts';
 import { RateLimiterKysely } from './security/rate-limit-store.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
 import { connectRedis, redisReady } from './redis.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { developmentCookieKeys } from './secrets.ts';
 import { loadKek, openKeystore } from './signing-keys.ts';
+import { createClientRegistry } from './clients/registry.ts';
+import { serverCipher } from './clients/secrets.ts';
 import { openStore, type Tables } from './store.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries } from './users/queries.ts';
@@ -91,21 +98,37 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const cleanups: Array<() => Promise<void> | void> = [() => database.close()];
   try {
     const { db } = database;
+    // A failed audit write is logged with its event and does not stop what it records (docs/audit.md).
+    const audit = createAuditLog(db, (error, event) => log.error({ err: error, audit: event }, 'audit event not recorded'));
     const { kek, generated } = await loadKek(config);
     if (generated) {
       log.warn({ path: generated }, 'using a generated key-encryption key for the signing keys; configure KEYSTORE_KEK or KEYSTORE_KEK_FILE outside development');
     }
     const keystore = openKeystore(db, config, kek);
-    for (const event of await keystore.open()) log.info(event, event.event);
+    for (const event of await keystore.open()) {
+      log.info(event, event.event);
+      await audit.record(keyAuditEvent(event));
+    }
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const redis = config.redis ? await connectRedis(config.redis) : undefined;
     if (redis) cleanups.unshift(() => redis.quit().then(() => undefined, () => redis.disconnect()));
-    const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
+    const secrets = serverCipher(await keystore.columnCipher(), (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
+    const sealed = await createClientRegistry(db, async () => {}, secrets).sealStored();
+    if (sealed > 0) log.info({ count: sealed }, 'sealed client secrets that were stored in the clear');
+    const adapter = createStorageAdapter({
+      db,
+      redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined,
+      secrets,
+    });
     const users = createUserQueries(db);
     const hasher = createPasswordHasher(config.bcryptCost);
     const registry = createSessionRegistry(db);
     const clientIp = clientIpResolver(config.trustProxy);
     const loginLimits = createLoginLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
+    const tokenLimits = createTokenLimits(
+      { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
+      { requestsPerMinute: config.tokenRateLimitPerMinute },
+    );
     let signing: Awaited<ReturnType<typeof keystore.signingKeys>>;
     // Logout tokens are signed with whichever key signs now (`signing` is kept current below).
     const signLogoutToken = createLogoutTokenSigner(config.issuer, async () => currentKeyOf(signing.jwks));
@@ -130,6 +153,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         sendLogout: logoutNotifier.notify,
       });
       trackSessions(built, registry, LIFETIMES.session, log, clientIp);
+      auditProviderEvents(built, audit, clientIp);
       built.on('server_error', (ctx, error) => {
         log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
       });
@@ -154,7 +178,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let provider = await buildProvider(signing.jwks);
     const refreshKeys = async () => {
       try {
-        for (const event of await keystore.rotateIfDue()) log.info(event, event.event);
+        for (const event of await keystore.rotateIfDue()) {
+          log.info(event, event.event);
+          await audit.record(keyAuditEvent(event));
+        }
       } catch (error) {
         // E.g. the KEK was changed by `keys rewrap`: keep picking up the keys other processes publish.
         log.error({ err: error }, 'scheduled key rotation failed');
@@ -197,6 +224,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       sessions: sessionService,
       loginLimits,
       clientIp,
+      trustProxy: config.trustProxy,
+      tokenLimits,
+      isRegisteredOrigin: registeredRedirectOrigins(db),
+      audit,
     });
 
     if (database.kind === 'embedded') {

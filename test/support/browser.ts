@@ -24,7 +24,7 @@ export class Browser {
       headers.set('content-type', 'application/x-www-form-urlencoded');
       body = new URLSearchParams(init.form).toString();
     }
-    const response = await fetch(url, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
+    const response = await this.send(url, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
     for (const setCookie of response.headers.getSetCookie()) await this.jar.setCookie(setCookie, url);
     const location = response.headers.get('location');
     return {
@@ -34,6 +34,11 @@ export class Browser {
       headers: response.headers,
       body: await response.text(),
     };
+  }
+
+  /** Sends one request; a subclass may route it another way (through a proxy, say). */
+  protected send(url: string, init: RequestInit): Promise<Response> {
+    return fetch(url, init);
   }
 
   /** Follows redirects until a response that is not one, or until `stopAt` is reached (not fetched). */

@@ -4,6 +4,8 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '@jobswipe/config';
 import { startServer, type RunningServer } from '@jobswipe/idp';
 import { createClientRegistry, withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
+import { lazyCipher } from '../../idp/src/clients/secrets.ts';
+import { loadKek, openKeystore } from '../../idp/src/signing-keys.ts';
 import { createAccounts } from '../../idp/src/users/accounts.ts';
 import { createPasswordHasher } from '../../idp/src/users/passwords.ts';
 import { createUserQueries } from '../../idp/src/users/queries.ts';
@@ -29,11 +31,19 @@ export type ServerSetup = (typeof SERVER_SETUPS)[number];
 
 export { TEST_REDIS_URL };
 
-export async function startTestServer(setup: StoreKind | ServerSetup, env: Record<string, string> = {}): Promise<TestServer> {
+/**
+ * `options.store` restarts on an existing store (with PORT in env, on the same port): stop() then
+ * leaves the store to its owner.
+ */
+export async function startTestServer(
+  setup: StoreKind | ServerSetup,
+  env: Record<string, string> = {},
+  options: { store?: TestStore } = {},
+): Promise<TestServer> {
   const kind: StoreKind = setup === 'embedded' ? 'embedded' : 'postgres';
   const redisPrefix = setup === 'postgres+redis' ? `jobswipe-test:${randomUUID()}:` : undefined;
-  const store = await createTestStore(kind);
-  const port = await freePort();
+  const store = options.store ?? (await createTestStore(kind));
+  const port = env['PORT'] ? Number(env['PORT']) : await freePort();
   const issuer = `http://localhost:${port}`;
   const logs: string[] = [];
   const destination = new Writable({
@@ -54,7 +64,9 @@ export async function startTestServer(setup: StoreKind | ServerSetup, env: Recor
   const { db } = server.database;
   const users = createUserQueries(db);
   const accounts = createAccounts(users, createPasswordHasher(config.bcryptCost));
-  const clients = createClientRegistry(db, (metadata) => server.provider.Client.validate(metadata));
+  // The server's own key-encryption key seals the secrets of the clients a test registers.
+  const secrets = lazyCipher(async () => openKeystore(db, config, (await loadKek(config)).kek).columnCipher());
+  const clients = createClientRegistry(db, (metadata) => server.provider.Client.validate(metadata), secrets);
   return {
     issuer,
     server,
@@ -76,7 +88,7 @@ export async function startTestServer(setup: StoreKind | ServerSetup, env: Recor
     },
     async stop() {
       await server.close();
-      await store.drop();
+      if (!options.store) await store.drop();
       if (redisPrefix) await deleteRedisKeys(redisPrefix);
     },
   };

@@ -1,10 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import type { Middleware } from 'koa';
+import { decodeJwt } from 'jose';
+import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 
 /** Endpoints that authenticate clients, all with the client's one registered token_endpoint_auth_method. */
-const ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
+export const CLIENT_AUTH_ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 // The provider reads at most this much of a body; we read no more before it does.
@@ -59,6 +60,72 @@ function basicClientId(header: string): string | undefined {
   }
 }
 
+/** The `sub` of a client assertion (private_key_jwt, client_secret_jwt), not verified: only a name to count under. */
+function assertionSubject(assertion: string): string | undefined {
+  try {
+    const { sub } = decodeJwt(assertion);
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ClaimedClient {
+  /** The client the request says it is, before anything is verified. */
+  clientId: string | undefined;
+  /** The secret method the request used, when it sent a secret. */
+  secretMethod: 'client_secret_basic' | 'client_secret_post' | undefined;
+}
+
+const claims = new WeakMap<IncomingMessage, Promise<ClaimedClient | 'too large' | 'aborted'>>();
+
+/**
+ * Who a request to a client-authenticating endpoint claims to be, read once per request (the body is
+ * kept for the provider to read again), or why its body could not be read.
+ */
+export function claimedClient(ctx: Context): Promise<ClaimedClient | 'too large' | 'aborted'> {
+  let claim = claims.get(ctx.req);
+  if (!claim) {
+    claim = readClaim(ctx);
+    claims.set(ctx.req, claim);
+  }
+  return claim;
+}
+
+async function readClaim(ctx: Context): Promise<ClaimedClient | 'too large' | 'aborted'> {
+  const authorization = ctx.get('authorization');
+  if (authorization) {
+    const clientId = basicClientId(authorization);
+    return { clientId, secretMethod: clientId ? 'client_secret_basic' : undefined };
+  }
+  if (!ctx.is('application/x-www-form-urlencoded')) return { clientId: undefined, secretMethod: undefined };
+  const body = await readBody(ctx.req);
+  if (typeof body === 'string') return body;
+  replays.set(ctx.req, body);
+  const params = new URLSearchParams(body.toString('utf8'));
+  const assertion = params.get('client_assertion');
+  return {
+    clientId: params.get('client_id') ?? (assertion ? assertionSubject(assertion) : undefined),
+    secretMethod: params.has('client_secret') ? 'client_secret_post' : undefined,
+  };
+}
+
+/** Answers a request whose body could not be read; true when it did. */
+export function refusedUnreadBody(ctx: Context, claim: ClaimedClient | 'too large' | 'aborted'): claim is 'too large' | 'aborted' {
+  if (claim === 'aborted') {
+    // Nobody is left to answer; a 400 for the record, not an error.
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: 'the request body was not received in full' };
+    return true;
+  }
+  if (claim === 'too large') {
+    ctx.status = 413;
+    ctx.body = { error: 'invalid_request', error_description: 'request entity too large' };
+    return true;
+  }
+  return false;
+}
+
 /**
  * oidc-provider accepts a client secret in the Authorization header or in the body whichever of
  * the two the client registered. We hold clients to the one method they registered, so a secret
@@ -66,34 +133,11 @@ function basicClientId(header: string): string | undefined {
  */
 export function enforceRegisteredAuthMethod(provider: () => Provider): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !ENDPOINTS.has(ctx.path)) return next();
+    if (ctx.method !== 'POST' || !CLIENT_AUTH_ENDPOINTS.has(ctx.path)) return next();
 
-    let used: string | undefined;
-    let clientId: string | undefined;
-    const authorization = ctx.get('authorization');
-    if (authorization) {
-      clientId = basicClientId(authorization);
-      if (clientId) used = 'client_secret_basic';
-    } else if (ctx.is('application/x-www-form-urlencoded')) {
-      const body = await readBody(ctx.req);
-      if (body === 'aborted') {
-        // Nobody is left to answer; a 400 for the record, not an error.
-        ctx.status = 400;
-        ctx.body = { error: 'invalid_request', error_description: 'the request body was not received in full' };
-        return;
-      }
-      if (body === 'too large') {
-        ctx.status = 413;
-        ctx.body = { error: 'invalid_request', error_description: 'request entity too large' };
-        return;
-      }
-      replays.set(ctx.req, body);
-      const params = new URLSearchParams(body.toString('utf8'));
-      if (params.has('client_secret')) {
-        used = 'client_secret_post';
-        clientId = params.get('client_id') ?? undefined;
-      }
-    }
+    const claim = await claimedClient(ctx);
+    if (refusedUnreadBody(ctx, claim)) return;
+    const { clientId, secretMethod: used } = claim;
 
     if (used && clientId) {
       const client = await provider().Client.find(clientId).catch(() => undefined);

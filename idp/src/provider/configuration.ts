@@ -5,6 +5,7 @@ import { requestIdOf } from '../http/request-context.ts';
 import { describeProviderError } from './error-messages.ts';
 import { ACCESS_TOKEN_TTL, createResourceIndicators } from './resource.ts';
 import { accountClient } from './account-client.ts';
+import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 
 const DAY = 24 * 60 * 60;
@@ -93,9 +94,10 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       Session: LIFETIMES.session,
       Grant: LIFETIMES.grant,
     },
-    // Browsers may call the JSON endpoints only from origins the client registered redirect URIs on.
+    // Browsers may call the JSON endpoints only from origins the client registered redirect URIs on;
+    // only http(s) ones: a custom-scheme redirect URI has the origin "null", which must never match.
     clientBasedCORS(_ctx, origin, client) {
-      return client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
+      return client.redirectUris?.some((uri) => webOriginOf(uri) === origin) ?? false;
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

@@ -43,18 +43,27 @@ function unavailable(): HttpError {
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
 const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
 
-function limiter(store: LoginLimitStore, name: string, limits: { points: number; duration: number }): RateLimiterAbstract {
-  if (store.redis) {
-    return new RateLimiterRedis({
-      storeClient: store.redis.client,
-      keyPrefix: `${store.redis.prefix}ratelimit:${name}`,
-      points: limits.points,
-      duration: limits.duration,
-      // Fail at once while Redis is away rather than queueing.
-      rejectIfRedisNotReady: true,
-    });
-  }
-  return new RateLimiterKysely({ db: store.db, keyPrefix: `ratelimit:${name}`, points: limits.points, duration: limits.duration });
+/**
+ * A counter in Redis when it is configured (shared by every process), else in the database. While
+ * Redis is away it fails at once rather than queueing, or, with `databaseWhileRedisIsDown`, counts in
+ * the database until Redis is back (rate-limiter-flexible's insurance limiter).
+ */
+export function limiter(
+  store: LoginLimitStore,
+  name: string,
+  limits: { points: number; duration: number },
+  options: { databaseWhileRedisIsDown?: boolean } = {},
+): RateLimiterAbstract {
+  const database = new RateLimiterKysely({ db: store.db, keyPrefix: `ratelimit:${name}`, points: limits.points, duration: limits.duration });
+  if (!store.redis) return database;
+  return new RateLimiterRedis({
+    storeClient: store.redis.client,
+    keyPrefix: `${store.redis.prefix}ratelimit:${name}`,
+    points: limits.points,
+    duration: limits.duration,
+    rejectIfRedisNotReady: true,
+    ...(options.databaseWhileRedisIsDown ? { insuranceLimiter: database } : {}),
+  });
 }
 
 /**

@@ -1,0 +1,255 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import * as oidc from 'openid-client';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../test/support/processes.ts';
+import { relyingParty } from '../../../test/support/relying-party.ts';
+import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+
+/**
+ * Limits on the endpoints where clients authenticate (token, introspection, revocation): failed
+ * client authentication counted per IP and per client like failed sign-ins, and a request budget per
+ * client. A blocked request gets 429, Retry-After and an OAuth error before its credentials are read.
+ */
+
+const REQUESTS_PER_MINUTE = 20;
+
+interface Client {
+  client_id: string;
+  client_secret: string;
+}
+
+type Endpoint = '/token' | '/token/introspection' | '/token/revocation';
+
+interface Attempt {
+  secret?: string;
+  /** How the secret is sent; every client here registered client_secret_basic. */
+  method?: 'basic' | 'post';
+  path?: Endpoint;
+  ip: string;
+}
+
+const PARAMS: Record<Endpoint, Record<string, string>> = {
+  '/token': { grant_type: 'client_credentials' },
+  '/token/introspection': { token: 'not-a-token' },
+  '/token/revocation': { token: 'not-a-token' },
+};
+
+async function call(idp: TestServer, client: Client, attempt: Attempt) {
+  const path = attempt.path ?? '/token';
+  const secret = attempt.secret ?? client.client_secret;
+  const params = new URLSearchParams(PARAMS[path]);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': attempt.ip };
+  if (attempt.method === 'post') {
+    params.set('client_id', client.client_id);
+    params.set('client_secret', secret);
+  } else {
+    headers['authorization'] = `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+  }
+  const response = await fetch(`${idp.issuer}${path}`, { method: 'POST', headers, body: params });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : text };
+}
+
+async function expectLimited(response: Awaited<ReturnType<typeof call>>, description: RegExp, retryAfter: { above: number; atMost: number }) {
+  expect(response.status).toBe(429);
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(response.headers.get('cache-control')).toBe('no-store');
+  expect(response.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.stringMatching(description) });
+  const seconds = Number(response.headers.get('retry-after'));
+  expect(seconds).toBeGreaterThan(retryAfter.above);
+  expect(seconds).toBeLessThanOrEqual(retryAfter.atMost);
+}
+
+const machineClient = (idp: TestServer, clientId: string) =>
+  idp.registerClient({ client_id: clientId, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }) as Promise<Client & Record<string, unknown>>;
+
+// Counters in the database (embedded; plain Postgres uses the same store) and in Redis.
+describe.each(['embedded', 'postgres+redis'] as const)('client authentication limits (%s)', (setup) => {
+  let idp: TestServer;
+
+  beforeAll(async () => {
+    idp = await startTestServer(setup, { TRUST_PROXY: 'loopback', TOKEN_RATE_LIMIT_PER_MINUTE: String(REQUESTS_PER_MINUTE) });
+  });
+  afterAll(async () => {
+    await idp?.stop();
+  });
+
+  it('refuses an IP after 5 failed client authentications on any of the endpoints, before reading the credentials; other IPs are unaffected', async () => {
+    const client = await machineClient(idp, 'per-ip');
+    const ip = '198.51.100.1';
+    const failures: Attempt[] = [
+      { ip, secret: 'wrong secret' },
+      { ip, secret: 'wrong secret', path: '/token/introspection' },
+      { ip, secret: 'wrong secret', path: '/token/revocation' },
+      // The right secret sent the way the client did not register: our method check refuses it.
+      { ip, method: 'post' },
+      { ip, method: 'post', path: '/token/introspection' },
+    ];
+    for (const [i, failure] of failures.entries()) {
+      const response = await call(idp, client, failure);
+      expect(response.status, `failure ${i + 1}`).toBe(401);
+      expect(response.body).toMatchObject({ error: 'invalid_client' });
+    }
+
+    // Blocked means not checked: the right secret does not get a token, at any of the endpoints.
+    for (const path of ['/token', '/token/introspection', '/token/revocation'] as const) {
+      await expectLimited(await call(idp, client, { ip, path }), /too many failed client authentications from this address/, { above: 14 * 60, atMost: 15 * 60 });
+    }
+    expect(idp.logs.join('')).toContain('"event":"client_auth.rate_limited"');
+    // Each failure and each refusal is in the audit log, with the endpoint and the claimed client.
+    const audited = await idp.server.database.db
+      .selectFrom('audit_events')
+      .select(['event_type', 'client_id', 'ip', 'details'])
+      .where('client_id', '=', 'per-ip')
+      .where('event_type', 'like', 'client_auth.%')
+      .orderBy('id')
+      .execute();
+    expect(audited.map((row) => [row.event_type, row.ip, row.details['endpoint']])).toEqual([
+      ['client_auth.failure', ip, '/token'],
+      ['client_auth.failure', ip, '/token/introspection'],
+      ['client_auth.failure', ip, '/token/revocation'],
+      ['client_auth.failure', ip, '/token'],
+      ['client_auth.failure', ip, '/token/introspection'],
+      ['client_auth.rate_limited', ip, '/token'],
+      ['client_auth.rate_limited', ip, '/token/introspection'],
+      ['client_auth.rate_limited', ip, '/token/revocation'],
+    ]);
+
+    const elsewhere = await call(idp, client, { ip: '198.51.100.2' });
+    expect(elsewhere.status).toBe(200);
+    expect(elsewhere.body).toMatchObject({ token_type: 'Bearer', access_token: expect.any(String) });
+  });
+
+  it('counts an unknown client id against the IP too', async () => {
+    const ghost = { client_id: 'no-such-client', client_secret: 'whatever it is' };
+    const ip = '198.51.100.3';
+    for (let i = 1; i <= 5; i += 1) expect((await call(idp, ghost, { ip })).status, `failure ${i}`).toBe(401);
+    const client = await machineClient(idp, 'after-ghost');
+    await expectLimited(await call(idp, client, { ip }), /from this address/, { above: 14 * 60, atMost: 15 * 60 });
+  });
+
+  it('counts a client across IPs: after 10 failures it is refused from anywhere for up to an hour, even with its secret; other clients are not', async () => {
+    const client = await machineClient(idp, 'per-client');
+    const other = await machineClient(idp, 'per-client-other');
+    for (let i = 1; i <= 10; i += 1) {
+      expect((await call(idp, client, { ip: `192.0.2.${i}`, secret: 'wrong secret' })).status, `failure ${i}`).toBe(401);
+    }
+    for (const path of ['/token', '/token/revocation'] as const) {
+      await expectLimited(await call(idp, client, { ip: '192.0.2.200', path }), /too many failed client authentications for this client/, {
+        above: 59 * 60,
+        atMost: 60 * 60,
+      });
+    }
+    // The lock is on the client, not on the address it came from.
+    expect((await call(idp, other, { ip: '192.0.2.200' })).status).toBe(200);
+  });
+
+  it('a successful client authentication clears the IP count', async () => {
+    const client = await machineClient(idp, 'clears');
+    const ip = '198.51.100.4';
+    for (let i = 0; i < 4; i += 1) expect((await call(idp, client, { ip, secret: 'wrong secret' })).status).toBe(401);
+    expect((await call(idp, client, { ip })).status).toBe(200);
+    for (let i = 0; i < 5; i += 1) expect((await call(idp, client, { ip, secret: 'wrong secret' })).status).toBe(401);
+    expect((await call(idp, client, { ip })).status).toBe(429);
+  });
+
+  it(`allows each client ${REQUESTS_PER_MINUTE} requests a minute (TOKEN_RATE_LIMIT_PER_MINUTE), then 429 until the minute is over; other clients are unaffected`, async () => {
+    const client = await machineClient(idp, 'busy');
+    const other = await machineClient(idp, 'quiet');
+    for (let i = 1; i <= REQUESTS_PER_MINUTE; i += 1) {
+      expect((await call(idp, client, { ip: `203.0.113.${i}` })).status, `request ${i}`).toBe(200);
+    }
+    await expectLimited(await call(idp, client, { ip: '203.0.113.100' }), /this client made too many requests/, { above: 0, atMost: 60 });
+
+    // A relying party library sees a protocol error it can act on, not a broken response.
+    const rp = await relyingParty(idp.issuer, client);
+    const refused = await oidc.clientCredentialsGrant(rp.config).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(oidc.ResponseBodyError);
+    expect(refused).toMatchObject({ status: 429, error: 'temporarily_unavailable' });
+
+    expect((await call(idp, other, { ip: '203.0.113.100' })).status).toBe(200);
+  });
+});
+
+describe('client authentication limits when their store fails (postgres)', () => {
+  let idp: TestServer;
+
+  /** As the database owner: the server's own role may not rename tables. */
+  async function asOwner(text: string): Promise<void> {
+    if (idp.store.kind !== 'postgres') throw new Error('expected a Postgres store');
+    const client = new pg.Client({ connectionString: idp.store.url });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  }
+
+  beforeAll(async () => {
+    idp = await startTestServer('postgres');
+  });
+  afterAll(async () => {
+    await idp?.stop();
+  });
+
+  it('refuses client authentication with 503 while the counters cannot be read: the limits fail closed', async () => {
+    const client = await machineClient(idp, 'fail-closed');
+    expect((await call(idp, client, { ip: '127.0.0.1' })).status).toBe(200);
+    await asOwner('alter table rate_limits rename to rate_limits_away');
+    try {
+      const refused = await call(idp, client, { ip: '127.0.0.1' });
+      expect(refused.status).toBe(503);
+      expect(refused.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.stringContaining('try again') });
+      expect(refused.headers.get('retry-after')).toBe('60');
+    } finally {
+      await asOwner('alter table rate_limits_away rename to rate_limits');
+    }
+    expect((await call(idp, client, { ip: '127.0.0.1' })).status).toBe(200);
+  });
+});
+
+describe('client authentication limits while Redis is down (postgres + a Redis of this test)', () => {
+  let idp: TestServer;
+  let redis: ChildProcess;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null });
+    probe.on('error', () => {});
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await probe.connect();
+        break;
+      } catch (error) {
+        if (attempt > 50) throw error;
+        await sleep(100);
+      }
+    }
+    probe.disconnect();
+    idp = await startTestServer('postgres', { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: 'token-limits:', TRUST_PROXY: 'loopback' });
+  });
+  afterAll(async () => {
+    await idp?.stop();
+    if (redis.exitCode === null) redis.kill('SIGKILL');
+  });
+
+  it('keeps issuing tokens and keeps counting failures, in the database, until Redis is back', async () => {
+    const client = await machineClient(idp, 'redis-down');
+    const exited = new Promise((resolve) => redis.once('exit', resolve));
+    redis.kill('SIGTERM');
+    await exited;
+
+    // Tokens and grants are in Postgres: an outage of Redis must not stop clients (docs/scaling.md).
+    expect((await call(idp, client, { ip: '198.51.100.20' })).status).toBe(200);
+    for (let i = 1; i <= 5; i += 1) expect((await call(idp, client, { ip: '198.51.100.21', secret: 'wrong secret' })).status, `failure ${i}`).toBe(401);
+    await expectLimited(await call(idp, client, { ip: '198.51.100.21' }), /from this address/, { above: 14 * 60, atMost: 15 * 60 });
+  });
+});
