@@ -279,6 +279,16 @@ describe('back-channel logout settings', () => {
     ]);
   });
 
+  it('debug output (LOG_LEVEL debug or trace) is refused in production, and allowed outside it', () => {
+    for (const level of ['debug', 'trace']) {
+      const error = configError({ ...PRODUCTION, LOG_LEVEL: level });
+      expect(variables(error.problems)).toEqual(['LOG_LEVEL']);
+      expect(error.message).toContain('  LOG_LEVEL: must not be debug or trace in production');
+      expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+    }
+    expect(loadConfig({ ...PRODUCTION, LOG_LEVEL: 'info' }).logLevel).toBe('info');
+  });
+
   it('BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK can be turned off outside production', () => {
     expect(loadConfig({ BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'false' }).backchannelLogout.allowLoopback).toBe(false);
     expect(loadConfig({ BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: 'true' }).backchannelLogout.allowLoopback).toBe(true);

@@ -91,6 +91,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!variables['KEYSTORE_KEK'] && !variables['KEYSTORE_KEK_FILE']) {
       problems.push({ variable: 'KEYSTORE_KEK', message: 'or KEYSTORE_KEK_FILE is required in production (a generated key-encryption key is refused)' });
     }
+    if (variables['LOG_LEVEL'] === 'debug' || variables['LOG_LEVEL'] === 'trace') {
+      problems.push({ variable: 'LOG_LEVEL', message: 'must not be debug or trace in production (debug output is for development); use info, warn or error' });
+    }
     if (variables['BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK'] === 'true') {
       problems.push({ variable: 'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK', message: 'must not be true in production (logout tokens are never sent to loopback addresses there)' });
     }

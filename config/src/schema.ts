@@ -88,7 +88,10 @@ export const environmentSchema = z.object({
     .default(10)
     .describe('How often each process applies due rotations and picks up key changes made elsewhere (at most 30).'),
   BCRYPT_COST: z.coerce.number().int().min(12, 'must be at least 12').max(16).default(12).describe('bcrypt cost factor for new password hashes (12 to 16).'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino log level. `debug` and `trace` are refused in production.'),
   SWEEP_INTERVAL_SECONDS: seconds.default(300).describe('How often expired tokens, codes and sessions are deleted from the database.'),
   BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: flag
     .optional()
