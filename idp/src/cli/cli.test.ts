@@ -187,6 +187,11 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
         expect(list.find((user) => user['EMAIL'] === 'alice@example.com')?.['STATUS']).toMatch(/^disabled \d{4}-\d\d-\d\dT/);
         expect(list.find((user) => user['EMAIL'] === 'longest@example.com')?.['STATUS']).toBe('active');
 
+        // Arguments go through zod before anything is looked up: not an address, or a control character (terminal escape).
+        expect(await fails(['users', 'disable', '--email', 'not-an-address'], 2)).toContain('--email: not-an-address is not a valid email address');
+        expect(await fails(['users', 'create', '--email', 'esc@example.com', '--name', 'Esc\u001b[2J', '--password-stdin'], 2, PASSWORD)).toContain(
+          '--name contains a control character',
+        );
         const unknown = await fails(['users', 'disable', '--email', 'nobody@example.com'], 1);
         expect(unknown).toContain('no user with email nobody@example.com');
       }, 60_000);

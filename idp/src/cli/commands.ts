@@ -44,6 +44,15 @@ function attachValues(args: string[], options: Options): string[] {
   return out;
 }
 
+/**
+ * Every argument value: bounded, and free of control characters other than tab and newline (which a
+ * --json value may hold), so nothing a command echoes can drive the terminal.
+ */
+const argumentValue = z
+  .string()
+  .max(65_536, 'is longer than 64 KiB')
+  .refine((value) => !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(value), 'contains a control character');
+
 function parseWithPositionals<O extends Options>(args: string[], options: O, positionals: number) {
   let parsed;
   try {
@@ -52,6 +61,12 @@ function parseWithPositionals<O extends Options>(args: string[], options: O, pos
     throw new UsageError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
   }
   if (parsed.positionals.length > positionals) throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
+  const named = Object.entries(parsed.values).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((one) => [`--${name}`, one] as const));
+  for (const [name, value] of [...named, ...parsed.positionals.map((one) => ['argument', one] as const)]) {
+    if (typeof value !== 'string') continue;
+    const checked = argumentValue.safeParse(value);
+    if (!checked.success) throw new UsageError(`${name} ${checked.error.issues[0]?.message ?? 'is invalid'}`);
+  }
   return parsed;
 }
 
@@ -76,6 +91,7 @@ const date = (value: Date | null) => (value ? value.toISOString().replace(/\.\d{
 
 /** Runs fn on the store with the user the email names; a missing user is the command's error. */
 function withUser<T>(context: CliContext, email: string, fn: (store: Store, user: User) => Promise<T>): Promise<T> {
+  if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
   return context.withStore(async (store) => {
     const user = await store.users.findByEmail(email);
     if (!user) throw new CommandError(`no user with email ${email}`);
