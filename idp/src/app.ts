@@ -7,6 +7,8 @@ import { healthRoutes, type Readiness } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { interactionRoutes } from './interactions/routes.ts';
+import { deviceCodeRoutes } from './interactions/device.ts';
+import type { DeviceCodeLimits } from './security/device-code-limits.ts';
 import type { Logger } from './logger.ts';
 import { homePage } from './pages/views.ts';
 import { STYLESHEET } from './pages/stylesheet.ts';
@@ -35,6 +37,8 @@ export interface AppDependencies {
   registry: SessionRegistry;
   sessions: SessionService;
   loginLimits: LoginLimits;
+  /** Wrong user codes on the device page, per IP (RFC 8628). */
+  deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
   /** The append-only audit log of authentication events (docs/audit.md). */
   audit: AuditLog;
@@ -98,6 +102,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.allowedMethods());
   app.use(account.routes());
   app.use(account.allowedMethods());
+  app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, audit: deps.audit, log: deps.log }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
   app.use(tokenEndpointLimits(deps.tokenLimits, deps.clientIp, deps.log, deps.audit));
   app.use(enforceRegisteredAuthMethod(deps.provider));

@@ -23,6 +23,7 @@ import { createSessionService } from './sessions/service.ts';
 import { trackSessions } from './sessions/tracking.ts';
 import { clientIpResolver } from './http/client-ip.ts';
 import { createLoginLimits } from './security/login-limits.ts';
+import { createDeviceCodeLimits } from './security/device-code-limits.ts';
 import { createTokenLimits } from './security/token-limits.ts';
 import { registeredRedirectOrigins } from './clients/origins.ts';
 import { RateLimiterKysely } from './security/rate-limit-store.ts';
@@ -56,6 +57,9 @@ export interface StartOptions {
 const PROVIDER_ERROR_EVENTS = [
   'authorization.error',
   'backchannel.error',
+  'code_verification.error',
+  'device_authorization.error',
+  'device_resume.error',
   'discovery.error',
   'end_session.error',
   'grant.error',
@@ -125,6 +129,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const registry = createSessionRegistry(db);
     const clientIp = clientIpResolver(config.trustProxy);
     const loginLimits = createLoginLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
+    const deviceCodeLimits = createDeviceCodeLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
     const tokenLimits = createTokenLimits(
       { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
       { requestsPerMinute: config.tokenRateLimitPerMinute },
@@ -223,6 +228,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       registry,
       sessions: sessionService,
       loginLimits,
+      deviceCodeLimits,
       clientIp,
       trustProxy: config.trustProxy,
       tokenLimits,

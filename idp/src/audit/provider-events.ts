@@ -79,6 +79,20 @@ export function auditProviderEvents(provider: Provider, audit: AuditLog, clientI
     });
   });
 
+  // A device authorization completes on the device pages (the token comes later, at the token endpoint).
+  provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc.route !== 'code_verification' && ctx.oidc.route !== 'device_resume') return;
+    const code = ctx.oidc.entities.DeviceCode;
+    write(ctx, {
+      type: 'device.approved',
+      outcome: 'success',
+      userId: code?.accountId,
+      clientId: ctx.oidc.client?.clientId,
+      sessionId: code?.sessionUid,
+      details: { scope: code?.scope ?? null, grant_id: code?.grantId ?? null },
+    });
+  });
+
   (provider as unknown as ProviderEvents).on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const session = ctx.oidc.session;
     if (!session?.accountId) return;

@@ -30,6 +30,17 @@ export function requestForProvider(req: IncomingMessage): IncomingMessage {
   return replay as unknown as IncomingMessage;
 }
 
+/**
+ * Hands the provider `body` in place of the request's own, which a route before it has read (the
+ * device code form, interactions/device.ts). The length header is made to match the new body.
+ */
+export function replaceBodyForProvider(req: IncomingMessage, body: string): void {
+  const bytes = Buffer.from(body, 'utf8');
+  req.headers['content-length'] = String(bytes.length);
+  delete req.headers['transfer-encoding'];
+  replays.set(req, bytes);
+}
+
 /** The body, 'too large', or 'aborted' when the client went away before sending all of it. */
 async function readBody(req: IncomingMessage): Promise<Buffer | 'too large' | 'aborted'> {
   const chunks: Buffer[] = [];

@@ -1,6 +1,10 @@
 import Provider, { errors, type Adapter, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import type { UserQueries } from '../users/queries.ts';
+import type { Context } from 'koa';
 import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
+import { deviceCodePage, deviceConfirmPage, deviceSuccessPage } from '../pages/device.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device.ts';
 import { requestIdOf } from '../http/request-context.ts';
 import { describeProviderError } from './error-messages.ts';
 import { ACCESS_TOKEN_TTL, createResourceIndicators } from './resource.ts';
@@ -15,6 +19,8 @@ export const LIFETIMES = {
   accessToken: ACCESS_TOKEN_TTL,
   refreshToken: 30 * DAY,
   authorizationCode: 60,
+  // RFC 8628: how long a device's user code may be entered.
+  deviceCode: 10 * 60,
   idToken: 60 * 60,
   interaction: 60 * 60,
   session: 14 * DAY,
@@ -43,6 +49,34 @@ function clientName(ctx: KoaContextWithOIDC): string | undefined {
   return client ? (client.clientName ?? client.clientId) : undefined;
 }
 
+/** The provider's session-bound xsrf secret and our CSRF token, for the device pages' forms. */
+function deviceFormFields(ctx: KoaContextWithOIDC) {
+  const state = (ctx.oidc.session as { state?: { secret?: unknown } } | undefined)?.state;
+  // The provider's Koa context has the same cookie keys as ours, so our CSRF cookie works in both.
+  return { action: DEVICE_PATH, xsrf: String(state?.secret ?? ''), csrf: issueCsrfToken(ctx as unknown as Context) };
+}
+
+const SESSION_COOKIE = { httpOnly: true, sameSite: 'lax', signed: true } as const;
+
+/**
+ * On an error, oidc-provider's handler for the device pages puts a fresh xsrf secret in the browser
+ * session and then only "persists" it, which throws (a 500) for a session never saved before, e.g.
+ * /device/<unknown uid> without a session cookie. Such a session is saved here first, as the
+ * provider's session middleware would, so the page's form works.
+ */
+async function saveNewSession(ctx: KoaContextWithOIDC): Promise<void> {
+  const session = ctx.oidc.session as unknown as { exp?: unknown; id: string; save(ttl: number): Promise<unknown> } | undefined;
+  if (!session || typeof session.exp === 'number') return;
+  ctx.oidc.cookies.set(ctx.oidc.provider.cookieName('session'), session.id, SESSION_COOKIE);
+  await session.save(LIFETIMES.session);
+}
+
+function renderDevicePage(ctx: KoaContextWithOIDC, body: string): void {
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+}
+
 export function providerConfiguration(deps: ProviderDependencies): Configuration {
   return {
     adapter: deps.adapter,
@@ -50,7 +84,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     jwks: deps.jwks,
     cookies: {
       keys: deps.cookieKeys,
-      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      long: SESSION_COOKIE,
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     scopes: deps.scopes,
@@ -88,6 +122,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       AccessToken: LIFETIMES.accessToken,
       ClientCredentials: LIFETIMES.accessToken,
       AuthorizationCode: LIFETIMES.authorizationCode,
+      DeviceCode: LIFETIMES.deviceCode,
       IdToken: LIFETIMES.idToken,
       RefreshToken: LIFETIMES.refreshToken,
       Interaction: LIFETIMES.interaction,
@@ -115,6 +150,25 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
         },
       },
       resourceIndicators: createResourceIndicators(deps.api),
+      // RFC 8628 for headless workers. The code is checked, rate-limited and CSRF-checked by
+      // interactions/device.ts before the provider sees a form; these render our pages.
+      deviceFlow: {
+        enabled: true,
+        async userCodeInputSource(ctx, _form, _out, error) {
+          await saveNewSession(ctx);
+          renderDevicePage(ctx, deviceCodePage({
+            ...deviceFormFields(ctx),
+            userCode: prefilledUserCode(ctx.req),
+            error: error ? deviceCodeError(error) : undefined,
+          }));
+        },
+        async userCodeConfirmSource(ctx, _form, client, _deviceInfo, userCode) {
+          renderDevicePage(ctx, deviceConfirmPage({ ...deviceFormFields(ctx), userCode, clientName: client.clientName ?? client.clientId }));
+        },
+        async successSource(ctx) {
+          renderDevicePage(ctx, deviceSuccessPage(clientName(ctx) ?? 'The app'));
+        },
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

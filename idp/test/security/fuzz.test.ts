@@ -816,7 +816,7 @@ describe('fuzzing every endpoint and form (postgres+redis)', () => {
       .filter(([name, value]) => (name.endsWith('_endpoint') || name === 'jwks_uri') && typeof value === 'string')
       .map(([, value]) => new URL(value as string).pathname)
       .sort();
-    expect(endpoints).toEqual(['/auth', '/jwks', '/me', '/request', '/session/end', '/token', '/token/introspection', '/token/revocation']);
+    expect(endpoints).toEqual(['/auth', '/device/auth', '/jwks', '/me', '/request', '/session/end', '/token', '/token/introspection', '/token/revocation']);
   });
 
   it('any endpoint: random methods, query strings, headers, cookies and bodies', async () => {
@@ -846,6 +846,7 @@ describe('fuzzing every endpoint and form (postgres+redis)', () => {
         '/.well-known/webfinger',
         '/reg',
         '/device',
+        '/device/auth',
         '/backchannel',
         '/nope',
         '//',
@@ -857,6 +858,7 @@ describe('fuzzing every endpoint and form (postgres+redis)', () => {
       a.segment.map((s) => `/interaction/${s}`),
       fc.tuple(a.segment, fc.constantFrom('login', 'consent', 'other', '')).map(([s, step]) => `/interaction/${s}/${step}`),
       a.segment.map((s) => `/auth/${s}`),
+      a.segment.map((s) => `/device/${s}`),
       a.segment.map((s) => `/account/sessions/${s}/sign-out`),
       a.segment.map((s) => `/account/apps/${s}/revoke`),
       fc.tuple(fc.constantFrom('/token', '/me', '/jwks', '/session/end', '/auth', '/account'), a.segment).map(([p, s]) => `${p}/${s}`),

@@ -1,0 +1,141 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context, Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import { z } from 'zod';
+import type { AuditLog } from '../audit/log.ts';
+import { requestOrigin } from '../audit/provider-events.ts';
+import { readForm } from '../http/body.ts';
+import { replaceBodyForProvider } from '../http/client-auth-method.ts';
+import type { ClientIp } from '../http/client-ip.ts';
+import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import type { Logger } from '../logger.ts';
+import { deviceCodePage } from '../pages/device.ts';
+import { DeviceCodeLimited, type DeviceCodeLimits } from '../security/device-code-limits.ts';
+
+/**
+ * The user-code page of the device authorization grant (RFC 8628 §3.3), in front of the provider's
+ * own `code_verification` route: every form posted there is validated, CSRF-checked and
+ * rate-limited here, and its code looked up, before the provider (which checks its own xsrf field
+ * too) confirms the code and starts the usual login and consent interaction.
+ */
+export const DEVICE_PATH = '/device';
+
+export const WRONG_CODE = 'That code is not right. Check the code shown on your device and try again.';
+export const EXPIRED_CODE = 'This code has expired. Start signing in again on your device to get a new code.';
+export const USED_CODE = 'This code has already been used. Start signing in again on your device to get a new code.';
+const CANCELLED = 'You cancelled, and the device was not signed in. You can close this window.';
+const START_AGAIN = 'This sign-in could not be completed. Start signing in again on your device.';
+
+const userCode = z.string().trim().min(1).max(20);
+
+const codeForm = z.object({
+  _csrf: z.string().max(200),
+  xsrf: z.string().max(200),
+  user_code: z.string().max(100),
+  confirm: z.literal('yes').optional(),
+  abort: z.literal('yes').optional(),
+});
+
+const prefills = new WeakMap<IncomingMessage, string>();
+
+/** The code from verification_uri_complete, to show in the form (never submitted without a click). */
+export function prefilledUserCode(req: IncomingMessage): string | undefined {
+  return prefills.get(req);
+}
+
+/** What the code page says about an error the provider reports on it. */
+export function deviceCodeError(error: Error): string {
+  switch (error.name) {
+    case 'NotFoundError':
+    case 'NoCodeError':
+      return WRONG_CODE;
+    case 'ExpiredError':
+      return EXPIRED_CODE;
+    case 'AlreadyUsedError':
+      return USED_CODE;
+    case 'AbortedError':
+      return CANCELLED;
+    default:
+      return START_AGAIN;
+  }
+}
+
+/** The provider's normalisation of user codes (helpers/user_codes.js): upper case, no separators. */
+function normalizeUserCode(input: string): string {
+  return input.toUpperCase().replace(/\W/g, '');
+}
+
+interface DeviceRouteDependencies {
+  provider: () => Provider;
+  limits: DeviceCodeLimits;
+  clientIp: ClientIp;
+  audit: AuditLog;
+  log: Logger;
+}
+
+export function deviceCodeRoutes(deps: DeviceRouteDependencies): Middleware {
+  return async (ctx, next) => {
+    if (ctx.path !== DEVICE_PATH) return next();
+    if (ctx.method === 'GET') return showCodeForm(ctx, next);
+    if (ctx.method === 'POST') return checkCodeForm(ctx, next, deps);
+    return next();
+  };
+}
+
+/**
+ * verification_uri_complete carries the code: the provider would submit it at once. The code is
+ * only put in the form instead, so the user sees the page and submits it (RFC 8628 §5.4).
+ */
+async function showCodeForm(ctx: Context, next: () => Promise<unknown>) {
+  const given = ctx.query['user_code'];
+  if (given !== undefined) {
+    const parsed = userCode.safeParse(given);
+    if (parsed.success) prefills.set(ctx.req, parsed.data);
+    ctx.url = DEVICE_PATH;
+  }
+  return next();
+}
+
+async function checkCodeForm(ctx: Context, next: () => Promise<unknown>, deps: DeviceRouteDependencies) {
+  const form = await readForm(ctx, codeForm);
+  verifyCsrfToken(ctx, form._csrf);
+  const ip = deps.clientIp(ctx.req);
+  const origin = requestOrigin(ctx, deps.clientIp);
+  const again = (status: number, error: string, headers: Record<string, string> = {}) => {
+    ctx.status = status;
+    ctx.set({ 'Cache-Control': 'no-store', ...headers });
+    ctx.type = 'html';
+    ctx.body = deviceCodePage({ action: DEVICE_PATH, xsrf: form.xsrf, csrf: issueCsrfToken(ctx), userCode: form.user_code, error });
+  };
+
+  try {
+    await deps.limits.check(ip);
+  } catch (error) {
+    if (!(error instanceof DeviceCodeLimited)) throw error;
+    deps.log.warn({ event: 'device.rate_limited', requestId: ctx.state['requestId'], retryAfter: error.retryAfterSeconds });
+    await deps.audit.record({ ...origin, type: 'device.rate_limited', outcome: 'failure', details: { retry_after: error.retryAfterSeconds } });
+    again(429, error.message, error.headers);
+    return;
+  }
+
+  const normalized = normalizeUserCode(form.user_code);
+  const code = normalized ? await deps.provider().DeviceCode.findByUserCode(normalized, { ignoreExpiration: true }) : undefined;
+  const refused = !code ? 'unknown' : code.isExpired ? 'expired' : code.error || code.accountId || code.inFlight ? 'used' : undefined;
+  if (refused) {
+    // Only guesses count against the limit: an expired or used code was a real one.
+    if (refused === 'unknown') await deps.limits.failed(ip);
+    await deps.audit.record({ ...origin, type: 'device.code_rejected', outcome: 'failure', clientId: code?.clientId, details: { reason: refused } });
+    again(400, refused === 'unknown' ? WRONG_CODE : refused === 'expired' ? EXPIRED_CODE : USED_CODE);
+    return;
+  }
+  if (form.abort) {
+    await deps.audit.record({ ...origin, type: 'device.denied', outcome: 'failure', clientId: code?.clientId });
+  }
+
+  // The provider reads only the fields it knows; it gets exactly those, validated.
+  const forProvider = new URLSearchParams({ xsrf: form.xsrf, user_code: form.user_code });
+  if (form.confirm) forProvider.set('confirm', 'yes');
+  if (form.abort) forProvider.set('abort', 'yes');
+  replaceBodyForProvider(ctx.req, forProvider.toString());
+  return next();
+}
