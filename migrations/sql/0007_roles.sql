@@ -6,33 +6,24 @@
 --                    jobswipe.user_id, and row-level security shows it only that user's rows.
 -- Roles belong to the whole cluster, so another database of the same cluster may have created them.
 -- Creating a role needs CREATEROLE; when an administrator has created them already, it is not needed.
--- (Two databases migrating at the same moment may both try: the loser's duplicate is ignored.)
+-- (Two databases migrating at the same moment may both try: the loser's duplicate is ignored.) The
+-- connecting user (the owner, who runs migrations) is then made a member, so it may switch to either;
+-- an administrator who created the roles may have granted them already.
 DO $$
+DECLARE
+  role_name text;
 BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jobswipe_system') THEN
-    CREATE ROLE jobswipe_system NOLOGIN;
-  END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-END
-$$;
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jobswipe_user') THEN
-    CREATE ROLE jobswipe_user NOLOGIN;
-  END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-END
-$$;
--- The connecting user (the owner, who runs migrations) may switch to either role.
--- (An administrator who created the roles may have granted them already; then this is skipped.)
-DO $$
-BEGIN
-  IF NOT pg_has_role(current_user, 'jobswipe_system', 'MEMBER') THEN
-    EXECUTE format('GRANT jobswipe_system TO %I', current_user);
-  END IF;
-  IF NOT pg_has_role(current_user, 'jobswipe_user', 'MEMBER') THEN
-    EXECUTE format('GRANT jobswipe_user TO %I', current_user);
-  END IF;
+  FOREACH role_name IN ARRAY ARRAY['jobswipe_system', 'jobswipe_user'] LOOP
+    BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role_name) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', role_name);
+      END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+    IF NOT pg_has_role(current_user, role_name, 'MEMBER') THEN
+      EXECUTE format('GRANT %I TO %I', role_name, current_user);
+    END IF;
+  END LOOP;
 END
 $$;
 

@@ -46,7 +46,7 @@ export interface Running {
    */
   exited: Promise<number | string>;
   signal(signal: NodeJS.Signals): void;
-  /** Kills the process (SIGKILL) if it still runs, and waits for it. */
+  /** Stops the process if it still runs (see collect), and waits for it. */
   stop(): Promise<void>;
 }
 
@@ -59,6 +59,14 @@ export function spawnNode(entry: string, args: string[], env: Record<string, str
   });
   child.stdin.on('error', () => {}); // a process that never reads stdin may exit before we finish writing (EPIPE)
   child.stdin.end(stdin ?? '');
+  return collect(child);
+}
+
+/**
+ * Collects a started child's output as it comes. stop() kills it with SIGKILL, or with `stopWith`
+ * first when it should shut down cleanly (then SIGKILL if it is still there after 5 s).
+ */
+export function collect(child: ChildProcessWithoutNullStreams, stopWith: NodeJS.Signals = 'SIGKILL'): Running {
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -66,6 +74,7 @@ export function spawnNode(entry: string, args: string[], env: Record<string, str
   const exited = new Promise<number | string>((resolve) => {
     child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
   });
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     child,
     stdout: () => stdout,
@@ -73,10 +82,13 @@ export function spawnNode(entry: string, args: string[], env: Record<string, str
     exited,
     signal: (signal) => child.kill(signal),
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
+      if (!running()) return;
+      child.kill(stopWith);
+      if (stopWith !== 'SIGKILL') {
+        await Promise.race([exited, sleep(5_000)]);
+        if (running()) child.kill('SIGKILL');
       }
+      await exited;
     },
   };
 }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { baseEnvironment, ROOT, type Running } from '../../../test/support/processes.ts';
+import { baseEnvironment, collect, ROOT, type Running } from '../../../test/support/processes.ts';
 
 /** The web app's folder, and the Next CLI that builds and serves it. */
 export const WEB_DIR = join(ROOT, 'clients/web');
@@ -65,26 +65,7 @@ export async function buildWebApp(): Promise<number> {
 export function spawnWebApp(env: Record<string, string>): Running {
   const child = spawn(process.execPath, [NEXT_CLI, 'start', '-H', '127.0.0.1'], { cwd: WEB_DIR, env: webEnvironment(env) as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | string>((resolve) => child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    signal: (signal) => child.kill(signal),
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(5_000)]);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
+  return collect(child, 'SIGTERM');
 }
 
 /** Waits until the app answers on `base` (or fails with its output if it exits first). */
