@@ -18,9 +18,11 @@ function localPath(value: string | undefined): string {
 
 export default async function Landing({ searchParams }: { searchParams: Promise<Record<string, string | string[] | undefined>> }) {
   const params = await searchParams;
-  const notice = typeof params['notice'] === 'string' ? NOTICES[params['notice']] : undefined;
+  // Own keys only: ?notice=constructor must not find Object.prototype's.
+  const notice = typeof params['notice'] === 'string' && Object.hasOwn(NOTICES, params['notice']) ? NOTICES[params['notice']] : undefined;
   // NextAuth sends its errors here (pages.error): e.g. a denied or failed sign-in.
-  const error = typeof params['error'] === 'string' ? params['error'] : undefined;
+  // Shown only when it looks like one of NextAuth's error codes (e.g. OAuthCallback): no text from the URL otherwise.
+  const error = typeof params['error'] === 'string' && /^[A-Za-z]{1,40}$/.test(params['error']) ? params['error'] : undefined;
   const callbackUrl = localPath(typeof params['callbackUrl'] === 'string' ? params['callbackUrl'] : undefined);
   const session = await getServerSession(authOptions());
 

@@ -282,6 +282,19 @@ describe('the web app, built once and started against the real provider, in Chro
     expect(count(events, 'token.reuse_detected')).toBe(0);
   }, 60_000);
 
+  it('the landing page shows only its own notices and error codes, whatever the query string says', async () => {
+    for (const query of ['notice=constructor', 'notice=__proto__', 'notice=toString', 'error=%3Cb%3Einjected%3C%2Fb%3E', `error=${'A'.repeat(41)}`]) {
+      const response = await fetch(`${webBase}/?${query}`);
+      const body = await response.text();
+      expect(response.status, query).toBe(200);
+      expect(body, query).not.toContain('role="status"');
+      expect(body, query).not.toContain('role="alert"');
+    }
+    const known = await (await fetch(`${webBase}/?notice=access-revoked&error=OAuthCallback`)).text();
+    expect(known).toContain('Your session has ended because access was revoked.');
+    expect(known).toContain('Signing in did not complete (<!-- -->OAuthCallback<!-- -->)');
+  });
+
   it('answers 400 to logout tokens it must refuse', async () => {
     const post = (body: string, type = 'application/x-www-form-urlencoded') =>
       fetch(`${webBase}/api/backchannel-logout`, { method: 'POST', headers: { 'content-type': type }, body });
