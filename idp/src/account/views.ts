@@ -7,6 +7,7 @@ export const ACCOUNT_NOTICES = {
   'others-ended': 'Every other session is signed out.',
   'app-revoked': 'The app’s access is revoked. It has to ask you again to use your account.',
   'nothing-changed': 'That session or app was already gone.',
+  'password-changed': 'Your password is changed. Every other session is signed out, and apps have to ask you to sign in again.',
 } as const;
 
 export type AccountNotice = keyof typeof ACCOUNT_NOTICES;
@@ -65,8 +66,60 @@ ${options.apps.length > 0
 <form class="inline" method="post" action="/account/apps/${encodeURIComponent(app.clientId)}/revoke">${csrfField}<button type="submit" class="secondary">Revoke access</button></form>
 </li>`,
     )}</ul>`
-  : html`<p class="muted">No app has access to your account.</p>`}`,
+  : html`<p class="muted">No app has access to your account.</p>`}
+<h2>Your account</h2>
+<ul class="items" id="account-actions">
+<li><div class="item-title">Password</div><a href="/account/password">Change password</a></li>
+<li><div class="item-title">Your data</div><div class="muted">A JSON file with your profile, sessions, connected apps and the security events about you.</div>
+<form class="inline" method="post" action="/account/export">${csrfField}<button type="submit" class="secondary">Download my data</button></form></li>
+<li><div class="item-title">Delete your account</div><a href="/account/delete">Delete my account</a></li>
+</ul>`,
     { wide: true },
+  );
+}
+
+/** The change-password form; `error` is shown above it after a refused attempt. */
+export function changePasswordPage(options: { csrf: string; error?: string | undefined }): string {
+  return page(
+    'Change password',
+    html`<h1>Change password</h1>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<form method="post" action="/account/password">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<label for="current_password">Current password</label>
+<input id="current_password" name="current_password" type="password" autocomplete="current-password" required autofocus>
+<label for="password">New password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" minlength="10" required>
+<p class="muted">At least 10 characters. Every other session is signed out, and apps have to ask you to sign in again.</p>
+<button type="submit">Change password</button>
+</form>
+<p><a href="/account">Back to your account</a></p>`,
+  );
+}
+
+/** The confirmation form for deleting the account: the password again, then nothing is left to undo. */
+export function deleteAccountPage(options: { csrf: string; email: string; error?: string | undefined }): string {
+  return page(
+    'Delete your account',
+    html`<h1>Delete your account</h1>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<p>This deletes the JobSwipe account ${options.email}: your profile, sessions and the access you gave apps. Apps are told you signed out. It cannot be undone.</p>
+<p class="muted">A record of security events (sign-ins, changes) is kept under an anonymous number, without your email or name.</p>
+<form method="post" action="/account/delete">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<label for="current_password">Your password</label>
+<input id="current_password" name="current_password" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Delete my account</button>
+</form>
+<p><a href="/account">Keep my account</a></p>`,
+  );
+}
+
+export function accountDeletedPage(): string {
+  return page(
+    'Account deleted',
+    html`<h1>Your account was deleted</h1>
+<p>Your JobSwipe account and its personal data are gone, and every app lost its access.</p>`,
   );
 }
 

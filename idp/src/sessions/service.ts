@@ -139,6 +139,25 @@ export function createSessionService(deps: SessionServiceDependencies) {
     return total;
   }
 
+  /**
+   * Revokes every grant the user still holds (offline ones, those of a kept session); apps not yet in
+   * `notices` get a logout token naming the user rather than a session.
+   */
+  async function revokeRemainingGrants(userId: string, notices: Array<LogoutNotice | undefined>) {
+    const notified = new Set(notices.map((notice) => notice?.clientId));
+    const remaining = await grantsOf(userId);
+    const clientIds = new Set<string>();
+    for (const grant of remaining) {
+      await revokeGrant(deps.adapter, grant.id);
+      clientIds.add(String(grant.payload['clientId'] ?? ''));
+    }
+    const all = [...notices];
+    for (const clientId of clientIds) {
+      if (clientId && !notified.has(clientId)) all.push(await logoutNotice(clientId, userId, undefined));
+    }
+    return { grants: remaining.length, notices: all };
+  }
+
   const service = {
     async list(userId: string): Promise<SessionView[]> {
       const views: SessionView[] = [];
@@ -231,19 +250,29 @@ export function createSessionService(deps: SessionServiceDependencies) {
     /** Everything: every session, and every grant the user gave any app (offline ones included). */
     async revokeAll(userId: string, reason: EndReason): Promise<RevocationOutcome> {
       const ended = await endSessions(userId, () => true, reason);
-      const notified = new Set(ended.notices.map((notice) => notice?.clientId));
-      const remaining = await grantsOf(userId);
-      const clientIds = new Set<string>();
-      for (const grant of remaining) {
-        await revokeGrant(deps.adapter, grant.id);
-        clientIds.add(String(grant.payload['clientId'] ?? ''));
-      }
+      const remaining = await revokeRemainingGrants(userId, ended.notices);
+      return { sessionsEnded: ended.sessions, grantsRevoked: ended.grants + remaining.grants, deliveries: await dispatch(remaining.notices) };
+    },
+
+    /**
+     * Every grant and every session but `keepUid` (after a password change): the kept session stays
+     * signed in, but the apps attached to it lose their grants, are detached and told, like the others.
+     */
+    async revokeAllButSession(userId: string, keepUid: string, reason: EndReason): Promise<RevocationOutcome> {
+      const ended = await endSessions(userId, (uid) => uid !== keepUid, reason);
       const notices = [...ended.notices];
-      for (const clientId of clientIds) {
-        // Apps that held only offline tokens: their logout token names the user rather than a session.
-        if (clientId && !notified.has(clientId)) notices.push(await logoutNotice(clientId, userId, undefined));
+      const kept = await live(keepUid, userId);
+      if (kept && typeof kept.jti === 'string' && kept.authorizations) {
+        for (const [clientId, authorization] of Object.entries(kept.authorizations)) {
+          if (clientId !== ACCOUNT_CLIENT_ID) notices.push(await logoutNotice(clientId, userId, authorization.sid));
+        }
+        // The grants themselves are revoked below, with every other grant of the user.
+        kept.authorizations = {};
+        const ttl = typeof kept.exp === 'number' ? kept.exp - now() : 0;
+        if (ttl > 0) await sessions.upsert(kept.jti, kept, ttl);
       }
-      return { sessionsEnded: ended.sessions, grantsRevoked: ended.grants + remaining.length, deliveries: await dispatch(notices) };
+      const remaining = await revokeRemainingGrants(userId, notices);
+      return { sessionsEnded: ended.sessions, grantsRevoked: ended.grants + remaining.grants, deliveries: await dispatch(remaining.notices) };
     },
   };
   return service;
