@@ -29,7 +29,7 @@ export function renderConfigurationDoc(): string {
     '',
     'With `NODE_ENV=production` the server refuses to start unless `ISSUER` is https, `DATABASE_URL` is',
     'set, `COOKIE_KEYS` is given and a key-encryption key is configured (`KEYSTORE_KEK` or',
-    '`KEYSTORE_KEK_FILE`), and it refuses `BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK=true`. Outside production, missing cookie keys are generated once and kept in',
+    '`KEYSTORE_KEK_FILE`), `SMTP_URL` is set, and it refuses `BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK=true`. Outside production, missing cookie keys are generated once and kept in',
     '`DATA_DIR/secrets.json` so sessions survive a restart, and a missing key-encryption key is generated',
     'into `DATA_DIR/keystore.kek` (the server warns at start-up). See [keys.md](keys.md).',
     '',

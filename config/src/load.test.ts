@@ -189,15 +189,15 @@ describe('keystore settings', () => {
 });
 
 describe('production guards', () => {
-  it('NODE_ENV=production alone names ISSUER, DATABASE_URL, COOKIE_KEYS and KEYSTORE_KEK at once', () => {
+  it('NODE_ENV=production alone names ISSUER, DATABASE_URL, COOKIE_KEYS, KEYSTORE_KEK and SMTP_URL at once', () => {
     const error = configError({ NODE_ENV: 'production' });
-    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK']);
+    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK', 'SMTP_URL']);
     expect(error.problems.find((p) => p.variable === 'ISSUER')?.message).toMatch(/https/);
   });
 
   it('names schema problems and production problems together', () => {
     const error = configError({ NODE_ENV: 'production', PORT: 'abc' });
-    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK', 'PORT']);
+    expect(variables(error.problems)).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK', 'PORT', 'SMTP_URL']);
   });
 
   it('refuses an http issuer even when everything else is set', () => {
@@ -207,12 +207,13 @@ describe('production guards', () => {
       DATABASE_URL: 'postgres://idp@db/identity',
       COOKIE_KEYS: KEY_A,
       KEYSTORE_KEK: KEK,
+      SMTP_URL: 'smtp://mail.internal:25',
     });
     expect(variables(error.problems)).toEqual(['ISSUER']);
   });
 
   it('the http default issuer is refused too', () => {
-    const error = configError({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db/identity', COOKIE_KEYS: KEY_A, KEYSTORE_KEK_FILE: '/run/secrets/kek' });
+    const error = configError({ NODE_ENV: 'production', DATABASE_URL: 'postgres://idp@db/identity', COOKIE_KEYS: KEY_A, KEYSTORE_KEK_FILE: '/run/secrets/kek', SMTP_URL: 'smtp://mail.internal:25' });
     expect(variables(error.problems)).toEqual(['ISSUER']);
   });
 
@@ -223,6 +224,7 @@ describe('production guards', () => {
       DATABASE_URL: 'postgres://idp@db.internal:5432/identity',
       COOKIE_KEYS: `${KEY_B},${KEY_A}`,
       KEYSTORE_KEK_FILE: '/run/secrets/kek',
+      SMTP_URL: 'smtp://mail.internal:25',
       HOST: '0.0.0.0',
       PORT: '8080',
     });
@@ -251,6 +253,7 @@ const PRODUCTION = {
   DATABASE_URL: 'postgres://idp@db.internal:5432/identity',
   COOKIE_KEYS: KEY_A,
   KEYSTORE_KEK: KEK,
+  SMTP_URL: 'smtp://mail.internal:25',
 };
 
 describe('back-channel logout settings', () => {
@@ -276,6 +279,7 @@ describe('back-channel logout settings', () => {
       'DATABASE_URL',
       'ISSUER',
       'KEYSTORE_KEK',
+      'SMTP_URL',
     ]);
   });
 

@@ -33,6 +33,11 @@ export interface Config {
   trustProxy: string[];
   /** Requests per minute one client may make to the endpoints that authenticate clients. */
   tokenRateLimitPerMinute: number;
+  /** Account mails: SMTP, or (no URL) .eml files under DATA_DIR/mail/. */
+  mail: { smtpUrl: string | undefined; from: string };
+  signup: 'open' | 'invite' | 'closed';
+  /** Whether users with an unverified email may sign in. */
+  unverifiedSignIn: boolean;
   backchannelLogout: {
     /** Loopback and private destinations are refused unless allowed here (SSRF protection). */
     allowLoopback: boolean;
@@ -94,6 +99,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (variables['LOG_LEVEL'] === 'debug' || variables['LOG_LEVEL'] === 'trace') {
       problems.push({ variable: 'LOG_LEVEL', message: 'must not be debug or trace in production (debug output is for development); use info, warn or error' });
     }
+    if (!variables['SMTP_URL']) {
+      problems.push({ variable: 'SMTP_URL', message: 'is required in production (account mails must be delivered, not written to DATA_DIR/mail)' });
+    }
     if (variables['BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK'] === 'true') {
       problems.push({ variable: 'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK', message: 'must not be true in production (logout tokens are never sent to loopback addresses there)' });
     }
@@ -136,6 +144,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
     trustProxy: env.TRUST_PROXY,
     tokenRateLimitPerMinute: env.TOKEN_RATE_LIMIT_PER_MINUTE,
+    mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM },
+    signup: env.SIGNUP,
+    unverifiedSignIn: env.UNVERIFIED_SIGN_IN,
     backchannelLogout: {
       allowLoopback: env.BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK ?? !production,
       allowPrivate: env.BACKCHANNEL_LOGOUT_ALLOW_PRIVATE,

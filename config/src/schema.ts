@@ -130,6 +130,23 @@ export const environmentSchema = z.object({
     .max(1_000_000)
     .default(6000)
     .describe('Requests one client may make per minute to the token, introspection, revocation and pushed authorization endpoints, counted by the client id the request names; further requests get 429. The default (100 a second) is far above what a client makes: each signed-in user refreshes about 4 times an hour.'),
+  SMTP_URL: z
+    .url({ protocol: /^smtps?$/ })
+    .optional()
+    .describe('SMTP server for account mails (sign-up, verification), e.g. `smtps://user:pass@mail.example:465`. Required in production. Unset: mails are written as `.eml` files under DATA_DIR/mail/ (links are logged in development).'),
+  MAIL_FROM: z
+    .string()
+    .min(3)
+    .max(320)
+    .default('JobSwipe <no-reply@jobswipe.localhost>')
+    .describe('Sender (From) of account mails, as `Name <address>` or an address.'),
+  SIGNUP: z
+    .enum(['open', 'invite', 'closed'])
+    .default('open')
+    .describe('Self-service sign-up ("Create account" on the login page): `open` (anyone), `invite` (only a browser that opened a link from `idp users invite --email E`, for that address) or `closed` (no link, the page answers 404; administrators use `idp users create`). See docs/accounts.md.'),
+  UNVERIFIED_SIGN_IN: flag
+    .default(true)
+    .describe('Whether users who have not verified their email may sign in. `true`: they may, and their `email_verified` claim is false.'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 

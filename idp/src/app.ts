@@ -19,7 +19,9 @@ import type { ClientIp } from './http/client-ip.ts';
 import type { AuditLog } from './audit/log.ts';
 import type { LoginLimits } from './security/login-limits.ts';
 import type { SessionService } from './sessions/service.ts';
+import type { PersonalData } from './account/personal-data.ts';
 import { corsAllowList } from './http/cors.ts';
+import { invitationCheck, signupRoutes, type SignupOptions } from './signup/routes.ts';
 import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits, type TokenLimits } from './security/token-limits.ts';
 
@@ -42,6 +44,8 @@ export interface AppDependencies {
   clientIp: ClientIp;
   /** The append-only audit log of authentication events (docs/audit.md). */
   audit: AuditLog;
+  /** The user's own data for /account: export and erasure. */
+  personalData: PersonalData;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
   tokenLimits: TokenLimits;
@@ -49,6 +53,8 @@ export interface AppDependencies {
   isRegisteredOrigin: (origin: string) => Promise<boolean>;
   /** Running with NODE_ENV=production: turns on HSTS. */
   production: boolean;
+  /** Sign-up, email verification and invitations (docs/accounts.md). */
+  signup: SignupOptions;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -77,6 +83,18 @@ export function createApp(deps: AppDependencies): Koa {
     loginLimits: deps.loginLimits,
     clientIp: deps.clientIp,
     audit: deps.audit,
+    signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
+    invited: invitationCheck(deps.signup.tokens),
+  });
+  const signup = signupRoutes({
+    ...deps.signup,
+    issuer: deps.issuer,
+    provider: deps.provider,
+    users: deps.users,
+    hasher: deps.hasher,
+    audit: deps.audit,
+    clientIp: deps.clientIp,
+    log: deps.log,
   });
   const health = healthRoutes(deps.ready);
   const account = accountRoutes({
@@ -88,6 +106,9 @@ export function createApp(deps: AppDependencies): Koa {
     log: deps.log,
     clientIp: deps.clientIp,
     audit: deps.audit,
+    hasher: deps.hasher,
+    loginLimits: deps.loginLimits,
+    personalData: deps.personalData,
   });
 
   // Before anything reads ctx.ip, ctx.secure or ctx.host.
@@ -98,6 +119,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(requestContext(deps.log));
   app.use(health.routes());
   app.use(pages.routes());
+  app.use(signup.routes());
+  app.use(signup.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(account.routes());

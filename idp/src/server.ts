@@ -20,6 +20,7 @@ import { createLogoutNotifier, deliveryOptionsFrom } from './sessions/delivery.t
 import { createLogoutTokenSigner, currentKeyOf } from './sessions/logout-tokens.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService } from './sessions/service.ts';
+import { createPersonalData } from './account/personal-data.ts';
 import { trackSessions } from './sessions/tracking.ts';
 import { clientIpResolver } from './http/client-ip.ts';
 import { createLoginLimits } from './security/login-limits.ts';
@@ -37,6 +38,9 @@ import { serverCipher } from './clients/secrets.ts';
 import { openStore, type Tables } from './store.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries } from './users/queries.ts';
+import { createAccountTokens } from './users/account-tokens.ts';
+import { createMailer } from './mail/transport.ts';
+import { createSignupLimits } from './signup/routes.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -234,6 +238,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       tokenLimits,
       isRegisteredOrigin: registeredRedirectOrigins(db),
       audit,
+      personalData: createPersonalData(db),
+      signup: {
+        mode: config.signup,
+        unverifiedSignIn: config.unverifiedSignIn,
+        // Links are credentials: logged only in development, when mails go to files.
+        mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
+        tokens: createAccountTokens(db),
+        limits: createSignupLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined }),
+      },
     });
 
     if (database.kind === 'embedded') {
@@ -272,8 +285,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.unshift(() => closeGracefully(servers, config.shutdownGraceSeconds * 1000));
 
     const sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db), registry.sweep(), redis ? 0 : RateLimiterKysely.sweep(db)])
-        .then(([removed, sessions, limits]) => removed + sessions + limits > 0 && log.info({ removed, sessions, limits }, 'expired rows swept'))
+      Promise.all([sweepExpired(db), registry.sweep(), redis ? 0 : RateLimiterKysely.sweep(db), createAccountTokens(db).sweep()])
+        .then(
+          ([removed, sessions, limits, accountTokens]) =>
+            removed + sessions + limits + accountTokens > 0 && log.info({ removed, sessions, limits, accountTokens }, 'expired rows swept'),
+        )
         .catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();

@@ -6,8 +6,9 @@ import type { AuditTables } from './audit/tables.ts';
 import type { SessionTables } from './sessions/tables.ts';
 import type { RateLimitTables } from './security/rate-limit-store.ts';
 import type { UserTables } from './users/tables.ts';
+import type { AccountTokenTables } from './users/account-tokens.ts';
 
-export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables;
+export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables & AccountTokenTables;
 
 /** A start-up problem the operator can fix; printed as one line, without a stack trace. */
 export class StartupError extends Error {

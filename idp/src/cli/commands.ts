@@ -7,6 +7,7 @@ import { readKekFile } from '../signing-keys.ts';
 import { needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected } from '../users/passwords.ts';
+import { createAccountTokens } from '../users/account-tokens.ts';
 import type { CliContext, Store } from './context.ts';
 import type { User } from '../users/queries.ts';
 import { CommandError, UsageError } from './errors.ts';
@@ -141,6 +142,22 @@ export const COMMANDS: Record<string, Command> = {
         const user = await accounts.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
         await audit.record(administratorEvent('admin.user_created', { userId: user.id }));
         context.io.out(`created user ${user.id} <${user.email}>`);
+      });
+    },
+  },
+
+  'users invite': {
+    usage: 'users invite --email E         print a sign-up invitation link for E (SIGNUP=invite; works once, 7 days)',
+    async run(context, args) {
+      const values = parse(args, { email: { type: 'string' } });
+      const email = required(values.email, '--email');
+      if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
+      if (context.config.signup !== 'invite') context.io.err(`warning: SIGNUP is ${context.config.signup}, not invite: the link only works with SIGNUP=invite`);
+      await context.withStore(async ({ database, users, audit }) => {
+        if (await users.findByEmail(email)) throw new CommandError(`a user with email ${email} already exists`);
+        const token = await createAccountTokens(database.db).issue('invitation', { email });
+        await audit.record(administratorEvent('admin.user_invited', { details: { expires_in_days: 7 } }));
+        context.io.out(`${context.config.issuer}/invitation?token=${token}`);
       });
     },
   },

@@ -46,6 +46,10 @@ interface InteractionDependencies {
   loginLimits: LoginLimits;
   clientIp: ClientIp;
   audit: AuditLog;
+  /** SIGNUP and UNVERIFIED_SIGN_IN (docs/accounts.md). */
+  signup: { mode: 'open' | 'invite' | 'closed'; unverifiedSignIn: boolean };
+  /** Whether this browser carries a valid invitation (SIGNUP=invite shows the link only then). */
+  invited: (ctx: Context) => Promise<boolean>;
 }
 
 function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
@@ -61,6 +65,9 @@ async function finish(ctx: Context, provider: Provider, result: Record<string, u
 export function interactionRoutes(deps: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
+  const signupUrl = async (ctx: Context, uid: string) =>
+    deps.signup.mode === 'open' || (deps.signup.mode === 'invite' && (await deps.invited(ctx))) ? `/interaction/${uid}/signup` : undefined;
+
   router.get('/', async (ctx) => {
     const provider = deps.provider();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -70,7 +77,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     ctx.type = 'html';
 
     if (details.prompt.name === 'login') {
-      ctx.body = loginPage({ action: `/interaction/${details.uid}/login`, csrf: issueCsrfToken(ctx), clientName });
+      ctx.body = loginPage({ action: `/interaction/${details.uid}/login`, csrf: issueCsrfToken(ctx), clientName, signupUrl: await signupUrl(ctx, details.uid) });
       return;
     }
     if (details.prompt.name === 'consent') {
@@ -106,7 +113,14 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       ctx.status = status;
       ctx.type = 'html';
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = loginPage({ action: `/interaction/${details.uid}/login`, csrf: issueCsrfToken(ctx), clientName: clientNameOf(client), email: form.email, error });
+      ctx.body = loginPage({
+        action: `/interaction/${details.uid}/login`,
+        csrf: issueCsrfToken(ctx),
+        clientName: clientNameOf(client),
+        email: form.email,
+        error,
+        signupUrl: await signupUrl(ctx, details.uid),
+      });
     };
     try {
       // Before the password is looked at: a blocked attempt learns nothing about it.
@@ -141,6 +155,18 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       });
       await deps.loginLimits.failed(ip, form.email);
       await again(401, user?.disabled_at && valid ? 'This account has been disabled. Contact JobSwipe support.' : LOGIN_FAILED);
+      return;
+    }
+    if (!deps.signup.unverifiedSignIn && !user.email_verified) {
+      // Only someone who knows the password learns that the account exists.
+      await deps.audit.record({
+        ...interactionOrigin(ctx, details, deps.clientIp),
+        type: 'login.failure',
+        outcome: 'failure',
+        userId: user.id,
+        details: { reason: 'unverified' },
+      });
+      await again(403, 'Verify your email address first: open the link we sent you, then sign in again.');
       return;
     }
     await deps.loginLimits.succeeded(ip);

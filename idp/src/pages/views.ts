@@ -1,6 +1,6 @@
 import { html, page, SafeHtml } from './html.ts';
 
-export function loginPage(options: { action: string; csrf: string; clientName: string; email?: string; error?: string }): string {
+export function loginPage(options: { action: string; csrf: string; clientName: string; email?: string; error?: string; signupUrl?: string | undefined }): string {
   return page(
     'Sign in',
     html`<h1>Sign in</h1>
@@ -13,7 +13,8 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required ${options.email ? html`autofocus` : ''}>
 <button type="submit">Sign in</button>
-</form>`,
+</form>
+${options.signupUrl ? html`<p>New to JobSwipe? <a href="${options.signupUrl}">Create account</a></p>` : ''}`,
   );
 }
 

@@ -85,13 +85,13 @@ describe('start-up with an invalid configuration', () => {
     expect(existsSync(join(dataDir, 'pgdata'))).toBe(false);
   });
 
-  it('in production without settings, exits 2 naming ISSUER, DATABASE_URL, COOKIE_KEYS and KEYSTORE_KEK', async () => {
+  it('in production without settings, exits 2 naming ISSUER, DATABASE_URL, COOKIE_KEYS, KEYSTORE_KEK and SMTP_URL', async () => {
     const result = await runServerToExit({ DATA_DIR: dataDir, NODE_ENV: 'production' });
     expect(result.code).toBe(2);
     const named = ownLines(result.stderr)
       .slice(1)
       .map((line) => /^\s+([A-Z_]+): /.exec(line)?.[1]);
-    expect(named.sort()).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK']);
+    expect(named.sort()).toEqual(['COOKIE_KEYS', 'DATABASE_URL', 'ISSUER', 'KEYSTORE_KEK', 'SMTP_URL']);
     expect(result.stderr).not.toMatch(/^ {4}at /m);
   });
 });

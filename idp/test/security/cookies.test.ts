@@ -87,6 +87,8 @@ async function productionServer(env: Record<string, string>) {
     ISSUER: PUBLIC_ISSUER,
     COOKIE_KEYS: cookieKey,
     KEYSTORE_KEK: randomBytes(32).toString('base64'),
+    // Nothing is mailed at start-up: production only requires the setting.
+    SMTP_URL: 'smtp://127.0.0.1:2525',
     ...env,
   });
   expect(idp.server.config.production).toBe(true);

@@ -325,6 +325,7 @@ describe('in production (postgres, NODE_ENV=production)', () => {
       ISSUER: 'https://id.jobswipe.test',
       COOKIE_KEYS: randomBytes(32).toString('base64url'),
       KEYSTORE_KEK: randomBytes(32).toString('base64'),
+      SMTP_URL: 'smtp://127.0.0.1:2525',
     });
     expect(idp.server.config.production).toBe(true);
   });

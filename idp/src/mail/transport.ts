@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import nodemailer from 'nodemailer';
+import type { Logger } from '../logger.ts';
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  /** The links the mail carries; logged (development only) when mails go to files. */
+  links: string[];
+}
+
+export interface Mailer {
+  send(mail: Mail): Promise<void>;
+}
+
+export interface MailerOptions {
+  smtpUrl: string | undefined;
+  from: string;
+  dataDir: string;
+  /** Log the links of mails written to files (development only: links are credentials). */
+  logLinks: boolean;
+}
+
+/**
+ * Account mails over SMTP, or without SMTP_URL as .eml files under DATA_DIR/mail/ (the embedded
+ * development setup; production refuses to start without SMTP_URL).
+ */
+export function createMailer(options: MailerOptions, log: Logger): Mailer {
+  if (options.smtpUrl) {
+    const transport = nodemailer.createTransport(options.smtpUrl);
+    return {
+      async send(mail) {
+        await transport.sendMail({ from: options.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+      },
+    };
+  }
+  const directory = join(resolve(options.dataDir), 'mail');
+  const files = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    async send(mail) {
+      const built = await files.sendMail({ from: options.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      const file = join(directory, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}.eml`);
+      await writeFile(file, built.message as Buffer, { mode: 0o600 });
+      if (options.logLinks) log.info({ file, links: mail.links }, 'mail written to a file (no SMTP_URL)');
+      else log.info({ file }, 'mail written to a file (no SMTP_URL)');
+    },
+  };
+}

@@ -1,0 +1,310 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { z } from 'zod';
+import type { AuditLog } from '../audit/log.ts';
+import { requestOrigin } from '../audit/provider-events.ts';
+import { readForm } from '../http/body.ts';
+import type { ClientIp } from '../http/client-ip.ts';
+import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { badRequest, HttpError } from '../http/errors.ts';
+import type { Logger } from '../logger.ts';
+import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
+import type { Mail, Mailer } from '../mail/transport.ts';
+import { limiter, type LoginLimitStore } from '../security/login-limits.ts';
+import type { AccountTokens } from '../users/account-tokens.ts';
+import { emailSchema, nameSchema } from '../users/accounts.ts';
+import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
+import type { UserQueries } from '../users/queries.ts';
+import { checkEmailPage, emailVerifiedPage, invitationPage, resendAnswerPage, signupPage, verificationRejectedPage, verifyEmailPage } from './views.ts';
+
+/** Sign-ups per IP, and verification mails asked for again per IP. */
+export const SIGNUP_LIMITS = {
+  signup: { points: 10, duration: 60 * 60 },
+  resend: { points: 5, duration: 60 * 60 },
+} as const;
+
+/** The invitation an invitee opened, until they create their account (signed, HttpOnly). */
+export const INVITATION_COOKIE = 'jobswipe.invitation';
+
+export interface SignupOptions {
+  mode: 'open' | 'invite' | 'closed';
+  unverifiedSignIn: boolean;
+  mailer: Mailer;
+  tokens: AccountTokens;
+  limits: { signup: RateLimiterAbstract; resend: RateLimiterAbstract };
+}
+
+export function createSignupLimits(store: LoginLimitStore): SignupOptions['limits'] {
+  return { signup: limiter(store, 'signup-ip', SIGNUP_LIMITS.signup), resend: limiter(store, 'verify-resend-ip', SIGNUP_LIMITS.resend) };
+}
+
+interface SignupDependencies extends SignupOptions {
+  issuer: string;
+  provider: () => Provider;
+  users: UserQueries;
+  hasher: PasswordHasher;
+  audit: AuditLog;
+  clientIp: ClientIp;
+  log: Logger;
+}
+
+const signupForm = z.object({
+  _csrf: z.string().max(200),
+  email: z.string().trim().max(1024),
+  name: z.string().max(1024).default(''),
+  password: z.string().max(1024),
+});
+const csrfOnly = z.object({ _csrf: z.string().max(200) });
+const verifyForm = z.object({ _csrf: z.string().max(200), token: z.string().max(200) });
+
+const notFound = () => new HttpError(404, 'Page not found', 'Creating an account here is not available. Ask JobSwipe support for an account.');
+
+/** Counts one attempt; over the limit it answers 429 with Retry-After. A store outage fails closed (503). */
+async function consume(rateLimiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+  try {
+    await rateLimiter.consume(key);
+  } catch (error) {
+    if (error instanceof RateLimiterRes) {
+      const seconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+      throw new HttpError(429, `Too many ${what}`, `There were too many ${what} from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
+        'Retry-After': String(seconds),
+      });
+    }
+    throw new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this request right now. Wait a minute, then try again.');
+  }
+}
+
+/**
+ * Sign-up inside an authorization request's interaction (`/interaction/:uid/signup`) and the email
+ * verification links. The sign-up answer is the same page for a new and an already registered
+ * address: the owner of an existing account is mailed instead, and nothing on the page tells them apart.
+ */
+export function signupRoutes(deps: SignupDependencies): Router {
+  const router = new Router();
+  const verifyUrl = (token: string) => `${deps.issuer}/verify-email?token=${encodeURIComponent(token)}`;
+
+  /** Mails are sent after the answer: the time an SMTP round trip takes must not tell the two cases apart. */
+  const sendLater = (mail: Mail, kind: string) => {
+    deps.mailer.send(mail).catch((error: unknown) => deps.log.error({ err: error, mail: kind }, 'mail could not be sent'));
+  };
+
+  async function sendVerification(ctx: Context, user: { id: string; email: string; name: string }, clientId: string | undefined, reason: string) {
+    const token = await deps.tokens.issue('verify_email', { userId: user.id });
+    sendLater(verificationMail(user.email, user.name, verifyUrl(token)), 'verification');
+    await deps.audit.record({ ...requestOrigin(ctx, deps.clientIp), type: 'email.verification_sent', outcome: 'success', userId: user.id, clientId, details: { reason } });
+  }
+
+  const resendLink = (ctx: Context) => ({ kind: 'verification' as const, resend: { action: '/verify-email/resend', csrf: issueCsrfToken(ctx) } });
+
+  /** The valid invitation this browser carries, in invite mode. */
+  async function invitation(ctx: Context): Promise<{ token: string; email: string } | undefined> {
+    const token = ctx.cookies.get(INVITATION_COOKIE, { signed: true });
+    if (!token) return undefined;
+    const email = await deps.tokens.invitationFor(token);
+    return email ? { token, email } : undefined;
+  }
+
+  async function loginDetails(ctx: Context) {
+    const provider = deps.provider();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const client = await provider.Client.find(String(details.params['client_id']));
+    return { provider, details, clientName: client?.clientName ?? client?.clientId ?? 'this app', clientId: String(details.params['client_id'] ?? '') };
+  }
+
+  const html = (ctx: Context, status: number, body: string) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = body;
+  };
+
+  router.get('/interaction/:uid/signup', async (ctx) => {
+    if (deps.mode === 'closed') throw notFound();
+    const { details, clientName } = await loginDetails(ctx);
+    if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
+    const invited = deps.mode === 'invite' ? await invitation(ctx) : undefined;
+    if (deps.mode === 'invite' && !invited) throw invitationRequired();
+    html(ctx, 200, signupPage({
+      action: `/interaction/${details.uid}/signup`,
+      loginUrl: `/interaction/${details.uid}`,
+      csrf: issueCsrfToken(ctx),
+      clientName,
+      ...(invited ? { email: invited.email } : {}),
+    }));
+  });
+
+  router.post('/interaction/:uid/signup', async (ctx) => {
+    if (deps.mode === 'closed') throw notFound();
+    const { provider, details, clientName, clientId } = await loginDetails(ctx);
+    const form = await readForm(ctx, signupForm);
+    verifyCsrfToken(ctx, form._csrf);
+    if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
+    const origin = { ...requestOrigin(ctx, deps.clientIp), clientId };
+    const invited = deps.mode === 'invite' ? await invitation(ctx) : undefined;
+    if (deps.mode === 'invite' && !invited) throw invitationRequired();
+
+    try {
+      await consume(deps.limits.signup, origin.ip ?? 'unknown', 'sign-ups');
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 429) {
+        await deps.audit.record({ ...origin, type: 'signup.rate_limited', outcome: 'failure', details: { limit: 'ip' } });
+      }
+      throw error;
+    }
+
+    const again = (error: string) =>
+      html(ctx, 400, signupPage({
+        action: `/interaction/${details.uid}/signup`,
+        loginUrl: `/interaction/${details.uid}`,
+        csrf: issueCsrfToken(ctx),
+        clientName,
+        email: form.email,
+        name: form.name,
+        error,
+      }));
+    const email = emailSchema.safeParse(form.email);
+    const name = nameSchema.safeParse(form.name);
+    if (!email.success) return again('Enter a valid email address.');
+    if (!name.success) return again('Your name must be at most 200 characters.');
+    if (invited && invited.email.toLowerCase() !== email.data.toLowerCase()) {
+      return again('Use the address your invitation was sent to.');
+    }
+    try {
+      checkPasswordRules(form.password);
+    } catch (error) {
+      if (error instanceof PasswordRejected) return again(`Choose another password: ${error.message}.`);
+      throw error;
+    }
+
+    if (invited) {
+      const spent = await deps.tokens.redeem(invited.token, 'invitation');
+      ctx.cookies.set(INVITATION_COOKIE, null, { signed: true, path: '/' });
+      if ('rejected' in spent) throw invitationRequired();
+    }
+
+    // Hashed either way, so an existing address costs the same time as a new one.
+    const passwordHash = await deps.hasher.hash(form.password);
+    const existing = await deps.users.findByEmail(email.data);
+    const created = existing ? undefined : await insertUnlessTaken(deps.users, { email: email.data, name: name.data, passwordHash });
+    if (!created) {
+      const owner = existing ?? (await deps.users.findByEmail(email.data));
+      sendLater(alreadyRegisteredMail(email.data, deps.issuer), 'already registered');
+      await deps.audit.record({ ...origin, type: 'signup.existing_address', outcome: 'failure', userId: owner?.id });
+    } else {
+      deps.log.info({ event: 'signup.completed', requestId: ctx.state['requestId'], userId: created.id });
+      await deps.audit.record({ ...origin, type: 'signup.completed', outcome: 'success', userId: created.id, details: { invited: Boolean(invited) } });
+      await sendVerification(ctx, created, clientId, 'signup');
+      // Continue then resumes the authorization request signed in as the new account.
+      if (deps.unverifiedSignIn) {
+        await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: created.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
+      }
+    }
+    html(ctx, 200, checkEmailPage({
+      continueAction: `/interaction/${details.uid}/signup/continue`,
+      resendAction: `/interaction/${details.uid}/signup/resend`,
+      csrf: issueCsrfToken(ctx),
+    }));
+  });
+
+  router.post('/interaction/:uid/signup/continue', async (ctx) => {
+    const { details } = await loginDetails(ctx);
+    const form = await readForm(ctx, csrfOnly);
+    verifyCsrfToken(ctx, form._csrf);
+    ctx.status = 303;
+    // A new account resumes the authorization request; an existing address goes back to sign-in.
+    ctx.redirect(details.result?.login ? details.returnTo : `/interaction/${details.uid}`);
+  });
+
+  router.post('/interaction/:uid/signup/resend', async (ctx) => {
+    const { details, clientId } = await loginDetails(ctx);
+    const form = await readForm(ctx, csrfOnly);
+    verifyCsrfToken(ctx, form._csrf);
+    await consume(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
+    const accountId = details.result?.login?.accountId;
+    const user = accountId ? await deps.users.findById(accountId) : undefined;
+    if (user && !user.email_verified && !user.disabled_at) await sendVerification(ctx, user, clientId, 'resend');
+    html(ctx, 200, checkEmailPage({
+      continueAction: `/interaction/${details.uid}/signup/continue`,
+      resendAction: `/interaction/${details.uid}/signup/resend`,
+      csrf: issueCsrfToken(ctx),
+      notice: 'If there is an address to verify, we sent a new message. Earlier links still work until they expire.',
+    }));
+  });
+
+  router.get('/verify-email', async (ctx) => {
+    const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
+    const rejected = await deps.tokens.check(token, 'verify_email');
+    if (rejected) return html(ctx, 400, verificationRejectedPage(rejected, resendLink(ctx)));
+    html(ctx, 200, verifyEmailPage({ action: '/verify-email', csrf: issueCsrfToken(ctx), token }));
+  });
+
+  router.post('/verify-email', async (ctx) => {
+    const form = await readForm(ctx, verifyForm);
+    verifyCsrfToken(ctx, form._csrf);
+    const spent = await deps.tokens.redeem(form.token, 'verify_email');
+    const origin = requestOrigin(ctx, deps.clientIp);
+    if ('rejected' in spent || !spent.userId) {
+      const reason = 'rejected' in spent ? spent.rejected : 'unknown';
+      await deps.audit.record({ ...origin, type: 'email.verification_rejected', outcome: 'failure', details: { reason } });
+      return html(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
+    }
+    await deps.users.update(spent.userId, { emailVerified: true });
+    await deps.audit.record({ ...origin, type: 'email.verified', outcome: 'success', userId: spent.userId });
+    html(ctx, 200, emailVerifiedPage());
+  });
+
+  // A new link for the account signed in in this browser (the provider's session), if it is unverified.
+  router.post('/verify-email/resend', async (ctx) => {
+    const form = await readForm(ctx, csrfOnly);
+    verifyCsrfToken(ctx, form._csrf);
+    await consume(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
+    const session = await deps.provider().Session.get(ctx as never);
+    const user = session.accountId ? await deps.users.findById(session.accountId) : undefined;
+    const sent = Boolean(user && !user.email_verified && !user.disabled_at);
+    if (user && sent) await sendVerification(ctx, user, undefined, 'resend');
+    html(ctx, 200, resendAnswerPage(sent));
+  });
+
+  router.get('/invitation', async (ctx) => {
+    if (deps.mode !== 'invite') throw notFound();
+    const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
+    const email = await deps.tokens.invitationFor(token);
+    if (!email) return html(ctx, 400, verificationRejectedPage('unknown', { kind: 'invitation' }));
+    ctx.cookies.set(INVITATION_COOKIE, token, {
+      signed: true,
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: ctx.secure,
+      path: '/',
+      maxAge: 24 * 60 * 60 * 1000,
+      overwrite: true,
+    });
+    html(ctx, 200, invitationPage(email));
+  });
+
+  return router;
+}
+
+/** Whether a browser carries a valid invitation (the login page shows "Create account" then, in invite mode). */
+export function invitationCheck(tokens: AccountTokens): (ctx: Context) => Promise<boolean> {
+  return async (ctx) => {
+    const token = ctx.cookies.get(INVITATION_COOKIE, { signed: true });
+    return token ? (await tokens.invitationFor(token)) !== undefined : false;
+  };
+}
+
+function invitationRequired(): HttpError {
+  return new HttpError(403, 'Invitation required', 'Creating an account here needs an invitation. Open the invitation link you were sent, then try again.');
+}
+
+async function insertUnlessTaken(users: UserQueries, user: { email: string; name: string; passwordHash: string }) {
+  try {
+    return await users.insert({ ...user, emailVerified: false });
+  } catch (error) {
+    // Two sign-ups for one address at once: the second is an existing address.
+    if ((error as { code?: string }).code === '23505') return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,98 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sql, type ColumnType, type Kysely } from 'kysely';
+
+export type AccountTokenPurpose = 'verify_email' | 'invitation';
+
+export interface AccountTokensTable {
+  token_hash: string;
+  purpose: AccountTokenPurpose;
+  user_id: string | null;
+  email: string | null;
+  created_at: ColumnType<Date, never, never>;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export interface AccountTokenTables {
+  account_tokens: AccountTokensTable;
+}
+
+/** How long a mailed link works. */
+export const TOKEN_LIFETIMES: Record<AccountTokenPurpose, number> = { verify_email: 24 * 60 * 60, invitation: 7 * 24 * 60 * 60 };
+
+export type TokenRejection = 'unknown' | 'used' | 'expired';
+
+/** Only the hash is stored: whoever reads the table cannot use the links. */
+const hashOf = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/** 32 random bytes in base64url: what a link carries. */
+const TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+
+/** Single-use tokens for links mailed to users (migration 0011). */
+export function createAccountTokens(db: Kysely<AccountTokenTables>) {
+  return {
+    /** A token for a user (verify_email), or for an address without an account (invitation). */
+    async issue(purpose: AccountTokenPurpose, owner: { userId: string } | { email: string }): Promise<string> {
+      const token = randomBytes(32).toString('base64url');
+      await db
+        .insertInto('account_tokens')
+        .values({
+          token_hash: hashOf(token),
+          purpose,
+          user_id: 'userId' in owner ? owner.userId : null,
+          email: 'email' in owner ? owner.email : null,
+          expires_at: new Date(Date.now() + TOKEN_LIFETIMES[purpose] * 1000),
+        })
+        .execute();
+      return token;
+    },
+
+    /** The address an unused, unexpired invitation is for. */
+    async invitationFor(token: string): Promise<string | undefined> {
+      if (!TOKEN_FORMAT.test(token)) return undefined;
+      const row = await db
+        .selectFrom('account_tokens')
+        .select('email')
+        .where('token_hash', '=', hashOf(token))
+        .where('purpose', '=', 'invitation')
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', sql<Date>`now()`)
+        .executeTakeFirst();
+      return row?.email ?? undefined;
+    },
+
+    /** Whether a token would be accepted now, without spending it (for the confirmation page). */
+    async check(token: string, purpose: AccountTokenPurpose): Promise<TokenRejection | undefined> {
+      if (!TOKEN_FORMAT.test(token)) return 'unknown';
+      const row = await db.selectFrom('account_tokens').selectAll().where('token_hash', '=', hashOf(token)).where('purpose', '=', purpose).executeTakeFirst();
+      if (!row) return 'unknown';
+      if (row.used_at) return 'used';
+      if (row.expires_at.getTime() <= Date.now()) return 'expired';
+      return undefined;
+    },
+
+    /** Spends a token: one UPDATE, so two concurrent redemptions cannot both succeed. */
+    async redeem(token: string, purpose: AccountTokenPurpose): Promise<{ userId: string | null } | { rejected: TokenRejection }> {
+      if (!TOKEN_FORMAT.test(token)) return { rejected: 'unknown' };
+      const spent = await db
+        .updateTable('account_tokens')
+        .set({ used_at: sql<Date>`now()` })
+        .where('token_hash', '=', hashOf(token))
+        .where('purpose', '=', purpose)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', sql<Date>`now()`)
+        .returning('user_id')
+        .executeTakeFirst();
+      if (spent) return { userId: spent.user_id };
+      return { rejected: (await this.check(token, purpose)) ?? 'unknown' };
+    },
+
+    /** Removes tokens that can no longer be used a day after they stopped working. */
+    async sweep(): Promise<number> {
+      const result = await db.deleteFrom('account_tokens').where('expires_at', '<', sql<Date>`now() - interval '1 day'`).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}
+
+export type AccountTokens = ReturnType<typeof createAccountTokens>;
