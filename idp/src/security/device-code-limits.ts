@@ -1,6 +1,5 @@
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import { HttpError } from '../http/errors.ts';
-import { limiter, LOGIN_LIMITS, type LoginLimitStore } from './login-limits.ts';
+import { countFailure, failClosed, limiter, LOGIN_LIMITS, type LoginLimitStore } from './login-limits.ts';
 
 /**
  * Wrong device codes allowed per client IP and window, like failed sign-ins (RFC 8628 §5.1: user
@@ -29,14 +28,12 @@ export class DeviceCodeLimited extends HttpError {
 export function createDeviceCodeLimits(store: LoginLimitStore) {
   const byIp = limiter(store, 'device-code-ip', DEVICE_CODE_LIMITS.ip);
 
-  async function guarded<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (error instanceof HttpError) throw error;
-      throw new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this code right now. Wait a minute, then try again.');
-    }
-  }
+  const guarded = <T>(operation: () => Promise<T>) =>
+    failClosed(
+      operation,
+      (error) => error instanceof HttpError,
+      () => new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this code right now. Wait a minute, then try again.'),
+    );
 
   return {
     async check(ip: string): Promise<void> {
@@ -46,14 +43,7 @@ export function createDeviceCodeLimits(store: LoginLimitStore) {
       });
     },
     async failed(ip: string): Promise<void> {
-      await guarded(async () => {
-        try {
-          await byIp.consume(ip);
-        } catch (error) {
-          // Over the limit already: the next attempt is refused by check().
-          if (!(error instanceof RateLimiterRes)) throw error;
-        }
-      });
+      await guarded(() => countFailure(byIp, ip));
     },
   };
 }

@@ -66,6 +66,28 @@ export function limiter(
   });
 }
 
+/** Counts one failure against key; a counter already over its limit is fine: the next check refuses. */
+export async function countFailure(rateLimiter: RateLimiterAbstract, key: string): Promise<void> {
+  try {
+    await rateLimiter.consume(key);
+  } catch (error) {
+    if (!(error instanceof RateLimiterRes)) throw error;
+  }
+}
+
+/**
+ * Runs an operation on limit counters so that the limits fail closed: a refusal (isRefusal) passes
+ * through, and anything else (the store is unavailable) becomes the error unavailable() makes.
+ */
+export async function failClosed<T>(operation: () => Promise<T>, isRefusal: (error: unknown) => boolean, unavailable: (cause: unknown) => Error): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (isRefusal(error)) throw error;
+    throw unavailable(error);
+  }
+}
+
 /**
  * Brute-force limits on the login form. A request is refused (429, Retry-After) before its password
  * is checked when its IP or the account it names is over the limit; failures count against both;
@@ -75,23 +97,7 @@ export function createLoginLimits(store: LoginLimitStore) {
   const byIp = limiter(store, 'login-ip', LOGIN_LIMITS.ip);
   const byAccount = limiter(store, 'login-account', LOGIN_LIMITS.account);
 
-  async function guarded<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (error instanceof HttpError) throw error;
-      throw unavailable();
-    }
-  }
-
-  async function consume(rateLimiter: RateLimiterAbstract, key: string): Promise<void> {
-    try {
-      await rateLimiter.consume(key);
-    } catch (error) {
-      // Over the limit already: the next attempt is refused by check().
-      if (!(error instanceof RateLimiterRes)) throw error;
-    }
-  }
+  const guarded = <T>(operation: () => Promise<T>) => failClosed(operation, (error) => error instanceof HttpError, unavailable);
 
   return {
     async check(ip: string, email: string): Promise<void> {
@@ -104,7 +110,7 @@ export function createLoginLimits(store: LoginLimitStore) {
       });
     },
     async failed(ip: string, email: string): Promise<void> {
-      await guarded(() => Promise.all([consume(byIp, ip), consume(byAccount, accountKey(email))]));
+      await guarded(() => Promise.all([countFailure(byIp, ip), countFailure(byAccount, accountKey(email))]));
     },
     async succeeded(ip: string): Promise<void> {
       await guarded(() => byIp.delete(ip));

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Context, Middleware } from 'koa';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { CLIENT_AUTH_ENDPOINTS, claimedClient, refusedUnreadBody } from '../http/client-auth-method.ts';
 import type { ClientIp } from '../http/client-ip.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Logger } from '../logger.ts';
-import { limiter, LOGIN_LIMITS, type LoginLimitStore } from './login-limits.ts';
+import { countFailure, failClosed, limiter, LOGIN_LIMITS, type LoginLimitStore } from './login-limits.ts';
 
 /**
  * Failed client authentications allowed per window, counted like failed sign-ins: per client IP,
@@ -52,14 +52,8 @@ const counter = (store: LoginLimitStore, name: string, limits: { points: number;
 /** Client ids are chosen by whoever sends the request: hashed, so a key in the store has a fixed size. */
 const clientKey = (clientId: string) => createHash('sha256').update(clientId).digest('hex');
 
-async function guarded<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (error instanceof TokenLimited) throw error;
-    throw new LimitsUnavailable('the rate limit store is unavailable', { cause: error });
-  }
-}
+const guarded = <T>(operation: () => Promise<T>) =>
+  failClosed(operation, (error) => error instanceof TokenLimited, (cause) => new LimitsUnavailable('the rate limit store is unavailable', { cause }));
 
 /**
  * Limits on the endpoints where clients authenticate (token, introspection, revocation, pushed
@@ -70,15 +64,6 @@ export function createTokenLimits(store: LoginLimitStore, options: { requestsPer
   const failuresByIp = counter(store, 'client-auth-ip', CLIENT_AUTH_FAILURE_LIMITS.ip);
   const failuresByClient = counter(store, 'client-auth-client', CLIENT_AUTH_FAILURE_LIMITS.client);
   const requestsByClient = counter(store, 'token-requests', { points: options.requestsPerMinute, duration: 60 });
-
-  async function count(rateLimiter: RateLimiterAbstract, key: string): Promise<void> {
-    try {
-      await rateLimiter.consume(key);
-    } catch (error) {
-      // Over the limit already: the next request is refused by admit().
-      if (!(error instanceof RateLimiterRes)) throw error;
-    }
-  }
 
   return {
     /**
@@ -108,7 +93,7 @@ export function createTokenLimits(store: LoginLimitStore, options: { requestsPer
       });
     },
     async failed(ip: string, clientId: string | undefined): Promise<void> {
-      await guarded(() => Promise.all([count(failuresByIp, ip), clientId === undefined ? undefined : count(failuresByClient, clientKey(clientId))]));
+      await guarded(() => Promise.all([countFailure(failuresByIp, ip), clientId === undefined ? undefined : countFailure(failuresByClient, clientKey(clientId))]));
     },
     /** A client authenticated from this IP: its failures there are forgiven, as a sign-in's are. */
     async succeeded(ip: string): Promise<void> {
