@@ -118,6 +118,11 @@ function htmlAnswer(ctx: Context, status: number, body: string) {
  * /account: the signed-in user's sessions and connected apps, with sign-out and revocation.
  * Every form carries a CSRF token; every change redirects back (post/redirect/get).
  */
+/** Drops this browser's provider session cookie (the session itself was ended by the caller). */
+function forgetSession(ctx: Context, deps: AccountDependencies): void {
+  ctx.cookies.set(deps.provider().cookieName('session'), null, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/' });
+}
+
 export function accountRoutes(deps: AccountDependencies): Router {
   const router = new Router({ prefix: '/account' });
 
@@ -213,7 +218,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
       details: { ended: uid.data === session.uid ? 'this_session' : 'one_session', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
     });
     if (uid.data === session.uid) {
-      ctx.cookies.set(deps.provider().cookieName('session'), null, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/' });
+      forgetSession(ctx, deps);
       ctx.type = 'html';
       ctx.body = accountSignedOutPage();
       return;
@@ -330,7 +335,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     const erased = await deps.personalData.erase(user.id);
     deps.log.info({ event: 'account.deleted', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'account deleted');
     await deps.audit.record({ ...event, outcome: 'success', details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked, deleted: erased.deleted } });
-    ctx.cookies.set(deps.provider().cookieName('session'), null, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/' });
+    forgetSession(ctx, deps);
     htmlAnswer(ctx, 200, accountDeletedPage());
   });
 
