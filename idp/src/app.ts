@@ -22,6 +22,9 @@ import type { SessionService } from './sessions/service.ts';
 import type { PersonalData } from './account/personal-data.ts';
 import { corsAllowList } from './http/cors.ts';
 import { invitationCheck, signupRoutes, type SignupOptions } from './signup/routes.ts';
+import { passwordResetRoutes, type ResetLimits } from './password-reset/routes.ts';
+import type { Mailer } from './mail/transport.ts';
+import type { AccountTokens } from './users/account-tokens.ts';
 import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits, type TokenLimits } from './security/token-limits.ts';
 
@@ -55,6 +58,11 @@ export interface AppDependencies {
   production: boolean;
   /** Sign-up, email verification and invitations (docs/accounts.md). */
   signup: SignupOptions;
+  /** Account mail (SMTP, or .eml files) and the single-use tokens its links carry. */
+  mailer: Mailer;
+  accountTokens: AccountTokens;
+  /** Forgot-password requests per IP and per address. */
+  resetLimits: ResetLimits;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -84,10 +92,12 @@ export function createApp(deps: AppDependencies): Koa {
     clientIp: deps.clientIp,
     audit: deps.audit,
     signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
-    invited: invitationCheck(deps.signup.tokens),
+    invited: invitationCheck(deps.accountTokens),
   });
   const signup = signupRoutes({
     ...deps.signup,
+    mailer: deps.mailer,
+    tokens: deps.accountTokens,
     issuer: deps.issuer,
     provider: deps.provider,
     users: deps.users,
@@ -109,6 +119,21 @@ export function createApp(deps: AppDependencies): Koa {
     hasher: deps.hasher,
     loginLimits: deps.loginLimits,
     personalData: deps.personalData,
+    mailer: deps.mailer,
+    tokens: deps.accountTokens,
+  });
+  const passwordReset = passwordResetRoutes({
+    issuer: deps.issuer,
+    users: deps.users,
+    hasher: deps.hasher,
+    sessions: deps.sessions,
+    tokens: deps.accountTokens,
+    mailer: deps.mailer,
+    limits: deps.resetLimits,
+    loginLimits: deps.loginLimits,
+    audit: deps.audit,
+    clientIp: deps.clientIp,
+    log: deps.log,
   });
 
   // Before anything reads ctx.ip, ctx.secure or ctx.host.
@@ -121,6 +146,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(pages.routes());
   app.use(signup.routes());
   app.use(signup.allowedMethods());
+  app.use(passwordReset.routes());
+  app.use(passwordReset.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(account.routes());

@@ -41,6 +41,7 @@ import { createUserQueries } from './users/queries.ts';
 import { createAccountTokens } from './users/account-tokens.ts';
 import { createMailer } from './mail/transport.ts';
 import { createSignupLimits } from './signup/routes.ts';
+import { createResetLimits } from './password-reset/routes.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -123,21 +124,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const secrets = serverCipher(await keystore.columnCipher(), (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
     const sealed = await createClientRegistry(db, async () => {}, secrets).sealStored();
     if (sealed > 0) log.info({ count: sealed }, 'sealed client secrets that were stored in the clear');
-    const adapter = createStorageAdapter({
-      db,
-      redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined,
-      secrets,
-    });
+    const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined, secrets });
     const users = createUserQueries(db);
     const hasher = createPasswordHasher(config.bcryptCost);
     const registry = createSessionRegistry(db);
     const clientIp = clientIpResolver(config.trustProxy);
-    const loginLimits = createLoginLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
-    const deviceCodeLimits = createDeviceCodeLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined });
-    const tokenLimits = createTokenLimits(
-      { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
-      { requestsPerMinute: config.tokenRateLimitPerMinute },
-    );
+    // Every limit counts in Redis when there is one (shared by every process), else in the database.
+    const limitStore = { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined };
+    const loginLimits = createLoginLimits(limitStore);
+    const deviceCodeLimits = createDeviceCodeLimits(limitStore);
+    const tokenLimits = createTokenLimits(limitStore, { requestsPerMinute: config.tokenRateLimitPerMinute });
     let signing: Awaited<ReturnType<typeof keystore.signingKeys>>;
     // Logout tokens are signed with whichever key signs now (`signing` is kept current below).
     const signLogoutToken = createLogoutTokenSigner(config.issuer, async () => currentKeyOf(signing.jwks));
@@ -239,14 +235,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       isRegisteredOrigin: registeredRedirectOrigins(db),
       audit,
       personalData: createPersonalData(db),
-      signup: {
-        mode: config.signup,
-        unverifiedSignIn: config.unverifiedSignIn,
-        // Links are credentials: logged only in development, when mails go to files.
-        mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
-        tokens: createAccountTokens(db),
-        limits: createSignupLimits({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined }),
-      },
+      signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: createSignupLimits(limitStore) },
+      // Links are credentials: logged only in development, when mails go to files.
+      mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
+      accountTokens: createAccountTokens(db),
+      resetLimits: createResetLimits(limitStore),
     });
 
     if (database.kind === 'embedded') {

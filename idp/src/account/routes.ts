@@ -18,13 +18,21 @@ import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../us
 import type { User } from '../users/queries.ts';
 import type { UserQueries } from '../users/queries.ts';
 import type { PersonalData } from './personal-data.ts';
+import { emailChangedNotice, emailChangeMail, emailChangeTakenMail, passwordChangedNotice } from '../mail/templates.ts';
+import { sendInBackground, type Mailer } from '../mail/transport.ts';
+import type { AccountTokens } from '../users/account-tokens.ts';
+import { emailSchema } from '../users/accounts.ts';
 import {
   ACCOUNT_NOTICES,
   accountDeletedPage,
   accountPage,
   accountSignedOutPage,
+  changeEmailPage,
   changePasswordPage,
+  confirmEmailChangePage,
   deleteAccountPage,
+  emailChangedPage,
+  emailChangeRejectedPage,
   type AccountNotice,
 } from './views.ts';
 
@@ -41,12 +49,17 @@ export interface AccountDependencies {
   /** Wrong current passwords count like failed sign-ins (per IP and per account). */
   loginLimits: LoginLimits;
   personalData: PersonalData;
+  mailer: Mailer;
+  /** The single-use links of an email change (and the reset links a change of password ends). */
+  tokens: AccountTokens;
 }
 
 const csrfForm = z.object({ _csrf: z.string().max(200) });
 // Lengths are checked by the password rules (and bcrypt's 72 bytes by the hasher); these bound the form.
 const reauthForm = csrfForm.extend({ current_password: z.string().min(1).max(1000) });
 const changePasswordForm = reauthForm.extend({ password: z.string().max(1000) });
+const changeEmailForm = reauthForm.extend({ email: z.string().trim().max(1024) });
+const confirmEmailForm = csrfForm.extend({ token: z.string().max(200) });
 const WRONG_PASSWORD = 'That is not your current password. Nothing was changed.';
 const sessionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 // Postgres text cannot hold NUL: such an id is no client's, and must not reach a query.
@@ -281,10 +294,102 @@ export function accountRoutes(deps: AccountDependencies): Router {
     }
     // The user role may not write password hashes: this is the system path, for the signed-in user only.
     await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
+    // Reset links mailed before the change would undo it: they end with it.
+    await deps.tokens.revokeFor(user.id, ['reset_password']);
     const outcome = await deps.sessions.revokeAllButSession(user.id, session.uid, 'password changed');
+    sendInBackground(deps.mailer, passwordChangedNotice(user.email, user.name, `${deps.issuer}/forgot-password`), deps.log, 'password changed notice');
     deps.log.info({ event: 'account.password_changed', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'password changed');
     await deps.audit.record({ ...event, outcome: 'success', details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked } });
     done(ctx, 'password-changed');
+  });
+
+  router.get('/email', async (ctx) => {
+    const current = await signedIn(ctx, deps);
+    if (!current) {
+      ctx.redirect('/account/sign-in');
+      return;
+    }
+    htmlAnswer(ctx, 200, changeEmailPage({ csrf: issueCsrfToken(ctx), current: current.user.email }));
+  });
+
+  /**
+   * Asks for a new address: the password again, then a link to the new address. The account keeps
+   * its address until the link is used. A new address that already has an account gets a mail saying
+   * so, and this page answers the same either way (no lookup of other people's addresses from here).
+   */
+  router.post('/email', async (ctx) => {
+    const form = await readForm(ctx, changeEmailForm);
+    verifyCsrfToken(ctx, form._csrf);
+    const { user, session } = await requireSignedIn(ctx, deps);
+    const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.email_change_requested', userId: user.id, sessionId: session.uid } as const;
+    const again = (status: number, error: string) =>
+      htmlAnswer(ctx, status, changeEmailPage({ csrf: issueCsrfToken(ctx), current: user.email, email: form.email, error }));
+
+    const email = emailSchema.safeParse(form.email);
+    if (!email.success) return again(400, 'Enter a valid email address. Nothing was changed.');
+    if (email.data.toLowerCase() === user.email.toLowerCase()) return again(400, 'That is already your address. Nothing was changed.');
+    const check = await reauthenticate(ctx, deps, user, form.current_password);
+    if (!check.ok) {
+      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
+      return again(check.status, check.message);
+    }
+    const owner = await deps.users.findByEmail(email.data);
+    if (owner) {
+      sendInBackground(deps.mailer, emailChangeTakenMail(owner.email, deps.issuer), deps.log, 'email change to a taken address');
+    } else {
+      // Only the newest request counts: earlier links for other addresses end here.
+      await deps.tokens.revokeFor(user.id, ['change_email']);
+      const token = await deps.tokens.issue('change_email', { userId: user.id, email: email.data });
+      const url = `${deps.issuer}/account/email/confirm?token=${encodeURIComponent(token)}`;
+      sendInBackground(deps.mailer, emailChangeMail(email.data, user.name, url), deps.log, 'email change');
+    }
+    deps.log.info({ event: 'account.email_change_requested', userId: user.id }, 'email change requested');
+    await deps.audit.record({ ...event, outcome: 'success', details: { address: owner ? 'taken' : 'free' } });
+    done(ctx, 'email-change-sent');
+  });
+
+  // The link in the mail to the new address. Opening it needs no sign-in (it may be another device):
+  // the request was made signed in, with the password; the link proves the new address.
+  router.get('/email/confirm', async (ctx) => {
+    const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
+    const rejected = await deps.tokens.check(token, 'change_email');
+    if (rejected) return htmlAnswer(ctx, 400, emailChangeRejectedPage(rejected));
+    htmlAnswer(ctx, 200, confirmEmailChangePage({ csrf: issueCsrfToken(ctx), token }));
+  });
+
+  router.post('/email/confirm', async (ctx) => {
+    const form = await readForm(ctx, confirmEmailForm);
+    verifyCsrfToken(ctx, form._csrf);
+    const origin = requestOrigin(ctx, deps.clientIp);
+    const refuse = async (reason: 'unknown' | 'used' | 'expired' | 'taken', userId?: string) => {
+      await deps.audit.record({
+        ...origin,
+        type: 'account.email_change_rejected',
+        outcome: 'failure',
+        userId: userId ?? (await deps.tokens.userOf(form.token)),
+        details: { reason },
+      });
+      htmlAnswer(ctx, reason === 'taken' ? 409 : 400, emailChangeRejectedPage(reason));
+    };
+    const spent = await deps.tokens.redeem(form.token, 'change_email');
+    if ('rejected' in spent) return refuse(spent.rejected);
+    const user = spent.userId ? await deps.users.findById(spent.userId) : undefined;
+    if (!user || user.disabled_at || !spent.email) return refuse('unknown', user?.id);
+    const newAddress = spent.email;
+    if (await deps.users.findByEmail(newAddress)) return refuse('taken', user.id);
+    try {
+      await deps.users.update(user.id, { email: newAddress, emailVerified: true });
+    } catch (error) {
+      // Someone signed up with the address since the check (the unique index on lower(email)).
+      if ((error as { code?: string }).code === '23505') return refuse('taken', user.id);
+      throw error;
+    }
+    // Links mailed to the old address (verification, reset) must not act on the new one.
+    await deps.tokens.revokeFor(user.id, ['verify_email', 'reset_password', 'change_email']);
+    sendInBackground(deps.mailer, emailChangedNotice(user.email, user.name, newAddress, deps.issuer), deps.log, 'email changed notice');
+    deps.log.info({ event: 'account.email_changed', userId: user.id }, 'email address changed');
+    await deps.audit.record({ ...origin, type: 'account.email_changed', outcome: 'success', userId: user.id });
+    htmlAnswer(ctx, 200, emailChangedPage(newAddress));
   });
 
   router.post('/export', async (ctx) => {

@@ -8,6 +8,7 @@ export const ACCOUNT_NOTICES = {
   'app-revoked': 'The app’s access is revoked. It has to ask you again to use your account.',
   'nothing-changed': 'That session or app was already gone.',
   'password-changed': 'Your password is changed. Every other session is signed out, and apps have to ask you to sign in again.',
+  'email-change-sent': 'We sent a link to the new address. Your address changes when you open it (within 24 hours).',
 } as const;
 
 export type AccountNotice = keyof typeof ACCOUNT_NOTICES;
@@ -29,7 +30,7 @@ function shortDate(date: Date): string {
 }
 
 export function accountPage(options: {
-  user: { name: string; email: string };
+  user: { name: string; email: string; email_verified: boolean };
   currentUid: string;
   sessions: SessionView[];
   apps: ConnectedApp[];
@@ -69,6 +70,12 @@ ${options.apps.length > 0
   : html`<p class="muted">No app has access to your account.</p>`}
 <h2>Your account</h2>
 <ul class="items" id="account-actions">
+<li id="email-address"><div class="item-title">Email address</div>
+<div>${options.user.email} ${options.user.email_verified ? html`<span class="badge">Verified</span>` : html`<span class="badge warning">Not verified</span>`}</div>
+${options.user.email_verified
+  ? ''
+  : html`<form class="inline" method="post" action="/verify-email/resend">${csrfField}<button type="submit" class="secondary">Resend verification email</button></form>`}
+<a href="/account/email">Change email</a></li>
 <li><div class="item-title">Password</div><a href="/account/password">Change password</a></li>
 <li><div class="item-title">Your data</div><div class="muted">A JSON file with your profile, sessions, connected apps and the security events about you.</div>
 <form class="inline" method="post" action="/account/export">${csrfField}<button type="submit" class="secondary">Download my data</button></form></li>
@@ -129,5 +136,63 @@ export function accountSignedOutPage(): string {
     html`<h1>You are signed out</h1>
 <p>You signed out of JobSwipe in this browser.</p>
 <p><a href="/account">Sign in again</a></p>`,
+  );
+}
+
+/** The change-email form: the new address and the password again. */
+export function changeEmailPage(options: { csrf: string; current: string; email?: string; error?: string | undefined }): string {
+  return page(
+    'Change email',
+    html`<h1>Change your email address</h1>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<p>Your address is now ${options.current}. We will send a link to the new address; it takes effect when you open it, and we tell the old address.</p>
+<form method="post" action="/account/email">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<label for="email">New email address</label>
+<input id="email" name="email" type="email" autocomplete="email" required maxlength="320" value="${options.email ?? ''}" autofocus>
+<label for="current_password">Your password</label>
+<input id="current_password" name="current_password" type="password" autocomplete="current-password" required>
+<button type="submit">Change email</button>
+</form>
+<p><a href="/account">Back to your account</a></p>`,
+  );
+}
+
+export function confirmEmailChangePage(options: { csrf: string; token: string }): string {
+  // A button, not the GET: mail scanners that open links must not spend the token.
+  return page(
+    'Confirm your new address',
+    html`<h1>Use this address for your JobSwipe account?</h1>
+<form method="post" action="/account/email/confirm">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<input type="hidden" name="token" value="${options.token}">
+<button type="submit">Use this email address</button>
+</form>`,
+  );
+}
+
+export function emailChangedPage(address: string): string {
+  return page(
+    'Email address changed',
+    html`<h1>Your email address is changed</h1>
+<p>Your JobSwipe account now uses ${address}. Sign in with it from now on; your password stays the same.</p>
+<p><a href="/account">Go to your account</a></p>`,
+  );
+}
+
+export function emailChangeRejectedPage(reason: 'unknown' | 'used' | 'expired' | 'taken'): string {
+  const why =
+    reason === 'taken'
+      ? 'That address now belongs to another JobSwipe account, so your address was not changed.'
+      : reason === 'used'
+        ? 'This link was already used, or a newer request replaced it.'
+        : reason === 'expired'
+          ? 'This link has expired (links work for 24 hours).'
+          : 'This link is not valid.';
+  return page(
+    'Link not valid',
+    html`<h1>Your address was not changed</h1>
+<p>${why} To try again, open your account page and choose Change email.</p>
+<p><a href="/account/email">Change email</a></p>`,
   );
 }

@@ -162,6 +162,20 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 
+  'users reset-link': {
+    usage: 'users reset-link --email E     print a password reset link for E (works once, 1 hour; the reset signs E out everywhere)',
+    async run(context, args) {
+      const values = parse(args, { email: { type: 'string' } });
+      const email = required(values.email, '--email');
+      await withUser(context, email, async ({ database, audit }, user) => {
+        if (user.disabled_at) throw new CommandError(`user ${email} is disabled; a reset link would not work`);
+        const token = await createAccountTokens(database.db).issue('reset_password', { userId: user.id });
+        await audit.record(administratorEvent('admin.reset_link_issued', { userId: user.id, details: { expires_in_minutes: 60 } }));
+        context.io.out(`${context.config.issuer}/reset-password?token=${token}`);
+      });
+    },
+  },
+
   'users list': {
     usage: 'users list',
     async run(context, args) {

@@ -68,6 +68,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   const signupUrl = async (ctx: Context, uid: string) =>
     deps.signup.mode === 'open' || (deps.signup.mode === 'invite' && (await deps.invited(ctx))) ? `/interaction/${uid}/signup` : undefined;
 
+  const forgotUrl = (uid: string) => `/forgot-password?interaction=${encodeURIComponent(uid)}`;
+
   router.get('/', async (ctx) => {
     const provider = deps.provider();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -77,7 +79,13 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     ctx.type = 'html';
 
     if (details.prompt.name === 'login') {
-      ctx.body = loginPage({ action: `/interaction/${details.uid}/login`, csrf: issueCsrfToken(ctx), clientName, signupUrl: await signupUrl(ctx, details.uid) });
+      ctx.body = loginPage({
+        action: `/interaction/${details.uid}/login`,
+        csrf: issueCsrfToken(ctx),
+        clientName,
+        forgotUrl: forgotUrl(details.uid),
+        signupUrl: await signupUrl(ctx, details.uid),
+      });
       return;
     }
     if (details.prompt.name === 'consent') {
@@ -119,6 +127,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         clientName: clientNameOf(client),
         email: form.email,
         error,
+        forgotUrl: forgotUrl(details.uid),
         signupUrl: await signupUrl(ctx, details.uid),
       });
     };

@@ -36,3 +36,89 @@ export function alreadyRegisteredMail(to: string, signInUrl: string): Mail {
     FOOTER,
   );
 }
+
+const NOTICE_FOOTER = 'This is a security notice about your JobSwipe account. You cannot turn these off.';
+
+export function passwordResetMail(to: string, name: string, url: string): Mail {
+  return compose(
+    to,
+    'Reset your JobSwipe password',
+    [
+      `Hello ${name || 'there'},`,
+      'Someone (we hope you) asked to reset the password of your JobSwipe account. The link works once, for 1 hour.',
+      'Resetting signs you out everywhere: every app has to ask you to sign in again.',
+    ],
+    { label: 'Choose a new password', url },
+    'If you did not ask for this, ignore this mail: your password stays as it is.',
+  );
+}
+
+/** After a reset: the owner learns of it even when someone else did it. */
+export function passwordResetNotice(to: string, name: string, forgotUrl: string): Mail {
+  return compose(
+    to,
+    'Your JobSwipe password was reset',
+    [
+      `Hello ${name || 'there'},`,
+      'The password of your JobSwipe account was just reset with a link mailed to this address. You were signed out everywhere.',
+      'If this was not you, someone can read your mail: secure your mailbox, then reset your password again.',
+    ],
+    { label: 'Reset my password', url: forgotUrl },
+    NOTICE_FOOTER,
+  );
+}
+
+export function passwordChangedNotice(to: string, name: string, forgotUrl: string): Mail {
+  return compose(
+    to,
+    'Your JobSwipe password was changed',
+    [
+      `Hello ${name || 'there'},`,
+      'The password of your JobSwipe account was just changed on your account page. Your other sessions were signed out.',
+      'If this was not you, reset your password now.',
+    ],
+    { label: 'Reset my password', url: forgotUrl },
+    NOTICE_FOOTER,
+  );
+}
+
+export function emailChangeMail(to: string, name: string, url: string): Mail {
+  return compose(
+    to,
+    'Confirm your new JobSwipe email address',
+    [
+      `Hello ${name || 'there'},`,
+      'Someone (we hope you) asked to use this address for their JobSwipe account. Your account keeps its old address until you open this link. It works once, for 24 hours.',
+    ],
+    { label: 'Use this email address', url },
+    FOOTER,
+  );
+}
+
+/** The new address already belongs to another account: its owner hears of it, the requester learns nothing. */
+export function emailChangeTakenMail(to: string, signInUrl: string): Mail {
+  return compose(
+    to,
+    'Someone tried to move a JobSwipe account to your address',
+    [
+      'Someone asked to use this email address for their JobSwipe account, but it already belongs to your account. Nothing was changed.',
+    ],
+    { label: 'Go to JobSwipe', url: signInUrl },
+    FOOTER,
+  );
+}
+
+/** To the old address, once the new one is confirmed. */
+export function emailChangedNotice(to: string, name: string, newAddress: string, signInUrl: string): Mail {
+  return compose(
+    to,
+    'Your JobSwipe email address was changed',
+    [
+      `Hello ${name || 'there'},`,
+      `Your JobSwipe account now uses the address ${newAddress}. Mail about your account, and password resets, go there from now on.`,
+      'If this was not you, contact JobSwipe support at once: someone may have taken over your account.',
+    ],
+    { label: 'Go to JobSwipe', url: signInUrl },
+    NOTICE_FOOTER,
+  );
+}

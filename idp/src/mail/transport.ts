@@ -51,3 +51,11 @@ export function createMailer(options: MailerOptions, log: Logger): Mailer {
     },
   };
 }
+
+/**
+ * Sends without waiting: pages answer before the SMTP round trip, so its time cannot tell cases
+ * apart (an existing address from an unknown one). A failure is logged, never shown, never retried.
+ */
+export function sendInBackground(mailer: Mailer, mail: Mail, log: Logger, kind: string): void {
+  mailer.send(mail).catch((error: unknown) => log.error({ err: error, mail: kind }, 'mail could not be sent'));
+}

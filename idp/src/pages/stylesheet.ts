@@ -26,6 +26,7 @@ ul.items>li:first-child{border-top:0}
 .item-title{font-weight:600}
 .badge{display:inline-block;margin-left:.4rem;padding:0 .4rem;border-radius:.25rem;background:#e0e7ff;color:#3730a3;
   font-size:.8rem;font-weight:600}
+.badge.warning{background:#fef3c7;color:#92400e}
 form.inline button{display:inline-block;width:auto;margin-top:.5rem;padding:.4rem .8rem}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
 `;

@@ -1,6 +1,14 @@
 import { html, page, SafeHtml } from './html.ts';
 
-export function loginPage(options: { action: string; csrf: string; clientName: string; email?: string; error?: string; signupUrl?: string | undefined }): string {
+export function loginPage(options: {
+  action: string;
+  csrf: string;
+  clientName: string;
+  forgotUrl: string;
+  email?: string;
+  error?: string;
+  signupUrl?: string | undefined;
+}): string {
   return page(
     'Sign in',
     html`<h1>Sign in</h1>
@@ -14,6 +22,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
 <input id="password" name="password" type="password" autocomplete="current-password" required ${options.email ? html`autofocus` : ''}>
 <button type="submit">Sign in</button>
 </form>
+<p><a href="${options.forgotUrl}">Forgot password?</a></p>
 ${options.signupUrl ? html`<p>New to JobSwipe? <a href="${options.signupUrl}">Create account</a></p>` : ''}`,
   );
 }

@@ -41,7 +41,7 @@ function unavailable(): HttpError {
 }
 
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
-const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
+export const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
 
 /**
  * A counter in Redis when it is configured (shared by every process), else in the database. While
@@ -114,6 +114,10 @@ export function createLoginLimits(store: LoginLimitStore) {
     },
     async succeeded(ip: string): Promise<void> {
       await guarded(() => byIp.delete(ip));
+    },
+    /** After a password reset: the account's failed sign-ins no longer hold its owner out. */
+    async accountRecovered(email: string): Promise<void> {
+      await guarded(() => byAccount.delete(accountKey(email)));
     },
   };
 }

@@ -16,7 +16,7 @@ export interface SessionSighting {
 }
 
 /** Why a session ended, as shown to administrators. */
-export type EndReason = 'signed out' | 'signed out from account page' | 'revoked by administrator' | 'expired' | 'password changed' | 'account deleted';
+export type EndReason = 'signed out' | 'signed out from account page' | 'revoked by administrator' | 'expired' | 'password changed' | 'password reset' | 'account deleted';
 
 /**
  * The list of a user's browser sessions. The provider's Session object decides whether a session

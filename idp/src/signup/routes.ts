@@ -11,7 +11,7 @@ import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { badRequest, HttpError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
-import type { Mail, Mailer } from '../mail/transport.ts';
+import { sendInBackground, type Mail, type Mailer } from '../mail/transport.ts';
 import { limiter, type LoginLimitStore } from '../security/login-limits.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
@@ -31,8 +31,6 @@ export const INVITATION_COOKIE = 'jobswipe.invitation';
 export interface SignupOptions {
   mode: 'open' | 'invite' | 'closed';
   unverifiedSignIn: boolean;
-  mailer: Mailer;
-  tokens: AccountTokens;
   limits: { signup: RateLimiterAbstract; resend: RateLimiterAbstract };
 }
 
@@ -42,6 +40,8 @@ export function createSignupLimits(store: LoginLimitStore): SignupOptions['limit
 
 interface SignupDependencies extends SignupOptions {
   issuer: string;
+  mailer: Mailer;
+  tokens: AccountTokens;
   provider: () => Provider;
   users: UserQueries;
   hasher: PasswordHasher;
@@ -85,10 +85,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
   const router = new Router();
   const verifyUrl = (token: string) => `${deps.issuer}/verify-email?token=${encodeURIComponent(token)}`;
 
-  /** Mails are sent after the answer: the time an SMTP round trip takes must not tell the two cases apart. */
-  const sendLater = (mail: Mail, kind: string) => {
-    deps.mailer.send(mail).catch((error: unknown) => deps.log.error({ err: error, mail: kind }, 'mail could not be sent'));
-  };
+  const sendLater = (mail: Mail, kind: string) => sendInBackground(deps.mailer, mail, deps.log, kind);
 
   async function sendVerification(ctx: Context, user: { id: string; email: string; name: string }, clientId: string | undefined, reason: string) {
     const token = await deps.tokens.issue('verify_email', { userId: user.id });

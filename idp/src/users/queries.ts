@@ -53,10 +53,11 @@ export function createUserQueries(db: Kysely<UserTables>) {
         .executeTakeFirstOrThrow();
     },
 
-    async update(id: string, changes: Partial<Pick<NewUser, 'name' | 'passwordHash' | 'emailVerified'>>): Promise<void> {
+    async update(id: string, changes: Partial<Pick<NewUser, 'email' | 'name' | 'passwordHash' | 'emailVerified'>>): Promise<void> {
       await db
         .updateTable('users')
         .set({
+          ...(changes.email === undefined ? {} : { email: changes.email }),
           ...(changes.name === undefined ? {} : { name: changes.name }),
           ...(changes.passwordHash === undefined ? {} : { password_hash: changes.passwordHash }),
           ...(changes.emailVerified === undefined ? {} : { email_verified: changes.emailVerified }),

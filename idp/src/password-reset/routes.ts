@@ -1,0 +1,187 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { z } from 'zod';
+import type { AuditLog } from '../audit/log.ts';
+import { requestOrigin } from '../audit/provider-events.ts';
+import { readForm } from '../http/body.ts';
+import type { ClientIp } from '../http/client-ip.ts';
+import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { HttpError } from '../http/errors.ts';
+import type { Logger } from '../logger.ts';
+import { passwordResetMail, passwordResetNotice } from '../mail/templates.ts';
+import { sendInBackground, type Mailer } from '../mail/transport.ts';
+import { accountKey, limiter, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
+import type { SessionService } from '../sessions/service.ts';
+import type { AccountTokens } from '../users/account-tokens.ts';
+import { emailSchema } from '../users/accounts.ts';
+import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
+import type { UserQueries } from '../users/queries.ts';
+import { forgotPasswordPage, passwordResetDonePage, resetPasswordPage, resetRejectedPage, resetRequestedPage } from './views.ts';
+
+/**
+ * Reset requests per IP (over it: 429), and per address (over it: the same answer, but no mail, so
+ * nobody can fill a mailbox with reset links).
+ */
+export const RESET_LIMITS = {
+  ip: { points: 10, duration: 60 * 60 },
+  address: { points: 3, duration: 60 * 60 },
+} as const;
+
+export interface ResetLimits {
+  ip: RateLimiterAbstract;
+  address: RateLimiterAbstract;
+}
+
+export function createResetLimits(store: LoginLimitStore): ResetLimits {
+  return { ip: limiter(store, 'reset-ip', RESET_LIMITS.ip), address: limiter(store, 'reset-address', RESET_LIMITS.address) };
+}
+
+export interface PasswordResetDependencies {
+  issuer: string;
+  users: UserQueries;
+  hasher: PasswordHasher;
+  sessions: SessionService;
+  tokens: AccountTokens;
+  mailer: Mailer;
+  limits: ResetLimits;
+  /** A reset clears the account's failed sign-in count: the owner proved they hold the address. */
+  loginLimits: LoginLimits;
+  audit: AuditLog;
+  clientIp: ClientIp;
+  log: Logger;
+}
+
+const interactionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const forgotForm = z.object({
+  _csrf: z.string().max(200),
+  email: z.string().trim().max(1024),
+  interaction: interactionUid.optional().catch(undefined),
+});
+const resetForm = z.object({ _csrf: z.string().max(200), token: z.string().max(200), password: z.string().max(1024) });
+
+/** The login page this request came from (for "Back to sign in"), if it named a well-formed one. */
+const loginUrlOf = (uid: string | undefined) => (uid ? `/interaction/${uid}` : undefined);
+
+/**
+ * Forgot password (`/forgot-password`) and the mailed reset link (`/reset-password`). The request
+ * answers the same page at once for every address: looking the address up, writing the token and
+ * mailing happen after the answer, so neither the text nor the time says whether an account exists.
+ */
+export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
+  const router = new Router();
+  const resetUrl = (token: string) => `${deps.issuer}/reset-password?token=${encodeURIComponent(token)}`;
+  const forgotUrl = `${deps.issuer}/forgot-password`;
+
+  const html = (ctx: Context, status: number, body: string) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = body;
+  };
+
+  /** Everything a request does that depends on the address: run after the answer is sent. */
+  async function mailResetLink(email: string, origin: ReturnType<typeof requestOrigin>): Promise<void> {
+    const user = await deps.users.findByEmail(email);
+    try {
+      await deps.limits.address.consume(accountKey(email));
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', userId: user?.id, details: { limit: 'address' } });
+      return;
+    }
+    if (!user || user.disabled_at) {
+      await deps.audit.record({ ...origin, type: 'password.reset_requested', outcome: 'failure', userId: user?.id, details: { reason: user ? 'disabled' : 'unknown_account' } });
+      return;
+    }
+    const token = await deps.tokens.issue('reset_password', { userId: user.id });
+    sendInBackground(deps.mailer, passwordResetMail(user.email, user.name, resetUrl(token)), deps.log, 'password reset');
+    await deps.audit.record({ ...origin, type: 'password.reset_requested', outcome: 'success', userId: user.id });
+  }
+
+  router.get('/forgot-password', (ctx) => {
+    const uid = interactionUid.safeParse(ctx.query['interaction']);
+    const interaction = uid.success ? uid.data : undefined;
+    html(ctx, 200, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction, loginUrl: loginUrlOf(interaction) }));
+  });
+
+  router.post('/forgot-password', async (ctx) => {
+    const form = await readForm(ctx, forgotForm);
+    verifyCsrfToken(ctx, form._csrf);
+    const origin = requestOrigin(ctx, deps.clientIp);
+    const loginUrl = loginUrlOf(form.interaction);
+    try {
+      await deps.limits.ip.consume(origin.ip ?? 'unknown');
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) {
+        throw new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this request right now. Wait a minute, then try again.');
+      }
+      await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
+      const seconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+      throw new HttpError(429, 'Too many requests', `There were too many password reset requests from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
+        'Retry-After': String(seconds),
+      });
+    }
+    const email = emailSchema.safeParse(form.email);
+    if (!email.success) {
+      // About the text typed, never about an account: the same for every address of that shape.
+      html(ctx, 400, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction: form.interaction, loginUrl, email: form.email, error: 'Enter a valid email address.' }));
+      return;
+    }
+    const requestId = ctx.state['requestId'] as string | undefined;
+    setImmediate(() => {
+      mailResetLink(email.data, origin).catch((error: unknown) => deps.log.error({ err: error, requestId }, 'password reset request failed'));
+    });
+    html(ctx, 200, resetRequestedPage({ loginUrl }));
+  });
+
+  router.get('/reset-password', async (ctx) => {
+    const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
+    const rejected = await deps.tokens.check(token, 'reset_password');
+    if (rejected) return html(ctx, 400, resetRejectedPage(rejected));
+    html(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token }));
+  });
+
+  router.post('/reset-password', async (ctx) => {
+    const form = await readForm(ctx, resetForm);
+    verifyCsrfToken(ctx, form._csrf);
+    const origin = requestOrigin(ctx, deps.clientIp);
+    const refuse = async (reason: 'unknown' | 'used' | 'expired') => {
+      const userId = await deps.tokens.userOf(form.token);
+      await deps.audit.record({ ...origin, type: 'password.reset_rejected', outcome: 'failure', userId, details: { reason } });
+      html(ctx, 400, resetRejectedPage(reason));
+    };
+    // The link is checked first, and spent only once the new password is acceptable.
+    const rejected = await deps.tokens.check(form.token, 'reset_password');
+    if (rejected) return refuse(rejected);
+    try {
+      checkPasswordRules(form.password);
+    } catch (error) {
+      if (!(error instanceof PasswordRejected)) throw error;
+      return html(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, error: `Choose another password: ${error.message}.` }));
+    }
+    const passwordHash = await deps.hasher.hash(form.password);
+    const spent = await deps.tokens.redeem(form.token, 'reset_password');
+    if ('rejected' in spent) return refuse(spent.rejected);
+    const user = spent.userId ? await deps.users.findById(spent.userId) : undefined;
+    if (!user || user.disabled_at) return refuse('unknown');
+
+    // The mailed link proves the address too. Then every session and every app's tokens end.
+    await deps.users.update(user.id, { passwordHash, emailVerified: true });
+    const otherLinks = await deps.tokens.revokeFor(user.id, ['reset_password']);
+    const outcome = await deps.sessions.revokeAll(user.id, 'password reset');
+    await deps.loginLimits.accountRecovered(user.email);
+    sendInBackground(deps.mailer, passwordResetNotice(user.email, user.name, forgotUrl), deps.log, 'password reset notice');
+    deps.log.info({ event: 'password.reset_completed', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'password reset');
+    await deps.audit.record({
+      ...origin,
+      type: 'password.reset_completed',
+      outcome: 'success',
+      userId: user.id,
+      details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked, other_links: otherLinks },
+    });
+    html(ctx, 200, passwordResetDonePage());
+  });
+
+  return router;
+}
