@@ -53,6 +53,27 @@ export class Browser {
   }
 }
 
+let addresses = 0;
+
+/**
+ * A browser with its own client address, sent as X-Forwarded-For (test servers run with
+ * TRUST_PROXY=loopback), so each one has its own per-IP limits. Without an address it takes the
+ * next one from 198.18.0.0/15 (RFC 2544, for testing).
+ */
+export class AddressedBrowser extends Browser {
+  readonly ip: string;
+
+  constructor(ip?: string) {
+    super();
+    addresses += 1;
+    this.ip = ip ?? `198.18.${Math.floor(addresses / 250)}.${(addresses % 250) + 1}`;
+  }
+
+  override request(url: string, init: Parameters<Browser['request']>[1] = {}) {
+    return super.request(url, { ...init, headers: { 'x-forwarded-for': this.ip, ...init.headers } });
+  }
+}
+
 /** The value of a hidden form field in a page. */
 export function hiddenField(html: string, name: string): string {
   const match = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);

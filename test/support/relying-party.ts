@@ -89,3 +89,13 @@ export async function exchangeCode(rp: RelyingParty, request: AuthorizationReque
     idTokenExpected: true,
   });
 }
+
+/** The OAuth error code (`invalid_grant`…) a rejected openid-client call carries; fails if it resolved. */
+export async function oauthError(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return String((error as { error?: string }).error ?? error);
+  }
+  throw new Error('expected an OAuth error');
+}

@@ -170,7 +170,8 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     await deps.users.update(user.id, { passwordHash, emailVerified: true });
     const otherLinks = await deps.tokens.revokeFor(user.id, ['reset_password']);
     const outcome = await deps.sessions.revokeAll(user.id, 'password reset');
-    await deps.loginLimits.accountRecovered(user.email);
+    // The reset is done either way: a limits store that is down must not turn it into an error page.
+    await deps.loginLimits.accountRecovered(user.email).catch((error: unknown) => deps.log.warn({ err: error, userId: user.id }, 'could not clear the sign-in count after a reset'));
     sendInBackground(deps.mailer, passwordResetNotice(user.email, user.name, forgotUrl), deps.log, 'password reset notice');
     deps.log.info({ event: 'password.reset_completed', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'password reset');
     await deps.audit.record({

@@ -84,7 +84,8 @@ export function resendAnswerPage(sent: boolean): string {
     'Verification email',
     sent
       ? html`<h1>Check your email</h1>
-<p>We sent a new verification link to your address. It works once, for 24 hours.</p>`
+<p>We sent a new verification link to your address. It works once, for 24 hours.</p>
+<p><a href="/account">Go to your account</a></p>`
       : html`<h1>Nothing to send</h1>
 <p>Sign in to JobSwipe in this browser with the account to verify (from any JobSwipe app), then open the link again. If your address is already verified, there is nothing more to do.</p>`,
   );

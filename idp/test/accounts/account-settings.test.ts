@@ -4,29 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/verify.ts';
 import { launchChromium } from '../../../test/support/chromium.ts';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
-import { Browser, hiddenField } from '../../../test/support/browser.ts';
-import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { AddressedBrowser, Browser, hiddenField } from '../../../test/support/browser.ts';
+import { authorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty, signIn } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
-let addresses = 0;
-
-/** A browser with its own client address (the server trusts X-Forwarded-For from loopback), so each test has its own per-IP sign-in limit. */
-class AddressedBrowser extends Browser {
-  readonly ip = `198.51.100.${(addresses += 1)}`;
-
-  override async request(url: string, init: Parameters<Browser['request']>[1] = {}) {
-    return super.request(url, { ...init, headers: { 'x-forwarded-for': this.ip, ...init.headers } });
-  }
-}
-
-async function oauthError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return String((error as { error?: string }).error);
-  }
-  throw new Error('expected an OAuth error');
-}
 
 describe.each(['embedded', 'postgres+redis'] as const)('change password, download my data, delete my account (%s)', (setup) => {
   let idp: TestServer;

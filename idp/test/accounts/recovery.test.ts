@@ -5,33 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/verify.ts';
 import { RESET_REQUESTED } from '../../src/password-reset/views.ts';
 import { createAccountTokens } from '../../src/users/account-tokens.ts';
-import { Browser, hiddenField } from '../../../test/support/browser.ts';
+import { AddressedBrowser, Browser, hiddenField } from '../../../test/support/browser.ts';
 import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
 import { runToExit } from '../../../test/support/processes.ts';
-import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty, signIn } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { storeEnvironment } from '../../../test/support/stores.ts';
 import { linkIn, mailCatcher, type MailCatcher } from './mail-catcher.ts';
 
-let addresses = 0;
-
-/** A browser with its own client address (TRUST_PROXY=loopback), so each test has its own per-IP limits. */
-class AddressedBrowser extends Browser {
-  readonly ip = `203.0.113.${(addresses += 1)}`;
-
-  override async request(url: string, init: Parameters<Browser['request']>[1] = {}) {
-    return super.request(url, { ...init, headers: { 'x-forwarded-for': this.ip, ...init.headers } });
-  }
-}
-
-async function oauthError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return String((error as { error?: string }).error);
-  }
-  throw new Error('expected an OAuth error');
-}
 
 const until = async (check: () => Promise<boolean>, what: string, timeoutMs = 10_000) => {
   const deadline = Date.now() + timeoutMs;

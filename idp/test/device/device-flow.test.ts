@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
+import { AddressedBrowser, Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import type { AuditRow } from '../../src/audit/log.ts';
 import { USED_CODE, WRONG_CODE } from '../../src/interactions/device.ts';
@@ -13,17 +13,6 @@ import { DEVICE_CODE_LIMITS } from '../../src/security/device-code-limits.ts';
  */
 const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-
-/** A browser with its own client address (the server believes X-Forwarded-For from loopback). */
-class AddressedBrowser extends Browser {
-  constructor(readonly ip: string) {
-    super();
-  }
-
-  override request(url: string, init: Parameters<Browser['request']>[1] = {}) {
-    return super.request(url, { ...init, headers: { 'x-forwarded-for': this.ip, ...init.headers } });
-  }
-}
 
 describe.each(['embedded', 'postgres+redis'] as const)('device authorization grant (%s)', (setup) => {
   let idp: TestServer;

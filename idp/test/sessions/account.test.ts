@@ -3,21 +3,12 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
 import { Browser, hiddenField } from '../../../test/support/browser.ts';
-import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty, signIn } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
 const bob = { email: 'bob@example.com', password: 'another good passphrase' };
 const CHROME_MAC = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
-
-async function oauthError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return String((error as { error?: string }).error);
-  }
-  throw new Error('expected an OAuth error');
-}
 
 describe.each(['embedded', 'postgres+redis'] as const)('sessions and apps on /account (%s)', (setup) => {
   let idp: TestServer;

@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
-import { authorizationRequest, exchangeCode, relyingParty, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, type AuthorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 /**
@@ -182,16 +182,6 @@ async function startRelyingPartyApp(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** The OAuth error code a rejected openid-client call carries. */
-async function oauthError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return String((error as { error?: string }).error ?? error);
-  }
-  throw new Error('expected an OAuth error');
 }
 
 /** Uses a sign-in's refresh token (which must work) and keeps the rotated one. */
