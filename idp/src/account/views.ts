@@ -1,4 +1,6 @@
 import { html, page } from '../pages/html.ts';
+import { whyLinkFailed } from '../pages/link-problems.ts';
+import type { TokenRejection } from '../users/account-tokens.ts';
 import { timeAgo } from '../sessions/device.ts';
 import type { ConnectedApp, SessionView } from '../sessions/service.ts';
 
@@ -180,15 +182,11 @@ export function emailChangedPage(address: string): string {
   );
 }
 
-export function emailChangeRejectedPage(reason: 'unknown' | 'used' | 'expired' | 'taken'): string {
+export function emailChangeRejectedPage(reason: TokenRejection | 'taken'): string {
   const why =
     reason === 'taken'
       ? 'That address now belongs to another JobSwipe account, so your address was not changed.'
-      : reason === 'used'
-        ? 'This link was already used, or a newer request replaced it.'
-        : reason === 'expired'
-          ? 'This link has expired (links work for 24 hours).'
-          : 'This link is not valid.';
+      : whyLinkFailed(reason, { lifetime: 'links work for 24 hours', replacedBy: 'request' });
   return page(
     'Link not valid',
     html`<h1>Your address was not changed</h1>

@@ -1,4 +1,6 @@
 import { html, page } from '../pages/html.ts';
+import { whyLinkFailed } from '../pages/link-problems.ts';
+import type { TokenRejection } from '../users/account-tokens.ts';
 
 /** The exact answer to every reset request, whether or not the address has an account. */
 export const RESET_REQUESTED = 'If an account exists for that address, we sent a link';
@@ -56,13 +58,8 @@ export function passwordResetDonePage(): string {
   );
 }
 
-export function resetRejectedPage(reason: 'unknown' | 'used' | 'expired'): string {
-  const why =
-    reason === 'used'
-      ? 'This link was already used, or a newer reset replaced it.'
-      : reason === 'expired'
-        ? 'This link has expired (reset links work for 1 hour).'
-        : 'This link is not valid.';
+export function resetRejectedPage(reason: TokenRejection): string {
+  const why = whyLinkFailed(reason, { lifetime: 'reset links work for 1 hour', replacedBy: 'reset' });
   return page(
     'Link not valid',
     html`<h1>This link cannot be used</h1>

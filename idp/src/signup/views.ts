@@ -1,4 +1,5 @@
 import { html, page } from '../pages/html.ts';
+import { whyLinkFailed } from '../pages/link-problems.ts';
 
 export function signupPage(options: { action: string; loginUrl: string; csrf: string; clientName: string; email?: string; name?: string; error?: string }): string {
   return page(
@@ -61,12 +62,7 @@ export function verificationRejectedPage(
   reason: 'unknown' | 'used' | 'expired',
   link: { kind: 'verification'; resend: { action: string; csrf: string } } | { kind: 'invitation' },
 ): string {
-  const why =
-    reason === 'used'
-      ? 'This link was already used.'
-      : reason === 'expired'
-        ? `This link has expired (${link.kind === 'invitation' ? 'invitations work for 7 days' : 'links work for 24 hours'}).`
-        : 'This link is not valid.';
+  const why = whyLinkFailed(reason, { lifetime: link.kind === 'invitation' ? 'invitations work for 7 days' : 'links work for 24 hours' });
   if (link.kind === 'invitation') {
     return page('Link not valid', html`<h1>This link cannot be used</h1>
 <p>${why} Ask the person who invited you for a new invitation.</p>`);
