@@ -24,6 +24,7 @@ import { corsAllowList } from './http/cors.ts';
 import { invitationCheck, signupRoutes, type SignupOptions } from './signup/routes.ts';
 import { passwordResetRoutes, type ResetLimits } from './password-reset/routes.ts';
 import type { Mailer } from './mail/transport.ts';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AccountTokens } from './users/account-tokens.ts';
 import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits, type TokenLimits } from './security/token-limits.ts';
@@ -63,6 +64,8 @@ export interface AppDependencies {
   accountTokens: AccountTokens;
   /** Forgot-password requests per IP and per address. */
   resetLimits: ResetLimits;
+  /** Email change requests per user on /account. */
+  emailChangeLimit: RateLimiterAbstract;
 }
 
 export function createApp(deps: AppDependencies): Koa {
@@ -121,6 +124,7 @@ export function createApp(deps: AppDependencies): Koa {
     personalData: deps.personalData,
     mailer: deps.mailer,
     tokens: deps.accountTokens,
+    emailChangeLimit: deps.emailChangeLimit,
   });
   const passwordReset = passwordResetRoutes({
     issuer: deps.issuer,

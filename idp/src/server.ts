@@ -42,6 +42,7 @@ import { createAccountTokens } from './users/account-tokens.ts';
 import { createMailer } from './mail/transport.ts';
 import { createSignupLimits } from './signup/routes.ts';
 import { createResetLimits } from './password-reset/routes.ts';
+import { createEmailChangeLimit } from './account/routes.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -240,6 +241,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
       accountTokens: createAccountTokens(db),
       resetLimits: createResetLimits(limitStore),
+      emailChangeLimit: createEmailChangeLimit(limitStore),
     });
 
     if (database.kind === 'embedded') {

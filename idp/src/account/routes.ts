@@ -13,7 +13,8 @@ import { errorPage } from '../pages/views.ts';
 import { accountSignInUrl } from '../provider/account-client.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { SessionService } from '../sessions/service.ts';
-import { LoginLimited, type LoginLimits } from '../security/login-limits.ts';
+import { limiter, LoginLimited, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
 import type { User } from '../users/queries.ts';
 import type { UserQueries } from '../users/queries.ts';
@@ -52,6 +53,15 @@ export interface AccountDependencies {
   mailer: Mailer;
   /** The single-use links of an email change (and the reset links a change of password ends). */
   tokens: AccountTokens;
+  /** Email change requests per user: each one mails an address the user chose. */
+  emailChangeLimit: RateLimiterAbstract;
+}
+
+/** Email change requests a user may make an hour (each mails an address of their choosing). */
+export const EMAIL_CHANGE_LIMIT = { points: 5, duration: 60 * 60 } as const;
+
+export function createEmailChangeLimit(store: LoginLimitStore): RateLimiterAbstract {
+  return limiter(store, 'email-change-user', EMAIL_CHANGE_LIMIT);
 }
 
 const csrfForm = z.object({ _csrf: z.string().max(200) });
@@ -332,6 +342,12 @@ export function accountRoutes(deps: AccountDependencies): Router {
     if (!check.ok) {
       await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
       return again(check.status, check.message);
+    }
+    const seconds = await spendPoint(deps.emailChangeLimit, user.id);
+    if (seconds !== undefined) {
+      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'rate_limited', limit: 'user' } });
+      ctx.set('Retry-After', String(seconds));
+      return again(429, `You asked to change your address too often. Try again in ${Math.ceil(seconds / 60)} minutes. Nothing was changed.`);
     }
     const owner = await deps.users.findByEmail(email.data);
     if (owner) {

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
 import { requestOrigin } from '../audit/provider-events.ts';
@@ -11,7 +11,7 @@ import { HttpError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import { passwordResetMail, passwordResetNotice } from '../mail/templates.ts';
 import { sendInBackground, type Mailer } from '../mail/transport.ts';
-import { accountKey, limiter, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
+import { accountKey, limiter, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema } from '../users/accounts.ts';
@@ -83,10 +83,7 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
   /** Everything a request does that depends on the address: run after the answer is sent. */
   async function mailResetLink(email: string, origin: ReturnType<typeof requestOrigin>): Promise<void> {
     const user = await deps.users.findByEmail(email);
-    try {
-      await deps.limits.address.consume(accountKey(email));
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) throw error;
+    if ((await spendPoint(deps.limits.address, accountKey(email))) !== undefined) {
       await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', userId: user?.id, details: { limit: 'address' } });
       return;
     }
@@ -110,14 +107,9 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     verifyCsrfToken(ctx, form._csrf);
     const origin = requestOrigin(ctx, deps.clientIp);
     const loginUrl = loginUrlOf(form.interaction);
-    try {
-      await deps.limits.ip.consume(origin.ip ?? 'unknown');
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) {
-        throw new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this request right now. Wait a minute, then try again.');
-      }
+    const seconds = await spendPoint(deps.limits.ip, origin.ip ?? 'unknown');
+    if (seconds !== undefined) {
       await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
-      const seconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
       throw new HttpError(429, 'Too many requests', `There were too many password reset requests from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
         'Retry-After': String(seconds),
       });

@@ -76,6 +76,20 @@ export async function countFailure(rateLimiter: RateLimiterAbstract, key: string
 }
 
 /**
+ * Counts one request against key: `undefined` when it is within the limit, else the seconds until the
+ * next is allowed. A store that cannot answer refuses the request (503): the limits fail closed.
+ */
+export async function spendPoint(rateLimiter: RateLimiterAbstract, key: string): Promise<number | undefined> {
+  try {
+    await rateLimiter.consume(key);
+    return undefined;
+  } catch (error) {
+    if (error instanceof RateLimiterRes) return Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+    throw new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this request right now. Wait a minute, then try again.');
+  }
+}
+
+/**
  * Runs an operation on limit counters so that the limits fail closed: a refusal (isRefusal) passes
  * through, and anything else (the store is unavailable) becomes the error unavailable() makes.
  */

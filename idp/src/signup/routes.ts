@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
 import { requestOrigin } from '../audit/provider-events.ts';
@@ -12,7 +12,7 @@ import { badRequest, HttpError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
 import { sendInBackground, type Mail, type Mailer } from '../mail/transport.ts';
-import { limiter, type LoginLimitStore } from '../security/login-limits.ts';
+import { limiter, spendPoint, type LoginLimitStore } from '../security/login-limits.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
@@ -63,17 +63,11 @@ const notFound = () => new HttpError(404, 'Page not found', 'Creating an account
 
 /** Counts one attempt; over the limit it answers 429 with Retry-After. A store outage fails closed (503). */
 async function consume(rateLimiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
-  try {
-    await rateLimiter.consume(key);
-  } catch (error) {
-    if (error instanceof RateLimiterRes) {
-      const seconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
-      throw new HttpError(429, `Too many ${what}`, `There were too many ${what} from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
-        'Retry-After': String(seconds),
-      });
-    }
-    throw new HttpError(503, 'Briefly unavailable', 'JobSwipe could not check this request right now. Wait a minute, then try again.');
-  }
+  const seconds = await spendPoint(rateLimiter, key);
+  if (seconds === undefined) return;
+  throw new HttpError(429, `Too many ${what}`, `There were too many ${what} from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
+    'Retry-After': String(seconds),
+  });
 }
 
 /**

@@ -378,6 +378,21 @@ describe.each(['postgres+redis', 'embedded'] as const)('forgot password, reset, 
     expect((await db().selectFrom('users').select('email').where('id', '=', user.id).executeTakeFirstOrThrow()).email).toBe(user.email);
   });
 
+  it('limits email change requests to 5 an hour per user (each one mails an address the user chose)', async () => {
+    const user = await newUser();
+    const { browser } = await signedIn(user);
+    const csrf = hiddenField((await browser.request(`${idp.issuer}/account/email`)).body, '_csrf');
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 6; attempt += 1) {
+      const form = { _csrf: csrf, email: `spam${attempt}.${users}.${setup}@example.com`, current_password: user.password };
+      statuses.push((await browser.request(`${idp.issuer}/account/email`, { form })).status);
+    }
+    expect(statuses).toEqual([303, 303, 303, 303, 303, 429]);
+    await mail.waitFor(`spam4.${users}.${setup}@example.com`);
+    expect(mail.count(`spam5.${users}.${setup}@example.com`)).toBe(0);
+    expect((await eventsOf(user.id, 'account.email_change_requested')).at(-1)).toBe('account.email_change_requested:failure');
+  });
+
   it('mails a notice when the password is changed on /account', async () => {
     const user = await newUser();
     const { browser } = await signedIn(user);
