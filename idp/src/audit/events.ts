@@ -6,7 +6,7 @@ export const AUDIT_EVENT_TYPES = {
   'login.success': 'a user signed in with the right password',
   'login.failure': 'a sign-in was refused: unknown account, wrong password or disabled account',
   'login.rate_limited': 'a sign-in attempt was refused by the per-IP or per-account limit',
-  'client_auth.failure': 'a client failed to authenticate at the token, introspection, revocation or PAR endpoint',
+  'client_auth.failure': 'a client failed to authenticate at the token, introspection, revocation, PAR or device authorization endpoint',
   'client_auth.rate_limited': 'a client request was refused by the per-IP, per-client or request-rate limit of those endpoints',
   'consent.granted': 'a user approved an app (or a first-party app was approved without asking)',
   'consent.denied': 'a user refused an app',

@@ -5,7 +5,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 
 /** Endpoints that authenticate clients, all with the client's one registered token_endpoint_auth_method. */
-export const CLIENT_AUTH_ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
+export const CLIENT_AUTH_ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request', '/device/auth']);
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 // The provider reads at most this much of a body; we read no more before it does.

@@ -57,7 +57,7 @@ const guarded = <T>(operation: () => Promise<T>) =>
 
 /**
  * Limits on the endpoints where clients authenticate (token, introspection, revocation, pushed
- * authorization requests): a request budget per client, and failed authentications counted per IP
+ * authorization requests, device authorization): a request budget per client, and failed authentications counted per IP
  * and per client. Store outages refuse requests: the limits fail closed.
  */
 export function createTokenLimits(store: LoginLimitStore, options: { requestsPerMinute: number }) {

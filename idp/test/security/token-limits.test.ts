@@ -177,6 +177,48 @@ describe.each(['embedded', 'postgres+redis'] as const)('client authentication li
   });
 });
 
+describe('device authorization requests share the limits (postgres+redis)', () => {
+  let idp: TestServer;
+
+  beforeAll(async () => {
+    idp = await startTestServer('postgres+redis', { TRUST_PROXY: 'loopback', TOKEN_RATE_LIMIT_PER_MINUTE: String(REQUESTS_PER_MINUTE) });
+  });
+  afterAll(async () => {
+    await idp?.stop();
+  });
+
+  const deviceAuth = (clientId: string, ip: string, secret?: string) =>
+    fetch(`${idp.issuer}/device/auth`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-forwarded-for': ip,
+        ...(secret ? { authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` } : {}),
+      },
+      body: new URLSearchParams({ ...(secret ? {} : { client_id: clientId }), scope: 'openid' }),
+    });
+
+  it(`a public device client gets ${REQUESTS_PER_MINUTE} device codes a minute, then 429 temporarily_unavailable; wrong secrets count as failed client authentication`, async () => {
+    const device = 'urn:ietf:params:oauth:grant-type:device_code';
+    await idp.registerClient({ client_id: 'tv', token_endpoint_auth_method: 'none', grant_types: [device], response_types: [], redirect_uris: [] });
+    for (let i = 1; i <= REQUESTS_PER_MINUTE; i += 1) {
+      const response = await deviceAuth('tv', `203.0.113.${i}`);
+      expect(response.status, `request ${i}`).toBe(200);
+      expect(await response.json()).toMatchObject({ device_code: expect.any(String), user_code: expect.any(String) });
+    }
+    const refused = await deviceAuth('tv', '203.0.113.100');
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    const confidential = (await idp.registerClient({ client_id: 'tv-confidential', grant_types: [device], response_types: [], redirect_uris: [] })) as unknown as Client;
+    const ip = '198.51.100.77';
+    for (let i = 1; i <= 5; i += 1) expect((await deviceAuth(confidential.client_id, ip, 'wrong secret')).status, `failure ${i}`).toBe(401);
+    expect((await deviceAuth(confidential.client_id, ip, confidential.client_secret)).status).toBe(429);
+    expect((await deviceAuth(confidential.client_id, '198.51.100.78', confidential.client_secret)).status).toBe(200);
+  });
+});
+
 describe('client authentication limits when their store fails (postgres)', () => {
   let idp: TestServer;
 
