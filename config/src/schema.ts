@@ -129,7 +129,7 @@ export const environmentSchema = z.object({
     .min(1)
     .max(1_000_000)
     .default(6000)
-    .describe('Requests one client may make per minute to the token, introspection, revocation and pushed authorization endpoints, counted by the client id the request names; further requests get 429. The default (100 a second) is far above what a client makes: each signed-in user refreshes about 4 times an hour.'),
+    .describe('Requests one client may make per minute to the token, introspection, revocation, pushed authorization and device authorization endpoints, counted by the client id the request names; further requests get 429. The default (100 a second) is far above what a client makes: each signed-in user refreshes about 4 times an hour.'),
   SMTP_URL: z
     .url({ protocol: /^smtps?$/ })
     .optional()
