@@ -24,6 +24,29 @@ export async function relyingParty(
   return { config, redirectUri: redirectUri ?? uris[0] ?? 'http://127.0.0.1/callback' };
 }
 
+/**
+ * The web app as the provider tests register it: a first-party confidential client with its callback
+ * on localhost:3000, and whatever `extra` metadata a test needs (a back-channel logout URI, say).
+ */
+export function webAppClient(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    client_id: 'web',
+    client_name: 'JobSwipe Web',
+    redirect_uris: ['http://localhost:3000/callback'],
+    post_logout_redirect_uris: ['http://localhost:3000/'],
+    first_party: true,
+    ...extra,
+  };
+}
+
+/** Registers a client at a test provider and builds its relying party from discovery. */
+export async function registeredRelyingParty(
+  idp: { issuer: string; registerClient(metadata: Record<string, unknown>): Promise<{ client_id: string }> },
+  metadata: Record<string, unknown>,
+): Promise<RelyingParty> {
+  return relyingParty(idp.issuer, await idp.registerClient(metadata));
+}
+
 export interface AuthorizationRequest {
   url: string;
   verifier: string;

@@ -5,7 +5,7 @@ import { verifyChain } from '../../src/audit/verify.ts';
 import { launchChromium } from '../../../test/support/chromium.ts';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
 import { AddressedBrowser, Browser, hiddenField } from '../../../test/support/browser.ts';
-import { authorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty, signIn } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, type RelyingParty, signIn, webAppClient } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 
@@ -18,16 +18,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('change password, downloa
   beforeAll(async () => {
     webLogout = await backchannelReceiver();
     idp = await startTestServer(setup, { TRUST_PROXY: 'loopback' });
-    web = await relyingParty(
-      idp.issuer,
-      await idp.registerClient({
-        client_id: 'web',
-        client_name: 'JobSwipe Web',
-        redirect_uris: ['http://localhost:3000/callback'],
-        backchannel_logout_uri: webLogout.url,
-        first_party: true,
-      }),
-    );
+    web = await registeredRelyingParty(idp, webAppClient({ backchannel_logout_uri: webLogout.url }));
   });
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { createAccountTokens } from '../../src/users/account-tokens.ts';
 import { AddressedBrowser, Browser, hiddenField } from '../../../test/support/browser.ts';
 import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
 import { runToExit } from '../../../test/support/processes.ts';
-import { authorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty, signIn } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, type RelyingParty, signIn, webAppClient } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { storeEnvironment } from '../../../test/support/stores.ts';
 import { linkIn, mailCatcher, type MailCatcher } from './mail-catcher.ts';
@@ -32,10 +32,7 @@ describe.each(['postgres+redis', 'embedded'] as const)('forgot password, reset, 
   beforeAll(async () => {
     mail = await mailCatcher();
     idp = await startTestServer(setup, { SMTP_URL: mail.url, TRUST_PROXY: 'loopback' });
-    web = await relyingParty(
-      idp.issuer,
-      await idp.registerClient({ client_id: 'web', client_name: 'JobSwipe Web', redirect_uris: ['http://localhost:3000/callback'], first_party: true }),
-    );
+    web = await registeredRelyingParty(idp, webAppClient());
     if (setup === 'postgres+redis') {
       chromium = launchChromium();
       chromium.catch(() => {});

@@ -752,6 +752,20 @@ function arbitraries(f: Fixture) {
 
 // ---------------------------------------------------------------------------------------------------------------------
 
+
+/** Our own pages that take a form POST at a fixed path (no path parameter). */
+const OUR_FORM_POSTS = [
+  '/account/sessions/sign-out-others',
+  '/account/password',
+  '/account/export',
+  '/account/delete',
+  '/account/email',
+  '/account/email/confirm',
+  '/forgot-password',
+  '/reset-password',
+  '/verify-email',
+  '/verify-email/resend',
+];
 describe('fuzzing every endpoint and form (postgres+redis)', () => {
   beforeAll(async () => {
     const idp = await startTestServer('postgres+redis', { TRUST_PROXY: 'loopback' });
@@ -831,16 +845,7 @@ describe('fuzzing every endpoint and form (postgres+redis)', () => {
         '/account/',
         '/account/sign-in',
         '/account/callback',
-        '/account/sessions/sign-out-others',
-        '/account/password',
-        '/account/export',
-        '/account/delete',
-        '/account/email',
-        '/account/email/confirm',
-        '/forgot-password',
-        '/reset-password',
-        '/verify-email',
-        '/verify-email/resend',
+        ...OUR_FORM_POSTS,
         '/invitation',
         '/auth',
         '/token',
@@ -1282,15 +1287,8 @@ describe('fuzzing every endpoint and form (postgres+redis)', () => {
         '/session/end/confirm',
         `/interaction/${fx.login.uid}/login`,
         `/interaction/${fx.login.uid}/consent`,
-        '/account/sessions/sign-out-others',
         `/account/apps/${fx.confidential.id}/revoke`,
-        '/account/password',
-        '/account/export',
-        '/account/delete',
-        '/account/email',
-        '/account/email/confirm',
-        '/forgot-password',
-        '/reset-password',
+        ...OUR_FORM_POSTS,
       ),
       method: fc.constantFrom('POST', 'POST', 'POST', 'PUT', 'DELETE'),
       contentType: fc.oneof({ weight: 3, arbitrary: fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'multipart/form-data; boundary=fuzz') }, { weight: 1, arbitrary: a.contentType }),

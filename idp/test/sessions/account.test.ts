@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
 import { Browser, hiddenField } from '../../../test/support/browser.ts';
-import { authorizationRequest, exchangeCode, oauthError, relyingParty, type RelyingParty, signIn } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, relyingParty, type RelyingParty, signIn, webAppClient } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
@@ -22,17 +22,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('sessions and apps on /ac
     idp = await startTestServer(setup);
     await idp.createUser({ ...alice, name: 'Alice Example' });
     await idp.createUser(bob);
-    web = await relyingParty(
-      idp.issuer,
-      await idp.registerClient({
-        client_id: 'web',
-        client_name: 'JobSwipe Web',
-        redirect_uris: ['http://localhost:3000/callback'],
-        post_logout_redirect_uris: ['http://localhost:3000/'],
-        backchannel_logout_uri: webLogout.url,
-        first_party: true,
-      }),
-    );
+    web = await registeredRelyingParty(idp, webAppClient({ backchannel_logout_uri: webLogout.url }));
     jobs = await relyingParty(
       idp.issuer,
       await idp.registerClient({

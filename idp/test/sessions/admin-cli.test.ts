@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
 import { Browser, hiddenField } from '../../../test/support/browser.ts';
 import { runToExit, type Finished } from '../../../test/support/processes.ts';
-import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, registeredRelyingParty, type RelyingParty, signIn, webAppClient } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { storeEnvironment } from '../../../test/support/stores.ts';
 
@@ -26,17 +26,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('idp sessions against a r
     logoutTokens = receiver.tokens;
     idp = await startTestServer(setup);
     await idp.createUser(alice);
-    web = await relyingParty(
-      idp.issuer,
-      await idp.registerClient({
-        client_id: 'web',
-        client_name: 'JobSwipe Web',
-        redirect_uris: ['http://localhost:3000/callback'],
-        post_logout_redirect_uris: ['http://localhost:3000/'],
-        backchannel_logout_uri: receiver.url,
-        first_party: true,
-      }),
-    );
+    web = await registeredRelyingParty(idp, webAppClient({ backchannel_logout_uri: receiver.url }));
     const redis = idp.server.config.redis;
     // The CLI reads the same store (and, on Postgres, the same Redis and key-encryption key) as the server.
     env = {
