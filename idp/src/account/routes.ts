@@ -8,6 +8,7 @@ import type { ClientIp } from '../http/client-ip.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { requestOrigin } from '../audit/provider-events.ts';
 import { HttpError } from '../http/errors.ts';
+import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
 import { accountSignInUrl } from '../provider/account-client.ts';
@@ -16,8 +17,7 @@ import type { SessionService } from '../sessions/service.ts';
 import { limiter, LoginLimited, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
-import type { User } from '../users/queries.ts';
-import type { UserQueries } from '../users/queries.ts';
+import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
 import type { PersonalData } from './personal-data.ts';
 import { emailChangedNotice, emailChangeMail, emailChangeTakenMail, passwordChangedNotice } from '../mail/templates.ts';
 import { sendInBackground, type Mailer } from '../mail/transport.ts';
@@ -90,6 +90,13 @@ async function signedIn(ctx: Context, deps: AccountDependencies): Promise<Signed
   return { user, session: { uid: session.uid, accountId, loginTs: session.loginTs, exp: session.exp } };
 }
 
+/** For the account pages a browser opens: the signed-in user, or a redirect to sign in first. */
+async function signedInOrSent(ctx: Context, deps: AccountDependencies): Promise<Signedin | undefined> {
+  const current = await signedIn(ctx, deps);
+  if (!current) ctx.redirect('/account/sign-in');
+  return current;
+}
+
 function notFound(): HttpError {
   return new HttpError(404, 'Not found', 'That session or app is not on your account any more. Go back to your account page.');
 }
@@ -131,21 +138,15 @@ async function reauthenticate(ctx: Context, deps: AccountDependencies, user: Use
   return { ok: true };
 }
 
-function htmlAnswer(ctx: Context, status: number, body: string) {
-  ctx.status = status;
-  ctx.type = 'html';
-  ctx.body = body;
-}
-
-/**
- * /account: the signed-in user's sessions and connected apps, with sign-out and revocation.
- * Every form carries a CSRF token; every change redirects back (post/redirect/get).
- */
 /** Drops this browser's provider session cookie (the session itself was ended by the caller). */
 function forgetSession(ctx: Context, deps: AccountDependencies): void {
   ctx.cookies.set(deps.provider().cookieName('session'), null, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/' });
 }
 
+/**
+ * /account: the signed-in user's sessions and connected apps, with sign-out and revocation, and the
+ * account's own settings. Every form carries a CSRF token; every change redirects back (post/redirect/get).
+ */
 export function accountRoutes(deps: AccountDependencies): Router {
   const router = new Router({ prefix: '/account' });
 
@@ -155,11 +156,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
   });
 
   router.get('/', async (ctx) => {
-    const current = await signedIn(ctx, deps);
-    if (!current) {
-      ctx.redirect('/account/sign-in');
-      return;
-    }
+    const current = await signedInOrSent(ctx, deps);
+    if (!current) return;
     const { user, session } = current;
     // The page view is a use of this session: refresh what the list shows about it.
     await deps.registry.record({
@@ -269,11 +267,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
   });
 
   router.get('/password', async (ctx) => {
-    if (!(await signedIn(ctx, deps))) {
-      ctx.redirect('/account/sign-in');
-      return;
-    }
-    htmlAnswer(ctx, 200, changePasswordPage({ csrf: issueCsrfToken(ctx) }));
+    if (!(await signedInOrSent(ctx, deps))) return;
+    answerPage(ctx, 200, changePasswordPage({ csrf: issueCsrfToken(ctx) }));
   });
 
   router.post('/password', async (ctx) => {
@@ -281,7 +276,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     verifyCsrfToken(ctx, form._csrf);
     const { user, session } = await requireSignedIn(ctx, deps);
     const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.password_changed', userId: user.id, sessionId: session.uid } as const;
-    const again = (status: number, error: string) => htmlAnswer(ctx, status, changePasswordPage({ csrf: issueCsrfToken(ctx), error }));
+    const again = (status: number, error: string) => answerPage(ctx, status, changePasswordPage({ csrf: issueCsrfToken(ctx), error }));
 
     const check = await reauthenticate(ctx, deps, user, form.current_password);
     if (!check.ok) {
@@ -314,12 +309,9 @@ export function accountRoutes(deps: AccountDependencies): Router {
   });
 
   router.get('/email', async (ctx) => {
-    const current = await signedIn(ctx, deps);
-    if (!current) {
-      ctx.redirect('/account/sign-in');
-      return;
-    }
-    htmlAnswer(ctx, 200, changeEmailPage({ csrf: issueCsrfToken(ctx), current: current.user.email }));
+    const current = await signedInOrSent(ctx, deps);
+    if (!current) return;
+    answerPage(ctx, 200, changeEmailPage({ csrf: issueCsrfToken(ctx), current: current.user.email }));
   });
 
   /**
@@ -333,7 +325,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     const { user, session } = await requireSignedIn(ctx, deps);
     const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.email_change_requested', userId: user.id, sessionId: session.uid } as const;
     const again = (status: number, error: string) =>
-      htmlAnswer(ctx, status, changeEmailPage({ csrf: issueCsrfToken(ctx), current: user.email, email: form.email, error }));
+      answerPage(ctx, status, changeEmailPage({ csrf: issueCsrfToken(ctx), current: user.email, email: form.email, error }));
 
     const email = emailSchema.safeParse(form.email);
     if (!email.success) return again(400, 'Enter a valid email address. Nothing was changed.');
@@ -369,8 +361,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.get('/email/confirm', async (ctx) => {
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
     const rejected = await deps.tokens.check(token, 'change_email');
-    if (rejected) return htmlAnswer(ctx, 400, emailChangeRejectedPage(rejected));
-    htmlAnswer(ctx, 200, confirmEmailChangePage({ csrf: issueCsrfToken(ctx), token }));
+    if (rejected) return answerPage(ctx, 400, emailChangeRejectedPage(rejected));
+    answerPage(ctx, 200, confirmEmailChangePage({ csrf: issueCsrfToken(ctx), token }));
   });
 
   router.post('/email/confirm', async (ctx) => {
@@ -385,19 +377,18 @@ export function accountRoutes(deps: AccountDependencies): Router {
         userId: userId ?? (await deps.tokens.userOf(form.token)),
         details: { reason },
       });
-      htmlAnswer(ctx, reason === 'taken' ? 409 : 400, emailChangeRejectedPage(reason));
+      answerPage(ctx, reason === 'taken' ? 409 : 400, emailChangeRejectedPage(reason));
     };
     const spent = await deps.tokens.redeem(form.token, 'change_email');
     if ('rejected' in spent) return refuse(spent.rejected);
     const user = spent.userId ? await deps.users.findById(spent.userId) : undefined;
     if (!user || user.disabled_at || !spent.email) return refuse('unknown', user?.id);
     const newAddress = spent.email;
-    if (await deps.users.findByEmail(newAddress)) return refuse('taken', user.id);
     try {
       await deps.users.update(user.id, { email: newAddress, emailVerified: true });
     } catch (error) {
-      // Someone signed up with the address since the check (the unique index on lower(email)).
-      if ((error as { code?: string }).code === '23505') return refuse('taken', user.id);
+      // Someone took the address since the link was mailed: the unique index on lower(email) refuses it.
+      if (isAddressTaken(error)) return refuse('taken', user.id);
       throw error;
     }
     // Links mailed to the old address (verification, reset) must not act on the new one.
@@ -405,7 +396,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     sendInBackground(deps.mailer, emailChangedNotice(user.email, user.name, newAddress, deps.issuer), deps.log, 'email changed notice');
     deps.log.info({ event: 'account.email_changed', userId: user.id }, 'email address changed');
     await deps.audit.record({ ...origin, type: 'account.email_changed', outcome: 'success', userId: user.id });
-    htmlAnswer(ctx, 200, emailChangedPage(newAddress));
+    answerPage(ctx, 200, emailChangedPage(newAddress));
   });
 
   router.post('/export', async (ctx) => {
@@ -429,12 +420,9 @@ export function accountRoutes(deps: AccountDependencies): Router {
   });
 
   router.get('/delete', async (ctx) => {
-    const current = await signedIn(ctx, deps);
-    if (!current) {
-      ctx.redirect('/account/sign-in');
-      return;
-    }
-    htmlAnswer(ctx, 200, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: current.user.email }));
+    const current = await signedInOrSent(ctx, deps);
+    if (!current) return;
+    answerPage(ctx, 200, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: current.user.email }));
   });
 
   router.post('/delete', async (ctx) => {
@@ -446,7 +434,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     const check = await reauthenticate(ctx, deps, user, form.current_password);
     if (!check.ok) {
       await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
-      htmlAnswer(ctx, check.status, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: user.email, error: check.message }));
+      answerPage(ctx, check.status, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: user.email, error: check.message }));
       return;
     }
     // Disabled first, so no sign-in slips in while sessions and grants are revoked; then everything
@@ -457,7 +445,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     deps.log.info({ event: 'account.deleted', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'account deleted');
     await deps.audit.record({ ...event, outcome: 'success', details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked, deleted: erased.deleted } });
     forgetSession(ctx, deps);
-    htmlAnswer(ctx, 200, accountDeletedPage());
+    answerPage(ctx, 200, accountDeletedPage());
   });
 
   return router;

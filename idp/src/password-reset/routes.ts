@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import type { Context } from 'koa';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
@@ -8,10 +7,11 @@ import { readForm } from '../http/body.ts';
 import type { ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { HttpError } from '../http/errors.ts';
+import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { passwordResetMail, passwordResetNotice } from '../mail/templates.ts';
 import { sendInBackground, type Mailer } from '../mail/transport.ts';
-import { accountKey, limiter, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
+import { accountKey, limiter, spendOrRefuse, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema } from '../users/accounts.ts';
@@ -73,13 +73,6 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
   const resetUrl = (token: string) => `${deps.issuer}/reset-password?token=${encodeURIComponent(token)}`;
   const forgotUrl = `${deps.issuer}/forgot-password`;
 
-  const html = (ctx: Context, status: number, body: string) => {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = body;
-  };
-
   /** Everything a request does that depends on the address: run after the answer is sent. */
   async function mailResetLink(email: string, origin: ReturnType<typeof requestOrigin>): Promise<void> {
     const user = await deps.users.findByEmail(email);
@@ -99,7 +92,7 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
   router.get('/forgot-password', (ctx) => {
     const uid = interactionUid.safeParse(ctx.query['interaction']);
     const interaction = uid.success ? uid.data : undefined;
-    html(ctx, 200, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction, loginUrl: loginUrlOf(interaction) }));
+    answerPage(ctx, 200, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction, loginUrl: loginUrlOf(interaction) }));
   });
 
   router.post('/forgot-password', async (ctx) => {
@@ -107,31 +100,32 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     verifyCsrfToken(ctx, form._csrf);
     const origin = requestOrigin(ctx, deps.clientIp);
     const loginUrl = loginUrlOf(form.interaction);
-    const seconds = await spendPoint(deps.limits.ip, origin.ip ?? 'unknown');
-    if (seconds !== undefined) {
-      await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
-      throw new HttpError(429, 'Too many requests', `There were too many password reset requests from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
-        'Retry-After': String(seconds),
-      });
+    try {
+      await spendOrRefuse(deps.limits.ip, origin.ip ?? 'unknown', 'password reset requests');
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 429) {
+        await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
+      }
+      throw error;
     }
     const email = emailSchema.safeParse(form.email);
     if (!email.success) {
       // About the text typed, never about an account: the same for every address of that shape.
-      html(ctx, 400, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction: form.interaction, loginUrl, email: form.email, error: 'Enter a valid email address.' }));
+      answerPage(ctx, 400, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction: form.interaction, loginUrl, email: form.email, error: 'Enter a valid email address.' }));
       return;
     }
     const requestId = ctx.state['requestId'] as string | undefined;
     setImmediate(() => {
       mailResetLink(email.data, origin).catch((error: unknown) => deps.log.error({ err: error, requestId }, 'password reset request failed'));
     });
-    html(ctx, 200, resetRequestedPage({ loginUrl }));
+    answerPage(ctx, 200, resetRequestedPage({ loginUrl }));
   });
 
   router.get('/reset-password', async (ctx) => {
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
     const rejected = await deps.tokens.check(token, 'reset_password');
-    if (rejected) return html(ctx, 400, resetRejectedPage(rejected));
-    html(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token }));
+    if (rejected) return answerPage(ctx, 400, resetRejectedPage(rejected));
+    answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token }));
   });
 
   router.post('/reset-password', async (ctx) => {
@@ -141,7 +135,7 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     const refuse = async (reason: 'unknown' | 'used' | 'expired') => {
       const userId = await deps.tokens.userOf(form.token);
       await deps.audit.record({ ...origin, type: 'password.reset_rejected', outcome: 'failure', userId, details: { reason } });
-      html(ctx, 400, resetRejectedPage(reason));
+      answerPage(ctx, 400, resetRejectedPage(reason));
     };
     // The link is checked first, and spent only once the new password is acceptable.
     const rejected = await deps.tokens.check(form.token, 'reset_password');
@@ -150,7 +144,7 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
       checkPasswordRules(form.password);
     } catch (error) {
       if (!(error instanceof PasswordRejected)) throw error;
-      return html(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, error: `Choose another password: ${error.message}.` }));
+      return answerPage(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, error: `Choose another password: ${error.message}.` }));
     }
     const passwordHash = await deps.hasher.hash(form.password);
     const spent = await deps.tokens.redeem(form.token, 'reset_password');
@@ -173,7 +167,7 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
       userId: user.id,
       details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked, other_links: otherLinks },
     });
-    html(ctx, 200, passwordResetDonePage());
+    answerPage(ctx, 200, passwordResetDonePage());
   });
 
   return router;

@@ -90,6 +90,18 @@ export async function spendPoint(rateLimiter: RateLimiterAbstract, key: string):
 }
 
 /**
+ * Counts one request against key; over the limit it throws a 429 page error with Retry-After that
+ * says there were too many `what` (e.g. "sign-ups") from the user's network. Fails closed like spendPoint.
+ */
+export async function spendOrRefuse(rateLimiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+  const seconds = await spendPoint(rateLimiter, key);
+  if (seconds === undefined) return;
+  throw new HttpError(429, `Too many ${what}`, `There were too many ${what} from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
+    'Retry-After': String(seconds),
+  });
+}
+
+/**
  * Runs an operation on limit counters so that the limits fail closed: a refusal (isRefusal) passes
  * through, and anything else (the store is unavailable) becomes the error unavailable() makes.
  */

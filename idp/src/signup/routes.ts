@@ -9,14 +9,15 @@ import { readForm } from '../http/body.ts';
 import type { ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { badRequest, HttpError } from '../http/errors.ts';
+import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
 import { sendInBackground, type Mail, type Mailer } from '../mail/transport.ts';
-import { limiter, spendPoint, type LoginLimitStore } from '../security/login-limits.ts';
+import { limiter, spendOrRefuse, type LoginLimitStore } from '../security/login-limits.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
-import type { UserQueries } from '../users/queries.ts';
+import { isAddressTaken, type UserQueries } from '../users/queries.ts';
 import { checkEmailPage, emailVerifiedPage, invitationPage, resendAnswerPage, signupPage, verificationRejectedPage, verifyEmailPage } from './views.ts';
 
 /** Sign-ups per IP, and verification mails asked for again per IP. */
@@ -61,15 +62,6 @@ const verifyForm = z.object({ _csrf: z.string().max(200), token: z.string().max(
 
 const notFound = () => new HttpError(404, 'Page not found', 'Creating an account here is not available. Ask JobSwipe support for an account.');
 
-/** Counts one attempt; over the limit it answers 429 with Retry-After. A store outage fails closed (503). */
-async function consume(rateLimiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
-  const seconds = await spendPoint(rateLimiter, key);
-  if (seconds === undefined) return;
-  throw new HttpError(429, `Too many ${what}`, `There were too many ${what} from your network. Try again in ${Math.ceil(seconds / 60)} minutes.`, {
-    'Retry-After': String(seconds),
-  });
-}
-
 /**
  * Sign-up inside an authorization request's interaction (`/interaction/:uid/signup`) and the email
  * verification links. The sign-up answer is the same page for a new and an already registered
@@ -104,20 +96,13 @@ export function signupRoutes(deps: SignupDependencies): Router {
     return { provider, details, clientName: client?.clientName ?? client?.clientId ?? 'this app', clientId: String(details.params['client_id'] ?? '') };
   }
 
-  const html = (ctx: Context, status: number, body: string) => {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = body;
-  };
-
   router.get('/interaction/:uid/signup', async (ctx) => {
     if (deps.mode === 'closed') throw notFound();
     const { details, clientName } = await loginDetails(ctx);
     if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
     const invited = deps.mode === 'invite' ? await invitation(ctx) : undefined;
     if (deps.mode === 'invite' && !invited) throw invitationRequired();
-    html(ctx, 200, signupPage({
+    answerPage(ctx, 200, signupPage({
       action: `/interaction/${details.uid}/signup`,
       loginUrl: `/interaction/${details.uid}`,
       csrf: issueCsrfToken(ctx),
@@ -137,7 +122,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
     if (deps.mode === 'invite' && !invited) throw invitationRequired();
 
     try {
-      await consume(deps.limits.signup, origin.ip ?? 'unknown', 'sign-ups');
+      await spendOrRefuse(deps.limits.signup, origin.ip ?? 'unknown', 'sign-ups');
     } catch (error) {
       if (error instanceof HttpError && error.status === 429) {
         await deps.audit.record({ ...origin, type: 'signup.rate_limited', outcome: 'failure', details: { limit: 'ip' } });
@@ -146,7 +131,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }
 
     const again = (error: string) =>
-      html(ctx, 400, signupPage({
+      answerPage(ctx, 400, signupPage({
         action: `/interaction/${details.uid}/signup`,
         loginUrl: `/interaction/${details.uid}`,
         csrf: issueCsrfToken(ctx),
@@ -192,7 +177,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
         await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: created.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
       }
     }
-    html(ctx, 200, checkEmailPage({
+    answerPage(ctx, 200, checkEmailPage({
       continueAction: `/interaction/${details.uid}/signup/continue`,
       resendAction: `/interaction/${details.uid}/signup/resend`,
       csrf: issueCsrfToken(ctx),
@@ -212,11 +197,11 @@ export function signupRoutes(deps: SignupDependencies): Router {
     const { details, clientId } = await loginDetails(ctx);
     const form = await readForm(ctx, csrfOnly);
     verifyCsrfToken(ctx, form._csrf);
-    await consume(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
+    await spendOrRefuse(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
     const accountId = details.result?.login?.accountId;
     const user = accountId ? await deps.users.findById(accountId) : undefined;
     if (user && !user.email_verified && !user.disabled_at) await sendVerification(ctx, user, clientId, 'resend');
-    html(ctx, 200, checkEmailPage({
+    answerPage(ctx, 200, checkEmailPage({
       continueAction: `/interaction/${details.uid}/signup/continue`,
       resendAction: `/interaction/${details.uid}/signup/resend`,
       csrf: issueCsrfToken(ctx),
@@ -227,8 +212,8 @@ export function signupRoutes(deps: SignupDependencies): Router {
   router.get('/verify-email', async (ctx) => {
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
     const rejected = await deps.tokens.check(token, 'verify_email');
-    if (rejected) return html(ctx, 400, verificationRejectedPage(rejected, resendLink(ctx)));
-    html(ctx, 200, verifyEmailPage({ action: '/verify-email', csrf: issueCsrfToken(ctx), token }));
+    if (rejected) return answerPage(ctx, 400, verificationRejectedPage(rejected, resendLink(ctx)));
+    answerPage(ctx, 200, verifyEmailPage({ action: '/verify-email', csrf: issueCsrfToken(ctx), token }));
   });
 
   router.post('/verify-email', async (ctx) => {
@@ -239,30 +224,30 @@ export function signupRoutes(deps: SignupDependencies): Router {
     if ('rejected' in spent || !spent.userId) {
       const reason = 'rejected' in spent ? spent.rejected : 'unknown';
       await deps.audit.record({ ...origin, type: 'email.verification_rejected', outcome: 'failure', details: { reason } });
-      return html(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
+      return answerPage(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
     }
     await deps.users.update(spent.userId, { emailVerified: true });
     await deps.audit.record({ ...origin, type: 'email.verified', outcome: 'success', userId: spent.userId });
-    html(ctx, 200, emailVerifiedPage());
+    answerPage(ctx, 200, emailVerifiedPage());
   });
 
   // A new link for the account signed in in this browser (the provider's session), if it is unverified.
   router.post('/verify-email/resend', async (ctx) => {
     const form = await readForm(ctx, csrfOnly);
     verifyCsrfToken(ctx, form._csrf);
-    await consume(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
+    await spendOrRefuse(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
     const session = await deps.provider().Session.get(ctx as never);
     const user = session.accountId ? await deps.users.findById(session.accountId) : undefined;
     const sent = Boolean(user && !user.email_verified && !user.disabled_at);
     if (user && sent) await sendVerification(ctx, user, undefined, 'resend');
-    html(ctx, 200, resendAnswerPage(sent));
+    answerPage(ctx, 200, resendAnswerPage(sent));
   });
 
   router.get('/invitation', async (ctx) => {
     if (deps.mode !== 'invite') throw notFound();
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
     const email = await deps.tokens.invitationFor(token);
-    if (!email) return html(ctx, 400, verificationRejectedPage('unknown', { kind: 'invitation' }));
+    if (!email) return answerPage(ctx, 400, verificationRejectedPage('unknown', { kind: 'invitation' }));
     ctx.cookies.set(INVITATION_COOKIE, token, {
       signed: true,
       httpOnly: true,
@@ -272,7 +257,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
       maxAge: 24 * 60 * 60 * 1000,
       overwrite: true,
     });
-    html(ctx, 200, invitationPage(email));
+    answerPage(ctx, 200, invitationPage(email));
   });
 
   return router;
@@ -295,7 +280,7 @@ async function insertUnlessTaken(users: UserQueries, user: { email: string; name
     return await users.insert({ ...user, emailVerified: false });
   } catch (error) {
     // Two sign-ups for one address at once: the second is an existing address.
-    if ((error as { code?: string }).code === '23505') return undefined;
+    if (isAddressTaken(error)) return undefined;
     throw error;
   }
 }

@@ -6,6 +6,11 @@ export type User = Selectable<UsersTable>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Whether a write failed on the unique index of lower(email): the address belongs to another user. */
+export function isAddressTaken(error: unknown): boolean {
+  return (error as { code?: string }).code === '23505';
+}
+
 export interface NewUser {
   email: string;
   name: string;
