@@ -8,7 +8,6 @@ import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { deviceCodeRoutes } from './interactions/device.ts';
-import type { DeviceCodeLimits } from './security/device-code-limits.ts';
 import type { Logger } from './logger.ts';
 import { homePage } from './pages/views.ts';
 import { STYLESHEET } from './pages/stylesheet.ts';
@@ -17,17 +16,16 @@ import type { UserQueries } from './users/queries.ts';
 import type { SessionRegistry } from './sessions/registry.ts';
 import type { ClientIp } from './http/client-ip.ts';
 import type { AuditLog } from './audit/log.ts';
-import type { LoginLimits } from './security/login-limits.ts';
+import type { Counter, DeviceCodeLimits, LoginLimits, ClientAuthLimits } from './security/limits.ts';
 import type { SessionService } from './sessions/service.ts';
 import type { PersonalData } from './account/personal-data.ts';
 import { corsAllowList } from './http/cors.ts';
 import { invitationCheck, signupRoutes, type SignupOptions } from './signup/routes.ts';
 import { passwordResetRoutes, type ResetLimits } from './password-reset/routes.ts';
 import type { Mailer } from './mail/transport.ts';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AccountTokens } from './users/account-tokens.ts';
 import { believeForwardedHeaders } from './http/forwarded-headers.ts';
-import { providerOutcomes, tokenEndpointLimits, type TokenLimits } from './security/token-limits.ts';
+import { providerOutcomes, tokenEndpointLimits } from './security/token-limits.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -52,7 +50,7 @@ export interface AppDependencies {
   personalData: PersonalData;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
-  tokenLimits: TokenLimits;
+  tokenLimits: ClientAuthLimits;
   /** Whether an Origin is the origin of a registered redirect URI (CORS is answered only for those). */
   isRegisteredOrigin: (origin: string) => Promise<boolean>;
   /** Running with NODE_ENV=production: turns on HSTS. */
@@ -65,7 +63,7 @@ export interface AppDependencies {
   /** Forgot-password requests per IP and per address. */
   resetLimits: ResetLimits;
   /** Email change requests per user on /account. */
-  emailChangeLimit: RateLimiterAbstract;
+  emailChangeLimit: Counter<'email-change-user'>;
 }
 
 export function createApp(deps: AppDependencies): Koa {

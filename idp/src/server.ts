@@ -23,11 +23,9 @@ import { createSessionService } from './sessions/service.ts';
 import { createPersonalData } from './account/personal-data.ts';
 import { trackSessions } from './sessions/tracking.ts';
 import { clientIpResolver } from './http/client-ip.ts';
-import { createLoginLimits } from './security/login-limits.ts';
-import { createDeviceCodeLimits } from './security/device-code-limits.ts';
-import { createTokenLimits } from './security/token-limits.ts';
+import { createLimits } from './security/limits.ts';
 import { registeredRedirectOrigins } from './clients/origins.ts';
-import { RateLimiterKysely } from './security/rate-limit-store.ts';
+import { DatabaseCounters } from './security/database-counters.ts';
 import { revokeGrant } from './provider/revoke-grant.ts';
 import { connectRedis, redisReady } from './redis.ts';
 import { acceptedScopes } from './provider/scopes.ts';
@@ -40,9 +38,6 @@ import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries } from './users/queries.ts';
 import { createAccountTokens } from './users/account-tokens.ts';
 import { createMailer } from './mail/transport.ts';
-import { createSignupLimits } from './signup/routes.ts';
-import { createResetLimits } from './password-reset/routes.ts';
-import { createEmailChangeLimit } from './account/routes.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -131,10 +126,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const registry = createSessionRegistry(db);
     const clientIp = clientIpResolver(config.trustProxy);
     // Every limit counts in Redis when there is one (shared by every process), else in the database.
-    const limitStore = { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined };
-    const loginLimits = createLoginLimits(limitStore);
-    const deviceCodeLimits = createDeviceCodeLimits(limitStore);
-    const tokenLimits = createTokenLimits(limitStore, { requestsPerMinute: config.tokenRateLimitPerMinute });
+    const limits = createLimits(
+      { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
+      { tokenRequestsPerMinute: config.tokenRateLimitPerMinute },
+    );
     let signing: Awaited<ReturnType<typeof keystore.signingKeys>>;
     // Logout tokens are signed with whichever key signs now (`signing` is kept current below).
     const signLogoutToken = createLogoutTokenSigner(config.issuer, async () => currentKeyOf(signing.jwks));
@@ -228,20 +223,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       hasher,
       registry,
       sessions: sessionService,
-      loginLimits,
-      deviceCodeLimits,
+      loginLimits: limits.login,
+      deviceCodeLimits: limits.deviceCodes,
       clientIp,
       trustProxy: config.trustProxy,
-      tokenLimits,
+      tokenLimits: limits.clientAuth,
       isRegisteredOrigin: registeredRedirectOrigins(db),
       audit,
       personalData: createPersonalData(db),
-      signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: createSignupLimits(limitStore) },
+      signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
       // Links are credentials: logged only in development, when mails go to files.
       mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
       accountTokens: createAccountTokens(db),
-      resetLimits: createResetLimits(limitStore),
-      emailChangeLimit: createEmailChangeLimit(limitStore),
+      resetLimits: { ip: limits.resetRequests, address: limits.resetMails },
+      emailChangeLimit: limits.emailChanges,
     });
 
     if (database.kind === 'embedded') {
@@ -280,7 +275,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     cleanups.unshift(() => closeGracefully(servers, config.shutdownGraceSeconds * 1000));
 
     const sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db), registry.sweep(), redis ? 0 : RateLimiterKysely.sweep(db), createAccountTokens(db).sweep()])
+      Promise.all([sweepExpired(db), registry.sweep(), redis ? 0 : DatabaseCounters.sweep(db), createAccountTokens(db).sweep()])
         .then(
           ([removed, sessions, limits, accountTokens]) =>
             removed + sessions + limits + accountTokens > 0 && log.info({ removed, sessions, limits, accountTokens }, 'expired rows swept'),

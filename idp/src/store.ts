@@ -4,7 +4,7 @@ import type { KeystoreTables } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
 import type { AuditTables } from './audit/tables.ts';
 import type { SessionTables } from './sessions/tables.ts';
-import type { RateLimitTables } from './security/rate-limit-store.ts';
+import type { RateLimitTables } from './security/database-counters.ts';
 import type { UserTables } from './users/tables.ts';
 import type { AccountTokenTables } from './users/account-tokens.ts';
 

@@ -14,8 +14,7 @@ import { errorPage } from '../pages/views.ts';
 import { accountSignInUrl } from '../provider/account-client.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { SessionService } from '../sessions/service.ts';
-import { limiter, LoginLimited, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
 import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
 import type { PersonalData } from './personal-data.ts';
@@ -54,14 +53,7 @@ export interface AccountDependencies {
   /** The single-use links of an email change (and the reset links a change of password ends). */
   tokens: AccountTokens;
   /** Email change requests per user: each one mails an address the user chose. */
-  emailChangeLimit: RateLimiterAbstract;
-}
-
-/** Email change requests a user may make an hour (each mails an address of their choosing). */
-export const EMAIL_CHANGE_LIMIT = { points: 5, duration: 60 * 60 } as const;
-
-export function createEmailChangeLimit(store: LoginLimitStore): RateLimiterAbstract {
-  return limiter(store, 'email-change-user', EMAIL_CHANGE_LIMIT);
+  emailChangeLimit: Counter<'email-change-user'>;
 }
 
 const csrfForm = z.object({ _csrf: z.string().max(200) });
@@ -118,23 +110,22 @@ type Reauthentication = { ok: true } | { ok: false; status: number; message: str
 
 /**
  * Checks the signed-in user's password again (change password, delete account) under the sign-in
- * limits: refused before the password is looked at when the IP or the account is over them, and a
- * wrong password counts as a failed sign-in.
+ * limits: counted before the password is looked at (refused when the IP or the account is over
+ * them), and a wrong password counts as a failed sign-in.
  */
 async function reauthenticate(ctx: Context, deps: AccountDependencies, user: User, password: string): Promise<Reauthentication> {
-  const ip = deps.clientIp(ctx.req);
+  let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
   try {
-    await deps.loginLimits.check(ip, user.email);
+    attempt = await deps.loginLimits.reserve(deps.clientIp(ctx.req), user.email);
   } catch (error) {
-    if (!(error instanceof LoginLimited)) throw error;
+    if (!(error instanceof RateLimited)) throw error;
     ctx.set(error.headers);
     return { ok: false, status: 429, message: error.message, reason: 'rate_limited' };
   }
   if (!(await deps.hasher.verify(password, user.password_hash))) {
-    await deps.loginLimits.failed(ip, user.email);
     return { ok: false, status: 401, message: WRONG_PASSWORD, reason: 'wrong_password' };
   }
-  await deps.loginLimits.succeeded(ip);
+  await attempt.passed();
   return { ok: true };
 }
 
@@ -335,11 +326,13 @@ export function accountRoutes(deps: AccountDependencies): Router {
       await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
       return again(check.status, check.message);
     }
-    const seconds = await spendPoint(deps.emailChangeLimit, user.id);
-    if (seconds !== undefined) {
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'rate_limited', limit: 'user' } });
-      ctx.set('Retry-After', String(seconds));
-      return again(429, `You asked to change your address too often. Try again in ${Math.ceil(seconds / 60)} minutes. Nothing was changed.`);
+    try {
+      await deps.emailChangeLimit.spend({ userId: user.id });
+    } catch (error) {
+      if (!(error instanceof RateLimited)) throw error;
+      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'rate_limited', limit: error.reported } });
+      ctx.set(error.headers);
+      return again(429, error.message);
     }
     const owner = await deps.users.findByEmail(email.data);
     if (owner) {

@@ -10,7 +10,7 @@ import type { ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import type { Logger } from '../logger.ts';
 import { deviceCodePage } from '../pages/device.ts';
-import { DeviceCodeLimited, type DeviceCodeLimits } from '../security/device-code-limits.ts';
+import { RateLimited, type DeviceCodeLimits } from '../security/limits.ts';
 
 /**
  * The user-code page of the device authorization grant (RFC 8628 §3.3), in front of the provider's
@@ -108,10 +108,12 @@ async function checkCodeForm(ctx: Context, next: () => Promise<unknown>, deps: D
     ctx.body = deviceCodePage({ action: DEVICE_PATH, xsrf: form.xsrf, csrf: issueCsrfToken(ctx), userCode: form.user_code, error });
   };
 
+  // A point before the code is looked up: parallel guesses get no more lookups than the limit.
+  let attempt: Awaited<ReturnType<DeviceCodeLimits['reserve']>>;
   try {
-    await deps.limits.check(ip);
+    attempt = await deps.limits.reserve(ip);
   } catch (error) {
-    if (!(error instanceof DeviceCodeLimited)) throw error;
+    if (!(error instanceof RateLimited)) throw error;
     deps.log.warn({ event: 'device.rate_limited', requestId: ctx.state['requestId'], retryAfter: error.retryAfterSeconds });
     await deps.audit.record({ ...origin, type: 'device.rate_limited', outcome: 'failure', details: { retry_after: error.retryAfterSeconds } });
     again(429, error.message, error.headers);
@@ -121,9 +123,9 @@ async function checkCodeForm(ctx: Context, next: () => Promise<unknown>, deps: D
   const normalized = normalizeUserCode(form.user_code);
   const code = normalized ? await deps.provider().DeviceCode.findByUserCode(normalized, { ignoreExpiration: true }) : undefined;
   const refused = !code ? 'unknown' : code.isExpired ? 'expired' : code.error || code.accountId || code.inFlight ? 'used' : undefined;
+  // Only guesses count against the limit: an expired or used code was a real one.
+  if (refused !== 'unknown') await attempt.realCode();
   if (refused) {
-    // Only guesses count against the limit: an expired or used code was a real one.
-    if (refused === 'unknown') await deps.limits.failed(ip);
     await deps.audit.record({ ...origin, type: 'device.code_rejected', outcome: 'failure', clientId: code?.clientId, details: { reason: refused } });
     again(400, refused === 'unknown' ? WRONG_CODE : refused === 'expired' ? EXPIRED_CODE : USED_CODE);
     return;

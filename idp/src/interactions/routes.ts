@@ -9,7 +9,7 @@ import type { ClientIp } from '../http/client-ip.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { requestOrigin } from '../audit/provider-events.ts';
 import type { Logger } from '../logger.ts';
-import { LoginLimited, type LoginLimits } from '../security/login-limits.ts';
+import { RateLimited, type LoginLimits } from '../security/limits.ts';
 import { consentPage, loginPage, type ScopeDescription } from '../pages/views.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { UserQueries } from '../users/queries.ts';
@@ -131,20 +131,22 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         signupUrl: await signupUrl(ctx, details.uid),
       });
     };
+    let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
     try {
-      // Before the password is looked at: a blocked attempt learns nothing about it.
-      await deps.loginLimits.check(ip, form.email);
+      // The attempt is counted before the password is looked at: a blocked one learns nothing about
+      // it, and parallel attempts evaluate no more passwords than the limit allows.
+      attempt = await deps.loginLimits.reserve(ip, form.email);
     } catch (error) {
-      if (!(error instanceof LoginLimited)) throw error;
-      deps.log.warn({ event: 'login.rate_limited', requestId: ctx.state['requestId'], limit: error.limit, retryAfter: error.retryAfterSeconds });
+      if (!(error instanceof RateLimited)) throw error;
+      deps.log.warn({ event: 'login.rate_limited', requestId: ctx.state['requestId'], limit: error.reported, retryAfter: error.retryAfterSeconds });
       // The account limit names an account: the row records whose (by id; the email is not stored).
-      const target = error.limit === 'account' ? await deps.users.findByEmail(form.email) : undefined;
+      const target = error.limit === 'login-account' ? await deps.users.findByEmail(form.email) : undefined;
       await deps.audit.record({
         ...interactionOrigin(ctx, details, deps.clientIp),
         type: 'login.rate_limited',
         outcome: 'failure',
         userId: target?.id,
-        details: { limit: error.limit, retry_after: error.retryAfterSeconds },
+        details: { limit: error.reported, retry_after: error.retryAfterSeconds },
       });
       ctx.set(error.headers);
       await again(429, error.message);
@@ -162,10 +164,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         userId: user?.id,
         details: { reason: !user ? 'unknown_account' : !valid ? 'wrong_password' : 'disabled' },
       });
-      await deps.loginLimits.failed(ip, form.email);
       await again(401, user?.disabled_at && valid ? 'This account has been disabled. Contact JobSwipe support.' : LOGIN_FAILED);
       return;
     }
+    // The password was right: the attempt does not count (the address's earlier failures do).
+    await attempt.passed();
     if (!deps.signup.unverifiedSignIn && !user.email_verified) {
       // Only someone who knows the password learns that the account exists.
       await deps.audit.record({
@@ -178,7 +181,6 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       await again(403, 'Verify your email address first: open the link we sent you, then sign in again.');
       return;
     }
-    await deps.loginLimits.succeeded(ip);
     if (user.password_hash && deps.hasher.needsRehash(user.password_hash)) {
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
     }

@@ -1,17 +1,15 @@
 import Router from '@koa/router';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
 import { requestOrigin } from '../audit/provider-events.ts';
 import { readForm } from '../http/body.ts';
 import type { ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
-import { HttpError } from '../http/errors.ts';
 import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { passwordResetMail, passwordResetNotice } from '../mail/templates.ts';
 import { sendInBackground, type Mailer } from '../mail/transport.ts';
-import { accountKey, limiter, spendOrRefuse, spendPoint, type LoginLimits, type LoginLimitStore } from '../security/login-limits.ts';
+import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema } from '../users/accounts.ts';
@@ -23,18 +21,9 @@ import { forgotPasswordPage, passwordResetDonePage, resetPasswordPage, resetReje
  * Reset requests per IP (over it: 429), and per address (over it: the same answer, but no mail, so
  * nobody can fill a mailbox with reset links).
  */
-export const RESET_LIMITS = {
-  ip: { points: 10, duration: 60 * 60 },
-  address: { points: 3, duration: 60 * 60 },
-} as const;
-
 export interface ResetLimits {
-  ip: RateLimiterAbstract;
-  address: RateLimiterAbstract;
-}
-
-export function createResetLimits(store: LoginLimitStore): ResetLimits {
-  return { ip: limiter(store, 'reset-ip', RESET_LIMITS.ip), address: limiter(store, 'reset-address', RESET_LIMITS.address) };
+  ip: Counter<'reset-ip'>;
+  address: Counter<'reset-address'>;
 }
 
 export interface PasswordResetDependencies {
@@ -76,7 +65,10 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
   /** Everything a request does that depends on the address: run after the answer is sent. */
   async function mailResetLink(email: string, origin: ReturnType<typeof requestOrigin>): Promise<void> {
     const user = await deps.users.findByEmail(email);
-    if ((await spendPoint(deps.limits.address, accountKey(email))) !== undefined) {
+    try {
+      await deps.limits.address.spend({ email });
+    } catch (error) {
+      if (!(error instanceof RateLimited)) throw error;
       await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', userId: user?.id, details: { limit: 'address' } });
       return;
     }
@@ -101,9 +93,9 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     const origin = requestOrigin(ctx, deps.clientIp);
     const loginUrl = loginUrlOf(form.interaction);
     try {
-      await spendOrRefuse(deps.limits.ip, origin.ip ?? 'unknown', 'password reset requests');
+      await deps.limits.ip.spend({ ip: origin.ip ?? 'unknown' });
     } catch (error) {
-      if (error instanceof HttpError && error.status === 429) {
+      if (error instanceof RateLimited) {
         await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
       }
       throw error;

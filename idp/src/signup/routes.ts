@@ -1,7 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
 import { requestOrigin } from '../audit/provider-events.ts';
@@ -13,18 +12,12 @@ import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
 import { sendInBackground, type Mail, type Mailer } from '../mail/transport.ts';
-import { limiter, spendOrRefuse, type LoginLimitStore } from '../security/login-limits.ts';
+import { RateLimited, type Counter } from '../security/limits.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
 import { isAddressTaken, type UserQueries } from '../users/queries.ts';
 import { checkEmailPage, emailVerifiedPage, invitationPage, resendAnswerPage, signupPage, verificationRejectedPage, verifyEmailPage } from './views.ts';
-
-/** Sign-ups per IP, and verification mails asked for again per IP. */
-export const SIGNUP_LIMITS = {
-  signup: { points: 10, duration: 60 * 60 },
-  resend: { points: 5, duration: 60 * 60 },
-} as const;
 
 /** The invitation an invitee opened, until they create their account (signed, HttpOnly). */
 export const INVITATION_COOKIE = 'jobswipe.invitation';
@@ -32,11 +25,8 @@ export const INVITATION_COOKIE = 'jobswipe.invitation';
 export interface SignupOptions {
   mode: 'open' | 'invite' | 'closed';
   unverifiedSignIn: boolean;
-  limits: { signup: RateLimiterAbstract; resend: RateLimiterAbstract };
-}
-
-export function createSignupLimits(store: LoginLimitStore): SignupOptions['limits'] {
-  return { signup: limiter(store, 'signup-ip', SIGNUP_LIMITS.signup), resend: limiter(store, 'verify-resend-ip', SIGNUP_LIMITS.resend) };
+  /** Sign-ups per IP, and verification mails asked for again per IP. */
+  limits: { signup: Counter<'signup-ip'>; resend: Counter<'verify-resend-ip'> };
 }
 
 interface SignupDependencies extends SignupOptions {
@@ -122,9 +112,9 @@ export function signupRoutes(deps: SignupDependencies): Router {
     if (deps.mode === 'invite' && !invited) throw invitationRequired();
 
     try {
-      await spendOrRefuse(deps.limits.signup, origin.ip ?? 'unknown', 'sign-ups');
+      await deps.limits.signup.spend({ ip: origin.ip ?? 'unknown' });
     } catch (error) {
-      if (error instanceof HttpError && error.status === 429) {
+      if (error instanceof RateLimited) {
         await deps.audit.record({ ...origin, type: 'signup.rate_limited', outcome: 'failure', details: { limit: 'ip' } });
       }
       throw error;
@@ -197,7 +187,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
     const { details, clientId } = await loginDetails(ctx);
     const form = await readForm(ctx, csrfOnly);
     verifyCsrfToken(ctx, form._csrf);
-    await spendOrRefuse(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
+    await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const accountId = details.result?.login?.accountId;
     const user = accountId ? await deps.users.findById(accountId) : undefined;
     if (user && !user.email_verified && !user.disabled_at) await sendVerification(ctx, user, clientId, 'resend');
@@ -235,7 +225,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
   router.post('/verify-email/resend', async (ctx) => {
     const form = await readForm(ctx, csrfOnly);
     verifyCsrfToken(ctx, form._csrf);
-    await spendOrRefuse(deps.limits.resend, deps.clientIp(ctx.req), 'requests for a new email');
+    await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const session = await deps.provider().Session.get(ctx as never);
     const user = session.accountId ? await deps.users.findById(session.accountId) : undefined;
     const sent = Boolean(user && !user.email_verified && !user.disabled_at);

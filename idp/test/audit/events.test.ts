@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../../../test/support/server.t
 import { STORE_KINDS } from '../../../test/support/stores.ts';
 import type { AuditRow } from '../../src/audit/log.ts';
 import { verifyChain } from '../../src/audit/verify.ts';
-import { LOGIN_LIMITS } from '../../src/security/login-limits.ts';
+import { LIMITS } from '../../src/security/limits.ts';
 
 const CALLBACK = 'https://partner.example/callback';
 const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
@@ -216,7 +216,7 @@ describe.each(STORE_KINDS)('audit events (%s)', (kind) => {
   it('records a sign-in refused by the rate limit, with the limit', async () => {
     const ip = nextIp();
     const added = await recorded(async () => {
-      for (let attempt = 0; attempt <= LOGIN_LIMITS.ip.points; attempt += 1) {
+      for (let attempt = 0; attempt <= LIMITS['login-ip'].points; attempt += 1) {
         const browser = new ProxiedBrowser(ip);
         const page = await browser.follow((await authorizationRequest(partner, 'openid')).url);
         await browser.request(new URL(/action="([^"]+)"/.exec(page.body)![1]!, idp.issuer).toString(), {
@@ -224,7 +224,7 @@ describe.each(STORE_KINDS)('audit events (%s)', (kind) => {
         });
       }
     });
-    expect(added.map((row) => row.event_type)).toEqual([...Array<string>(LOGIN_LIMITS.ip.points).fill('login.failure'), 'login.rate_limited']);
+    expect(added.map((row) => row.event_type)).toEqual([...Array<string>(LIMITS['login-ip'].points).fill('login.failure'), 'login.rate_limited']);
     expect(added.at(-1)).toMatchObject({ outcome: 'failure', ip, client_id: 'partner', user_agent: AGENT, details: expect.objectContaining({ limit: 'ip' }) });
   });
 

@@ -5,7 +5,7 @@ import { startTestServer, type TestServer } from '../../../test/support/server.t
 import type { AuditRow } from '../../src/audit/log.ts';
 import { USED_CODE, WRONG_CODE } from '../../src/interactions/device.ts';
 import { escapeHtml } from '../../src/pages/html.ts';
-import { DEVICE_CODE_LIMITS } from '../../src/security/device-code-limits.ts';
+import { LIMITS } from '../../src/security/limits.ts';
 
 /**
  * The device authorization grant (RFC 8628) at the provider: discovery, our user-code page (CSRF,
@@ -131,7 +131,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('device authorization gra
     const browser = nextBrowser();
     const { xsrf, csrf } = await codePage(browser);
     const before = (await auditRows('device.code_rejected')).length;
-    for (let attempt = 0; attempt < DEVICE_CODE_LIMITS.ip.points; attempt += 1) {
+    for (let attempt = 0; attempt < LIMITS['device-code-ip'].points; attempt += 1) {
       const wrong = await browser.request(`${idp.issuer}/device`, { form: { xsrf, _csrf: csrf, user_code: 'BBBB-BBBB' } });
       expect(wrong.status).toBe(400);
       expect(wrong.body).toContain(escapeHtml(WRONG_CODE));
@@ -140,7 +140,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('device authorization gra
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(limited.body).toContain('Too many wrong codes');
-    expect((await auditRows('device.code_rejected')).length - before).toBe(DEVICE_CODE_LIMITS.ip.points);
+    expect((await auditRows('device.code_rejected')).length - before).toBe(LIMITS['device-code-ip'].points);
     expect((await auditRows('device.rate_limited')).length).toBeGreaterThan(0);
 
     // Another address is not affected.

@@ -16,10 +16,11 @@ interface Row {
 }
 
 /**
- * rate-limiter-flexible's store contract over our own database (PGlite or Postgres, through kysely),
- * for deployments without Redis. The upsert is one atomic statement, like the package's Postgres store.
+ * Limit counters in our own database (PGlite or Postgres, through kysely), for deployments without
+ * Redis and while Redis is down: rate-limiter-flexible's store contract over the `rate_limits` table.
+ * The upsert is one atomic statement, like the package's Postgres store.
  */
-export class RateLimiterKysely extends RateLimiterStoreAbstract {
+export class DatabaseCounters extends RateLimiterStoreAbstract {
   readonly #db: Kysely<RateLimitTables>;
 
   constructor(options: Omit<IRateLimiterStoreOptions, 'storeClient'> & { db: Kysely<RateLimitTables> }) {
@@ -32,12 +33,14 @@ export class RateLimiterKysely extends RateLimiterStoreAbstract {
     const now = Date.now();
     const expire = msDuration > 0 ? now + msDuration : null;
     const restart = forceExpire ? sql<boolean>`true` : sql<boolean>`rate_limits.expire <= ${now}`;
+    // A point given back (negative) after its window ended must not start the next one in credit.
+    const fresh = Math.max(points, 0);
     const row = await this.#db
       .insertInto('rate_limits')
-      .values({ key, points, expire })
+      .values({ key, points: fresh, expire })
       .onConflict((conflict) =>
         conflict.column('key').doUpdateSet({
-          points: sql`CASE WHEN ${restart} THEN ${points} ELSE rate_limits.points + ${points} END`,
+          points: sql`CASE WHEN ${restart} THEN ${fresh} ELSE GREATEST(rate_limits.points + ${points}, 0) END`,
           expire: forceExpire ? expire : sql`CASE WHEN rate_limits.expire <= ${now} THEN ${expire}::bigint ELSE rate_limits.expire END`,
         }),
       )
