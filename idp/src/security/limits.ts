@@ -419,8 +419,8 @@ export function limitsTable(): string {
 
 const KEY_NAMES: Record<keyof typeof KEYS, string> = {
   ip: 'IP (IPv6 by /64)',
-  account: 'account (SHA-256 of the address)',
-  'client+ip': 'client id + IP',
+  account: 'email address (SHA-256)',
+  'client+ip': 'client id + IP (IPv6 by /64)',
   client: 'client id',
   user: 'user',
 };

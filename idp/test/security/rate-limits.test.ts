@@ -6,11 +6,14 @@ import { SERVER_SETUPS, startTestServer, type TestServer } from '../../../test/s
 const CALLBACK = 'http://localhost:3000/cb';
 const carol = { email: 'carol@example.com', password: 'a long and good passphrase' };
 const dave = { email: 'dave@example.com', password: 'another long passphrase' };
+/** Anyone can have an account of their own (SIGNUP=open). */
+const mallory = { email: 'mallory@example.com', password: 'my very own passphrase' };
 
 async function setUp(env: Record<string, string>, setup: (typeof SERVER_SETUPS)[number] = 'embedded') {
   const idp = await startTestServer(setup, env);
   await idp.createUser(carol);
   await idp.createUser(dave);
+  await idp.createUser(mallory);
   const rp = await relyingParty(idp.issuer, await idp.registerClient({ client_id: 'rp', redirect_uris: [CALLBACK], first_party: true }));
   return { idp, rp };
 }
@@ -59,11 +62,53 @@ describe.each(['embedded', 'postgres+redis'] as const)('sign-in limits (%s)', (s
     expect(elsewhere.status).toBe(303);
   });
 
-  it('a successful sign-in clears the IP count', async () => {
-    for (let i = 0; i < 4; i += 1) expect((await attempt(idp, rp, wrong(dave), '198.51.100.3')).status).toBe(401);
-    expect((await attempt(idp, rp, dave, '198.51.100.3')).status).toBe(303);
-    for (let i = 0; i < 5; i += 1) expect((await attempt(idp, rp, wrong(dave), '198.51.100.3')).status).toBe(401);
-    expect((await attempt(idp, rp, dave, '198.51.100.3')).status).toBe(429);
+  it('a sign-in of one\'s own does not clear the address\'s failures: rounds of four guesses and an own sign-in are refused at the 6th guess', async () => {
+    const ip = '198.51.100.3';
+    const statuses: number[] = [];
+    for (let round = 0; round < 3; round += 1) {
+      for (let i = 0; i < 4; i += 1) statuses.push((await attempt(idp, rp, wrong(dave), ip)).status);
+      statuses.push((await attempt(idp, rp, mallory, ip)).status);
+    }
+    const guesses = statuses.filter((_, i) => i % 5 !== 4);
+    expect(guesses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(guesses[5]).toBe(429);
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 303]);
+  });
+
+  it('evaluates at most 5 of 20 parallel wrong passwords from one address; the rest get 429', async () => {
+    const ip = '198.51.100.4';
+    const browsers = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const browser = new Browser();
+        const page = await browser.follow((await authorizationRequest(rp, 'openid')).url);
+        return { browser, page };
+      }),
+    );
+    const statuses = await Promise.all(
+      browsers.map(({ browser, page }) =>
+        browser
+          .request(formAction(page.body, idp.issuer), { form: { _csrf: hiddenField(page.body, '_csrf'), ...wrong({ email: 'parallel@example.com' }) }, headers: { 'x-forwarded-for': ip } })
+          .then((response) => response.status),
+      ),
+    );
+    const audited = await idp.server.database.db.selectFrom('audit_events').select(['event_type']).where('ip', '=', ip).execute();
+    const failures = audited.filter((row) => row.event_type === 'login.failure').length;
+    expect(failures).toBeLessThanOrEqual(5);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(failures);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(20 - failures);
+    expect(audited.filter((row) => row.event_type === 'login.rate_limited')).toHaveLength(20 - failures);
+  });
+
+  it('counts an IPv6 client by its /64, and an IPv4-mapped address as its IPv4 address', async () => {
+    // Guesses at accounts that do not exist, so that no account limit is reached here.
+    const guess = (i: number) => wrong({ email: `guess-${i}@example.com` });
+    for (let i = 1; i <= 5; i += 1) expect((await attempt(idp, rp, guess(i), `2001:db8:6:4::${i}`)).status, `attempt ${i}`).toBe(401);
+    expect((await attempt(idp, rp, guess(6), '2001:db8:6:4:ffff::1')).status).toBe(429);
+    expect((await attempt(idp, rp, carol, '2001:db8:6:5::1')).status).toBe(303);
+
+    for (let i = 1; i <= 3; i += 1) expect((await attempt(idp, rp, guess(i), '::ffff:198.51.100.66')).status, `attempt ${i}`).toBe(401);
+    for (let i = 4; i <= 5; i += 1) expect((await attempt(idp, rp, guess(i), '198.51.100.66')).status, `attempt ${i}`).toBe(401);
+    expect((await attempt(idp, rp, carol, '::ffff:198.51.100.66')).status).toBe(429);
   });
 });
 

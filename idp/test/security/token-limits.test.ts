@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
@@ -10,8 +11,7 @@ import { startTestServer, type TestServer } from '../../../test/support/server.t
 
 /**
  * Limits on the endpoints where clients authenticate (token, introspection, revocation): failed
- * client authentication counted per IP and per client like failed sign-ins, and a request budget per
- * client. A blocked request gets 429, Retry-After and an OAuth error before its credentials are read.
+ * client authentication counted per IP and per client id at an IP, and a request budget per client. A blocked request gets 429, Retry-After and an OAuth error before its credentials are read.
  */
 
 const REQUESTS_PER_MINUTE = 20;
@@ -51,6 +51,40 @@ async function call(idp: TestServer, client: Client, attempt: Attempt) {
   const response = await fetch(`${idp.issuer}${path}`, { method: 'POST', headers, body: params });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : text };
+}
+
+/**
+ * A token request from another source address: every 127.0.0.0/8 address is loopback on Linux, and
+ * the test server listens on 127.0.0.1. Without X-Forwarded-For the peer is the client's address.
+ */
+function callFrom(idp: TestServer, client: Client, localAddress: string, secret = client.client_secret): Promise<{ status: number; body: string }> {
+  const issuer = new URL(idp.issuer);
+  const body = new URLSearchParams(PARAMS['/token']).toString();
+  return new Promise((resolve, reject) => {
+    const sent = request(
+      {
+        host: '127.0.0.1',
+        port: issuer.port,
+        localAddress,
+        method: 'POST',
+        path: '/token',
+        headers: {
+          host: issuer.host,
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': Buffer.byteLength(body),
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('error', reject);
+      },
+    );
+    sent.on('error', reject);
+    sent.end(body);
+  });
 }
 
 async function expectLimited(response: Awaited<ReturnType<typeof call>>, description: RegExp, retryAfter: { above: number; atMost: number }) {
@@ -131,20 +165,48 @@ describe.each(['embedded', 'postgres+redis'] as const)('client authentication li
     await expectLimited(await call(idp, client, { ip }), /from this address/, { above: 14 * 60, atMost: 15 * 60 });
   });
 
-  it('counts a client across IPs: after 10 failures it is refused from anywhere for up to an hour, even with its secret; other clients are not', async () => {
-    const client = await machineClient(idp, 'per-client');
-    const other = await machineClient(idp, 'per-client-other');
-    for (let i = 1; i <= 10; i += 1) {
-      expect((await call(idp, client, { ip: `192.0.2.${i}`, secret: 'wrong secret' })).status, `failure ${i}`).toBe(401);
+  it('failures from other addresses never refuse a client with the right secret: six failures from each of three addresses, then the real client from a fourth gets its token', async () => {
+    const client = await machineClient(idp, 'locked-out');
+    const other = await machineClient(idp, 'locked-out-other');
+    for (const attacker of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i += 1) statuses.push((await callFrom(idp, client, attacker, 'wrong secret')).status);
+      expect(statuses, attacker).toEqual([401, 401, 401, 401, 401, 429]);
     }
-    for (const path of ['/token', '/token/revocation'] as const) {
-      await expectLimited(await call(idp, client, { ip: '192.0.2.200', path }), /too many failed client authentications for this client/, {
-        above: 59 * 60,
-        atMost: 60 * 60,
-      });
+    const real = await callFrom(idp, client, '127.0.0.5');
+    expect(real.status).toBe(200);
+    expect(JSON.parse(real.body)).toMatchObject({ token_type: 'Bearer', access_token: expect.any(String) });
+    // The attacking addresses stay refused, whichever client they name and whatever secret they send.
+    for (const attacker of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+      const refused = await callFrom(idp, client, attacker);
+      expect(refused.status, attacker).toBe(429);
+      expect(JSON.parse(refused.body)).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/from this address/) });
+      expect((await callFrom(idp, other, attacker)).status, attacker).toBe(429);
     }
-    // The lock is on the client, not on the address it came from.
-    expect((await call(idp, other, { ip: '192.0.2.200' })).status).toBe(200);
+    // Each failure is still audited, with the address it came from.
+    const failures = await idp.server.database.db
+      .selectFrom('audit_events')
+      .select(['ip'])
+      .where('client_id', '=', 'locked-out')
+      .where('event_type', '=', 'client_auth.failure')
+      .execute();
+    expect(failures.map((row) => row.ip).sort()).toEqual(['127.0.0.2', '127.0.0.3', '127.0.0.4'].flatMap((ip) => Array<string>(5).fill(ip)));
+  });
+
+  it('evaluates at most 5 of 20 parallel wrong client secrets from one address; the rest get 429', async () => {
+    const client = await machineClient(idp, 'parallel');
+    const ip = '198.51.100.5';
+    const responses = await Promise.all(Array.from({ length: 20 }, () => call(idp, client, { ip, secret: 'wrong secret' })));
+    const audited = await idp.server.database.db
+      .selectFrom('audit_events')
+      .select(['event_type'])
+      .where('client_id', '=', 'parallel')
+      .execute();
+    const failures = audited.filter((row) => row.event_type === 'client_auth.failure').length;
+    expect(failures).toBeLessThanOrEqual(5);
+    expect(responses.filter((response) => response.status === 401)).toHaveLength(failures);
+    expect(responses.filter((response) => response.status === 429)).toHaveLength(20 - failures);
+    expect(audited.filter((row) => row.event_type === 'client_auth.rate_limited')).toHaveLength(20 - failures);
   });
 
   it('a successful client authentication clears the IP count', async () => {
