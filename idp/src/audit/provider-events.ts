@@ -2,6 +2,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { AlreadyConsumedError } from '@jobswipe/adapters';
 import type { ClientIp } from '../http/client-ip.ts';
+import { requestScope } from '../http/request-scope.ts';
 import type { AuditEvent } from './events.ts';
 import type { AuditLog } from './log.ts';
 
@@ -17,18 +18,16 @@ export function requestOrigin(ctx: { req: import('node:http').IncomingMessage; g
  * before its response goes out, so an event is in the log by the time the client sees the result.
  */
 export function auditProviderEvents(provider: Provider, audit: AuditLog, clientIp: ClientIp): void {
-  const pending = new WeakMap<object, Array<Promise<void>>>();
   const write = (ctx: KoaContextWithOIDC, event: AuditEvent) => {
-    const writes = pending.get(ctx) ?? [];
-    writes.push(audit.record({ ...requestOrigin(ctx, clientIp), ...event }));
-    pending.set(ctx, writes);
+    const scope = requestScope(ctx.req);
+    (scope.auditWrites ??= []).push(audit.record({ ...requestOrigin(ctx, clientIp), ...event }));
   };
 
   provider.use(async (ctx, next) => {
     await next();
     // oidc-provider emits no event for a successful revocation: it is a 200 from that route.
     if (ctx.oidc?.route === 'revocation' && ctx.status === 200) revoked(ctx as KoaContextWithOIDC);
-    await Promise.all(pending.get(ctx) ?? []);
+    await Promise.all(requestScope(ctx.req).auditWrites ?? []);
   });
 
   function revoked(ctx: KoaContextWithOIDC) {

@@ -6,13 +6,13 @@ import type { Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
 import { describeProviderError } from '../provider/error-messages.ts';
 import { HttpError } from './errors.ts';
+import { requestScope } from './request-scope.ts';
 
-const requestIds = new WeakMap<IncomingMessage, string>();
 const INCOMING_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The id of a request, for code that only sees the raw Node request (the provider's own handlers). */
 export function requestIdOf(req: IncomingMessage): string | undefined {
-  return requestIds.get(req);
+  return requestScope(req).requestId;
 }
 
 /**
@@ -24,7 +24,7 @@ export function requestContext(log: Logger): Middleware {
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = INCOMING_ID.test(incoming) ? incoming : randomUUID();
-    requestIds.set(ctx.req, requestId);
+    requestScope(ctx.req).requestId = requestId;
     ctx.state['requestId'] = requestId;
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();

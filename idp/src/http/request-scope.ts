@@ -1,0 +1,56 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context } from 'koa';
+
+/** A provider route our controls guard, as oidc-provider's router resolves the request (provider/route-resolution.ts). */
+export interface ResolvedProviderRoute {
+  /** The provider's route name (`token`, `code_verification`, ...), as in `ctx.oidc.route`. */
+  name: string;
+  /** Its canonical path, whatever the spelling of the request: what the audit records. */
+  path: string;
+}
+
+/** Who a request to a client-authenticating endpoint claims to be, before anything is verified. */
+export interface ClaimedClient {
+  clientId: string | undefined;
+  /** The secret method the request used, when it sent a secret. */
+  secretMethod: 'client_secret_basic' | 'client_secret_post' | undefined;
+}
+
+/**
+ * What one request carries between our middlewares and the provider's handlers. The provider only
+ * sees the raw Node request, so the scope hangs on it; every field is set by one module, named here.
+ */
+export interface RequestScope {
+  /** http/request-context.ts: the request's id, for logs and error pages. */
+  requestId?: string;
+  /** provider/route-resolution.ts: the guarded provider route the path resolves to; null for none. */
+  providerRoute?: ResolvedProviderRoute | null;
+  /** http/client-auth-method.ts: the claimed client, read once, or why the body could not be read. */
+  claimedClient?: Promise<ClaimedClient | 'too large' | 'aborted'>;
+  /** http/client-auth-method.ts: the body the provider reads in place of the one we consumed. */
+  bodyForProvider?: Buffer;
+  /** security/token-limits.ts: counts the outcome of an admitted client authentication, once. */
+  settleClientAuth?: (ctx: Context) => Promise<void>;
+  /** interactions/device.ts: the user code of verification_uri_complete, shown in the form. */
+  prefilledUserCode?: string;
+  /** audit/provider-events.ts: audit writes the provider's response waits for. */
+  auditWrites?: Array<Promise<void>>;
+  /** sessions/tracking.ts: the session registry update the provider's response waits for. */
+  sessionRecorded?: Promise<void>;
+}
+
+const SCOPE = Symbol('jobswipe.requestScope');
+
+type ScopedRequest = IncomingMessage & { [SCOPE]?: RequestScope };
+
+/** The scope of this request, created on first use: one per request, whoever asks first. */
+export function requestScope(req: IncomingMessage): RequestScope {
+  const scoped = req as ScopedRequest;
+  scoped[SCOPE] ??= {};
+  return scoped[SCOPE];
+}
+
+/** Gives a stand-in for `req` (the replay the provider reads) the same scope. */
+export function shareRequestScope(req: IncomingMessage, standIn: IncomingMessage): void {
+  Object.defineProperty(standIn, SCOPE, { value: requestScope(req), enumerable: false });
+}
