@@ -5,6 +5,7 @@ import { accountRoutes } from './account/routes.ts';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
 import { healthRoutes, type Readiness } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
+import { providerRouteOf, resolveProviderRoute } from './http/route-resolution.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { deviceCodeRoutes } from './interactions/device.ts';
@@ -144,6 +145,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(securityHeaders({ production: deps.production }));
   app.use(corsAllowList(deps.isRegisteredOrigin));
   app.use(requestContext(deps.log));
+  // Our checks in front of the provider decide by the route its router will take, not the raw path.
+  app.use(resolveProviderRoute(deps.provider));
   app.use(health.routes());
   app.use(pages.routes());
   app.use(signup.routes());
@@ -169,7 +172,7 @@ export function createApp(deps: AppDependencies): Koa {
       handler = provider.callback();
       handlers.set(provider, handler);
     }
-    if (ctx.path === '/jwks') ctx.set('Cache-Control', `public, max-age=${deps.jwksCacheSeconds}`);
+    if (providerRouteOf(ctx)?.name === 'jwks') ctx.set('Cache-Control', `public, max-age=${deps.jwksCacheSeconds}`);
     ctx.respond = false;
     await handler(requestForProvider(ctx.req), ctx.res);
   });

@@ -3,19 +3,19 @@ import { Readable } from 'node:stream';
 import { decodeJwt } from 'jose';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
+import { requestScope, shareRequestScope, type ClaimedClient } from './request-scope.ts';
+import { CLIENT_AUTH_ROUTES, providerRouteOf } from './route-resolution.ts';
 
-/** Endpoints that authenticate clients, all with the client's one registered token_endpoint_auth_method. */
-export const CLIENT_AUTH_ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation', '/request', '/device/auth']);
+export type { ClaimedClient };
+
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 // The provider reads at most this much of a body; we read no more before it does.
 const BODY_LIMIT = 56 * 1024;
 
-const replays = new WeakMap<IncomingMessage, Buffer>();
-
 /** The request to hand to the provider: the original, or a replay of the body we had to read. */
 export function requestForProvider(req: IncomingMessage): IncomingMessage {
-  const body = replays.get(req);
+  const body = requestScope(req).bodyForProvider;
   if (!body) return req;
   const replay = new Readable({
     read() {
@@ -27,6 +27,7 @@ export function requestForProvider(req: IncomingMessage): IncomingMessage {
     Object.defineProperty(replay, property, { value: req[property], enumerable: true });
   }
   Object.defineProperty(replay, 'connection', { value: req.socket });
+  shareRequestScope(req, replay as unknown as IncomingMessage);
   return replay as unknown as IncomingMessage;
 }
 
@@ -38,7 +39,7 @@ export function replaceBodyForProvider(req: IncomingMessage, body: string): void
   const bytes = Buffer.from(body, 'utf8');
   req.headers['content-length'] = String(bytes.length);
   delete req.headers['transfer-encoding'];
-  replays.set(req, bytes);
+  requestScope(req).bodyForProvider = bytes;
 }
 
 /** The body, 'too large', or 'aborted' when the client went away before sending all of it. */
@@ -81,26 +82,14 @@ function assertionSubject(assertion: string): string | undefined {
   }
 }
 
-export interface ClaimedClient {
-  /** The client the request says it is, before anything is verified. */
-  clientId: string | undefined;
-  /** The secret method the request used, when it sent a secret. */
-  secretMethod: 'client_secret_basic' | 'client_secret_post' | undefined;
-}
-
-const claims = new WeakMap<IncomingMessage, Promise<ClaimedClient | 'too large' | 'aborted'>>();
-
 /**
  * Who a request to a client-authenticating endpoint claims to be, read once per request (the body is
  * kept for the provider to read again), or why its body could not be read.
  */
 export function claimedClient(ctx: Context): Promise<ClaimedClient | 'too large' | 'aborted'> {
-  let claim = claims.get(ctx.req);
-  if (!claim) {
-    claim = readClaim(ctx);
-    claims.set(ctx.req, claim);
-  }
-  return claim;
+  const scope = requestScope(ctx.req);
+  scope.claimedClient ??= readClaim(ctx);
+  return scope.claimedClient;
 }
 
 async function readClaim(ctx: Context): Promise<ClaimedClient | 'too large' | 'aborted'> {
@@ -112,7 +101,7 @@ async function readClaim(ctx: Context): Promise<ClaimedClient | 'too large' | 'a
   if (!ctx.is('application/x-www-form-urlencoded')) return { clientId: undefined, secretMethod: undefined };
   const body = await readBody(ctx.req);
   if (typeof body === 'string') return body;
-  replays.set(ctx.req, body);
+  requestScope(ctx.req).bodyForProvider = body;
   const params = new URLSearchParams(body.toString('utf8'));
   const assertion = params.get('client_assertion');
   return {
@@ -144,7 +133,7 @@ export function refusedUnreadBody(ctx: Context, claim: ClaimedClient | 'too larg
  */
 export function enforceRegisteredAuthMethod(provider: () => Provider): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !CLIENT_AUTH_ENDPOINTS.has(ctx.path)) return next();
+    if (ctx.method !== 'POST' || !CLIENT_AUTH_ROUTES.has(providerRouteOf(ctx)?.name ?? '')) return next();
 
     const claim = await claimedClient(ctx);
     if (refusedUnreadBody(ctx, claim)) return;

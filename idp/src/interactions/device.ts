@@ -7,6 +7,8 @@ import { requestOrigin } from '../audit/provider-events.ts';
 import { readForm } from '../http/body.ts';
 import { replaceBodyForProvider } from '../http/client-auth-method.ts';
 import type { ClientIp } from '../http/client-ip.ts';
+import { requestScope } from '../http/request-scope.ts';
+import { providerRouteOf } from '../http/route-resolution.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import type { Logger } from '../logger.ts';
 import { deviceCodePage } from '../pages/device.ts';
@@ -36,11 +38,9 @@ const codeForm = z.object({
   abort: z.literal('yes').optional(),
 });
 
-const prefills = new WeakMap<IncomingMessage, string>();
-
 /** The code from verification_uri_complete, to show in the form (never submitted without a click). */
 export function prefilledUserCode(req: IncomingMessage): string | undefined {
-  return prefills.get(req);
+  return requestScope(req).prefilledUserCode;
 }
 
 /** What the code page says about an error the provider reports on it. */
@@ -75,7 +75,8 @@ interface DeviceRouteDependencies {
 
 export function deviceCodeRoutes(deps: DeviceRouteDependencies): Middleware {
   return async (ctx, next) => {
-    if (ctx.path !== DEVICE_PATH) return next();
+    // Any spelling the provider's router takes for its code_verification route (/DEVICE, /device/).
+    if (providerRouteOf(ctx)?.name !== 'code_verification') return next();
     if (ctx.method === 'GET') return showCodeForm(ctx, next);
     if (ctx.method === 'POST') return checkCodeForm(ctx, next, deps);
     return next();
@@ -90,7 +91,7 @@ async function showCodeForm(ctx: Context, next: () => Promise<unknown>) {
   const given = ctx.query['user_code'];
   if (given !== undefined) {
     const parsed = userCode.safeParse(given);
-    if (parsed.success) prefills.set(ctx.req, parsed.data);
+    if (parsed.success) requestScope(ctx.req).prefilledUserCode = parsed.data;
     ctx.url = DEVICE_PATH;
   }
   return next();

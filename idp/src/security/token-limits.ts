@@ -1,6 +1,7 @@
-import type { ServerResponse } from 'node:http';
 import type { Context, Middleware } from 'koa';
-import { CLIENT_AUTH_ENDPOINTS, claimedClient, refusedUnreadBody } from '../http/client-auth-method.ts';
+import { claimedClient, refusedUnreadBody } from '../http/client-auth-method.ts';
+import { requestScope } from '../http/request-scope.ts';
+import { CLIENT_AUTH_ROUTES, providerRouteOf } from '../http/route-resolution.ts';
 import type { ClientIp } from '../http/client-ip.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Logger } from '../logger.ts';
@@ -20,13 +21,12 @@ function answer(ctx: Context, status: number, description: string, headers: Reco
   ctx.body = { error: LIMITED_ERROR, error_description: description };
 }
 
-/** How each admitted request's outcome is to be counted, keyed by its response (shared by both Koa apps). */
-const outcomes = new WeakMap<ServerResponse, (ctx: Context) => Promise<void>>();
-
+/** Counts an admitted request's outcome once, from whichever Koa app (ours or the provider's) answers it. */
 async function settle(ctx: Context): Promise<void> {
-  const record = outcomes.get(ctx.res);
+  const scope = requestScope(ctx.req);
+  const record = scope.settleClientAuth;
   if (!record) return;
-  outcomes.delete(ctx.res);
+  delete scope.settleClientAuth;
   await record(ctx);
 }
 
@@ -38,7 +38,8 @@ async function settle(ctx: Context): Promise<void> {
  */
 export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp, log: Logger, audit: AuditLog): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !CLIENT_AUTH_ENDPOINTS.has(ctx.path)) return next();
+    const route = providerRouteOf(ctx);
+    if (ctx.method !== 'POST' || !route || !CLIENT_AUTH_ROUTES.has(route.name)) return next();
     const claim = await claimedClient(ctx);
     if (refusedUnreadBody(ctx, claim)) return;
     const ip = clientIp(ctx.req);
@@ -49,22 +50,22 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
     } catch (error) {
       if (error instanceof RateLimited) {
         log.warn({ event: 'client_auth.rate_limited', requestId: ctx.state['requestId'], limit: error.reported, retryAfter: error.retryAfterSeconds });
-        await audit.record({ type: 'client_auth.rate_limited', outcome: 'failure', ...about, details: { endpoint: ctx.path, limit: error.reported } });
+        await audit.record({ type: 'client_auth.rate_limited', outcome: 'failure', ...about, details: { endpoint: route.path, limit: error.reported } });
       } else {
         log.error({ err: error, requestId: ctx.state['requestId'] }, 'rate limit store unavailable');
       }
       refuse(ctx, error);
       return;
     }
-    outcomes.set(ctx.res, async (settled) => {
+    requestScope(ctx.req).settleClientAuth = async (settled) => {
       if (settled.status === 401) {
-        await audit.record({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: ctx.path } });
+        await audit.record({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: route.path } });
         return;
       }
       // Tokens may already have been issued: a store failure here must not replace the response.
       const counted = settled.status < 300 ? admitted.authenticated() : admitted.undecided();
       await counted.catch((error: unknown) => log.warn({ err: error }, 'could not count a client authentication'));
-    });
+    };
     await next();
     // Our own answers (the method check) are counted here; the provider's by providerOutcomes(), before it responds.
     await settle(ctx);
