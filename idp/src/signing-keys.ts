@@ -5,7 +5,7 @@ import type { Config } from '@jobswipe/config';
 import { createKeystore, KeystoreError, parseKek, type Kek, type Keystore } from '@jobswipe/keystore';
 import type { Kysely } from 'kysely';
 import type { KeystoreTables } from '@jobswipe/keystore';
-import { LIFETIMES } from './provider/configuration.ts';
+import { LIFETIMES } from './provider/lifetimes.ts';
 
 /** Clock skew allowed to relying parties when a retired key stops being published. */
 const SKEW_SECONDS = 5 * 60;

@@ -1,17 +1,12 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { AlreadyConsumedError } from '@jobswipe/adapters';
-import type { ClientIp } from '../http/client-ip.ts';
+import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { requestScope } from '../http/request-scope.ts';
 import type { AuditEvent } from './events.ts';
 import type { AuditLog } from './log.ts';
 
 type ProviderEvents = NodeJS.EventEmitter;
-
-/** Where a request came from, as every audit row records it. */
-export function requestOrigin(ctx: { req: import('node:http').IncomingMessage; get(field: string): string }, clientIp: ClientIp) {
-  return { ip: clientIp(ctx.req), userAgent: ctx.get('user-agent') };
-}
 
 /**
  * Records the provider's token and logout events. Writes started during a request are awaited

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createOidcAdapter, type OidcTables, type ValueCipher } from '@jobswipe/adapters';
 import { sql, type Kysely } from 'kysely';
 import type { ClientMetadata } from 'oidc-provider';
-import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
+import { ACCOUNT_CLIENT_ID } from './account-client.ts';
 
 export type Metadata = Record<string, unknown> & { client_id: string };
 

@@ -30,3 +30,8 @@ export function limitedNetwork(ip: string): string {
   const prefix = (address as ipaddr.IPv6).parts.slice(0, 4);
   return `${new ipaddr.IPv6([...prefix, 0, 0, 0, 0]).toString()}/64`;
 }
+
+/** Where a request came from, as every audit row records it. */
+export function requestOrigin(ctx: { req: IncomingMessage; get(field: string): string }, clientIp: ClientIp) {
+  return { ip: clientIp(ctx.req), userAgent: ctx.get('user-agent') };
+}

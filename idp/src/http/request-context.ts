@@ -4,7 +4,7 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
-import { describeProviderError } from '../provider/error-messages.ts';
+import { describeProviderError } from '../pages/error-messages.ts';
 import { HttpError } from './errors.ts';
 import { requestScope } from './request-scope.ts';
 

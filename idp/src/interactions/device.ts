@@ -1,32 +1,17 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
-import { requestOrigin } from '../audit/provider-events.ts';
 import { readForm } from '../http/body.ts';
 import { replaceBodyForProvider } from '../http/client-auth-method.ts';
-import type { ClientIp } from '../http/client-ip.ts';
+import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { requestScope } from '../http/request-scope.ts';
 import { providerRouteOf } from '../http/route-resolution.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import type { Logger } from '../logger.ts';
 import { deviceCodePage } from '../pages/device.ts';
 import { RateLimited, type DeviceCodeLimits } from '../security/limits.ts';
-
-/**
- * The user-code page of the device authorization grant (RFC 8628 §3.3), in front of the provider's
- * own `code_verification` route: every form posted there is validated, CSRF-checked and
- * rate-limited here, and its code looked up, before the provider (which checks its own xsrf field
- * too) confirms the code and starts the usual login and consent interaction.
- */
-export const DEVICE_PATH = '/device';
-
-export const WRONG_CODE = 'That code is not right. Check the code shown on your device and try again.';
-export const EXPIRED_CODE = 'This code has expired. Start signing in again on your device to get a new code.';
-export const USED_CODE = 'This code has already been used. Start signing in again on your device to get a new code.';
-const CANCELLED = 'You cancelled, and the device was not signed in. You can close this window.';
-const START_AGAIN = 'This sign-in could not be completed. Start signing in again on your device.';
+import { DEVICE_PATH, EXPIRED_CODE, USED_CODE, WRONG_CODE } from './device-codes.ts';
 
 const userCode = z.string().trim().min(1).max(20);
 
@@ -37,28 +22,6 @@ const codeForm = z.object({
   confirm: z.literal('yes').optional(),
   abort: z.literal('yes').optional(),
 });
-
-/** The code from verification_uri_complete, to show in the form (never submitted without a click). */
-export function prefilledUserCode(req: IncomingMessage): string | undefined {
-  return requestScope(req).prefilledUserCode;
-}
-
-/** What the code page says about an error the provider reports on it. */
-export function deviceCodeError(error: Error): string {
-  switch (error.name) {
-    case 'NotFoundError':
-    case 'NoCodeError':
-      return WRONG_CODE;
-    case 'ExpiredError':
-      return EXPIRED_CODE;
-    case 'AlreadyUsedError':
-      return USED_CODE;
-    case 'AbortedError':
-      return CANCELLED;
-    default:
-      return START_AGAIN;
-  }
-}
 
 /** The provider's normalisation of user codes (helpers/user_codes.js): upper case, no separators. */
 function normalizeUserCode(input: string): string {
@@ -73,6 +36,12 @@ interface DeviceRouteDependencies {
   log: Logger;
 }
 
+/**
+ * The user-code page of the device authorization grant (RFC 8628 §3.3), in front of the provider's
+ * own `code_verification` route: every form posted there is validated, CSRF-checked and
+ * rate-limited here, and its code looked up, before the provider (which checks its own xsrf field
+ * too) confirms the code and starts the usual login and consent interaction.
+ */
 export function deviceCodeRoutes(deps: DeviceRouteDependencies): Middleware {
   return async (ctx, next) => {
     // Any spelling the provider's router takes for its code_verification route (/DEVICE, /device/).

@@ -1,9 +1,8 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
-import { requestOrigin } from '../audit/provider-events.ts';
 import { readForm } from '../http/body.ts';
-import type { ClientIp } from '../http/client-ip.ts';
+import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';

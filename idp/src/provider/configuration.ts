@@ -4,29 +4,14 @@ import type { Context } from 'koa';
 import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
 import { deviceCodePage, deviceConfirmPage, deviceSuccessPage } from '../pages/device.ts';
 import { issueCsrfToken } from '../http/csrf.ts';
-import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device.ts';
+import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device-codes.ts';
 import { requestIdOf } from '../http/request-context.ts';
-import { describeProviderError } from './error-messages.ts';
-import { ACCESS_TOKEN_TTL, createResourceIndicators } from './resource.ts';
-import { accountClient } from './account-client.ts';
+import { describeProviderError } from '../pages/error-messages.ts';
+import { createResourceIndicators } from './resource.ts';
+import { LIFETIMES } from './lifetimes.ts';
+import { accountClient } from '../clients/account-client.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
-
-const DAY = 24 * 60 * 60;
-
-/** Token and session lifetimes, in seconds. Access and refresh token lifetimes are product requirements. */
-export const LIFETIMES = {
-  accessToken: ACCESS_TOKEN_TTL,
-  refreshToken: 30 * DAY,
-  authorizationCode: 60,
-  // RFC 8628: how long a device's user code may be entered.
-  deviceCode: 10 * 60,
-  idToken: 60 * 60,
-  interaction: 60 * 60,
-  session: 14 * DAY,
-  // A grant bounds the whole chain of rotated refresh tokens.
-  grant: 365 * DAY,
-} as const;
 
 export interface ProviderDependencies {
   issuer: string;

@@ -1,9 +1,8 @@
 import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import { LIFETIMES } from './lifetimes.ts';
 
 /** Scopes that belong to OpenID Connect itself; every other scope names something in the API. */
 export const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
-
-export const ACCESS_TOKEN_TTL = 15 * 60;
 
 interface ClientWithScope {
   scope?: string | undefined;
@@ -41,7 +40,7 @@ export function createResourceIndicators(api: { resource: string; scopes: string
       return {
         scope: [...apiScopesFor(client)].join(' '),
         audience: api.resource,
-        accessTokenTTL: ACCESS_TOKEN_TTL,
+        accessTokenTTL: LIFETIMES.accessToken,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: 'RS256' } },
       };

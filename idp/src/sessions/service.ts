@@ -1,8 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { withUser, type OidcTables } from '@jobswipe/adapters';
-import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
-import { revokeGrant } from '../provider/revoke-grant.ts';
+import { ACCOUNT_CLIENT_ID } from '../clients/account-client.ts';
+import { revokeGrant } from './revoke-grant.ts';
 import type { DeliveryResult, LogoutNotice } from './delivery.ts';
 import type { EndReason, SessionRegistry } from './registry.ts';
 

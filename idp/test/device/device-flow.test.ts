@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AddressedBrowser, Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import type { AuditRow } from '../../src/audit/log.ts';
-import { USED_CODE, WRONG_CODE } from '../../src/interactions/device.ts';
+import { USED_CODE, WRONG_CODE } from '../../src/interactions/device-codes.ts';
 import { escapeHtml } from '../../src/pages/html.ts';
 import { LIMITS } from '../../src/security/limits.ts';
 

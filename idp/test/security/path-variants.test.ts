@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AddressedBrowser, hiddenField } from '../../../test/support/browser.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { WRONG_CODE } from '../../src/interactions/device.ts';
+import { WRONG_CODE } from '../../src/interactions/device-codes.ts';
 import { escapeHtml } from '../../src/pages/html.ts';
 import { LIMITS } from '../../src/security/limits.ts';
 
