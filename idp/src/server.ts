@@ -13,7 +13,7 @@ import { createAuditLog } from './audit/log.ts';
 import { auditProviderEvents } from './audit/provider-events.ts';
 import { createCliContext } from './cli/context.ts';
 import { runCommand } from './cli/run.ts';
-import { requestIdOf } from './http/request-context.ts';
+import { requestIdOf } from './http/request-scope.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createProvider } from './provider/configuration.ts';
 import { LIFETIMES } from './provider/lifetimes.ts';

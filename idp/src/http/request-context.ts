@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Logger } from '../logger.ts';
@@ -9,11 +8,6 @@ import { HttpError } from './errors.ts';
 import { requestScope } from './request-scope.ts';
 
 const INCOMING_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** The id of a request, for code that only sees the raw Node request (the provider's own handlers). */
-export function requestIdOf(req: IncomingMessage): string | undefined {
-  return requestScope(req).requestId;
-}
 
 /**
  * Gives every request an id (kept from X-Request-Id when well-formed), logs one line when the

@@ -54,3 +54,8 @@ export function requestScope(req: IncomingMessage): RequestScope {
 export function shareRequestScope(req: IncomingMessage, standIn: IncomingMessage): void {
   Object.defineProperty(standIn, SCOPE, { value: requestScope(req), enumerable: false });
 }
+
+/** The id of a request, for code that only sees the raw Node request (the provider's own handlers). */
+export function requestIdOf(req: IncomingMessage): string | undefined {
+  return requestScope(req).requestId;
+}

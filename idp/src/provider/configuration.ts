@@ -5,7 +5,7 @@ import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
 import { deviceCodePage, deviceConfirmPage, deviceSuccessPage } from '../pages/device.ts';
 import { issueCsrfToken } from '../http/csrf.ts';
 import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device-codes.ts';
-import { requestIdOf } from '../http/request-context.ts';
+import { requestIdOf } from '../http/request-scope.ts';
 import { describeProviderError } from '../pages/error-messages.ts';
 import { createResourceIndicators } from './resource.ts';
 import { LIFETIMES } from './lifetimes.ts';
