@@ -63,6 +63,18 @@ describe('path variants of the provider endpoints (postgres+redis)', () => {
     return { status: response.status, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : text };
   }
 
+  /** The endpoint each audit row of this type for this client names, oldest first. */
+  async function auditedEndpoints(clientId: string, type: string): Promise<unknown[]> {
+    const rows = await idp.server.database.db
+      .selectFrom('audit_events')
+      .select(['details'])
+      .where('client_id', '=', clientId)
+      .where('event_type', '=', type)
+      .orderBy('id')
+      .execute();
+    return rows.map((row) => row.details['endpoint']);
+  }
+
   it('while /token is blocked for a client, every spelling of every client endpoint is refused with 429 and audited', async () => {
     const client = await confidentialClient('variants-blocked');
     const ip = nextIp();
@@ -76,15 +88,8 @@ describe('path variants of the provider endpoints (postgres+redis)', () => {
       expect(response.status, variant.path).toBe(429);
       expect(response.body, variant.path).toMatchObject({ error: 'temporarily_unavailable' });
     }
-    const refusals = await idp.server.database.db
-      .selectFrom('audit_events')
-      .select(['details'])
-      .where('client_id', '=', 'variants-blocked')
-      .where('event_type', '=', 'client_auth.rate_limited')
-      .orderBy('id')
-      .execute();
     // The first refusal was the plain /token; each variant is recorded under the endpoint it reached.
-    expect(refusals.map((row) => row.details['endpoint'])).toEqual(['/token', ...VARIANTS.map((variant) => variant.endpoint)]);
+    expect(await auditedEndpoints('variants-blocked', 'client_auth.rate_limited')).toEqual(['/token', ...VARIANTS.map((variant) => variant.endpoint)]);
   });
 
   it('a failed client authentication on a variant is counted and audited like one on the endpoint itself', async () => {
@@ -94,14 +99,7 @@ describe('path variants of the provider endpoints (postgres+redis)', () => {
       expect((await post(variant.path, client, ip, variant.params, { secret: 'wrong secret' })).status, variant.path).toBe(401);
     }
     expect((await post('/token', client, ip, { grant_type: 'client_credentials' })).status).toBe(429);
-    const failures = await idp.server.database.db
-      .selectFrom('audit_events')
-      .select(['details'])
-      .where('client_id', '=', 'variants-counted')
-      .where('event_type', '=', 'client_auth.failure')
-      .orderBy('id')
-      .execute();
-    expect(failures.map((row) => row.details['endpoint'])).toEqual(VARIANTS.slice(0, 5).map((variant) => variant.endpoint));
+    expect(await auditedEndpoints('variants-counted', 'client_auth.failure')).toEqual(VARIANTS.slice(0, 5).map((variant) => variant.endpoint));
   });
 
   it('holds a client to its registered method on every spelling', async () => {
