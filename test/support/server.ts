@@ -3,12 +3,7 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { loadConfig } from '@jobswipe/config';
 import { startServer, type RunningServer } from '@jobswipe/idp';
-import { createClientRegistry, withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
-import { lazyCipher } from '../../idp/src/clients/secrets.ts';
-import { loadKek, openKeystore } from '../../idp/src/signing-keys.ts';
-import { createAccounts } from '../../idp/src/users/accounts.ts';
-import { createPasswordHasher } from '../../idp/src/users/passwords.ts';
-import { createUserQueries } from '../../idp/src/users/queries.ts';
+import { withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
 import { freePort } from './processes.ts';
 import { scanKeys, TEST_REDIS_URL } from './redis.ts';
 import { createTestStore, storeEnvironment, type StoreKind, type TestStore } from './stores.ts';
@@ -61,12 +56,8 @@ export async function startTestServer(
     ...env,
   });
   const server = await startServer(config, { logDestination: destination });
-  const { db } = server.database;
-  const users = createUserQueries(db);
-  const accounts = createAccounts(users, createPasswordHasher(config.bcryptCost));
-  // The server's own key-encryption key seals the secrets of the clients a test registers.
-  const secrets = lazyCipher(async () => openKeystore(db, config, (await loadKek(config)).kek).columnCipher());
-  const clients = createClientRegistry(db, (metadata) => server.provider.Client.validate(metadata), secrets);
+  // The server's own libraries: its provider validates the clients a test registers, its keys seal their secrets.
+  const { accounts, clients } = server.libraries;
   return {
     issuer,
     server,

@@ -7,7 +7,6 @@ import { readKekFile } from '../signing-keys.ts';
 import { needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected } from '../users/passwords.ts';
-import { createAccountTokens } from '../users/account-tokens.ts';
 import type { CliContext, Store } from './context.ts';
 import type { User } from '../users/queries.ts';
 import { CommandError, UsageError } from './errors.ts';
@@ -94,7 +93,7 @@ const date = (value: Date | null) => (value ? value.toISOString().replace(/\.\d{
 function withUser<T>(context: CliContext, email: string, fn: (store: Store, user: User) => Promise<T>): Promise<T> {
   if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
   return context.withStore(async (store) => {
-    const user = await store.users.findByEmail(email);
+    const user = await store.queries.users.findByEmail(email);
     if (!user) throw new CommandError(`no user with email ${email}`);
     return fn(store, user);
   });
@@ -138,9 +137,9 @@ export const COMMANDS: Record<string, Command> = {
         if (error instanceof PasswordRejected) throw new CommandError(error.message);
         throw error;
       }
-      await context.withStore(async ({ accounts, audit }) => {
+      await context.withStore(async ({ libraries: { accounts, recordEvent } }) => {
         const user = await accounts.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
-        await audit.record(administratorEvent('admin.user_created', { userId: user.id }));
+        await recordEvent(administratorEvent('admin.user_created', { userId: user.id }));
         context.io.out(`created user ${user.id} <${user.email}>`);
       });
     },
@@ -153,10 +152,10 @@ export const COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
       if (context.config.signup !== 'invite') context.io.err(`warning: SIGNUP is ${context.config.signup}, not invite: the link only works with SIGNUP=invite`);
-      await context.withStore(async ({ database, users, audit }) => {
+      await context.withStore(async ({ queries: { users, accountTokens }, libraries: { recordEvent } }) => {
         if (await users.findByEmail(email)) throw new CommandError(`a user with email ${email} already exists`);
-        const token = await createAccountTokens(database.db).issue('invitation', { email });
-        await audit.record(administratorEvent('admin.user_invited', { details: { expires_in_days: 7 } }));
+        const token = await accountTokens.issue('invitation', { email });
+        await recordEvent(administratorEvent('admin.user_invited', { details: { expires_in_days: 7 } }));
         context.io.out(`${context.config.issuer}/invitation?token=${token}`);
       });
     },
@@ -167,10 +166,10 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ database, audit }, user) => {
+      await withUser(context, email, async ({ queries: { accountTokens }, libraries: { recordEvent } }, user) => {
         if (user.disabled_at) throw new CommandError(`user ${email} is disabled; a reset link would not work`);
-        const token = await createAccountTokens(database.db).issue('reset_password', { userId: user.id });
-        await audit.record(administratorEvent('admin.reset_link_issued', { userId: user.id, details: { expires_in_minutes: 60 } }));
+        const token = await accountTokens.issue('reset_password', { userId: user.id });
+        await recordEvent(administratorEvent('admin.reset_link_issued', { userId: user.id, details: { expires_in_minutes: 60 } }));
         context.io.out(`${context.config.issuer}/reset-password?token=${token}`);
       });
     },
@@ -180,7 +179,7 @@ export const COMMANDS: Record<string, Command> = {
     usage: 'users list',
     async run(context, args) {
       parse(args, {});
-      await context.withStore(async ({ users }) => {
+      await context.withStore(async ({ queries: { users } }) => {
         const rows = (await users.list()).map((user) => [
           user.id,
           user.email,
@@ -199,13 +198,12 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ users, sessions, audit }, user) => {
-        const service = await sessions();
+      await withUser(context, email, async ({ queries: { users }, libraries: { sessions: service, recordEvent } }, user) => {
         await users.disable(user.id);
         context.io.out(user.disabled_at ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
         // A disabled account is signed out everywhere at once, not when its tokens happen to expire.
         const outcome = await service.revokeAll(user.id, 'revoked by administrator');
-        await audit.record(
+        await recordEvent(
           administratorEvent('admin.user_disabled', {
             userId: user.id,
             details: { already_disabled: user.disabled_at !== null, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
@@ -268,11 +266,11 @@ export const COMMANDS: Record<string, Command> = {
         given['response_types'] ??= [];
       }
       const metadata: Metadata = withGeneratedCredentials(given);
-      await context.withStore(async ({ clients, audit }) => {
+      await context.withStore(async ({ libraries: { clients, recordEvent } }) => {
         await clients.validate(metadata);
         if (await clients.find(metadata.client_id)) throw new CommandError(`client ${metadata.client_id} already exists`);
         await clients.save(metadata);
-        await audit.record(administratorEvent('admin.client_created', { clientId: metadata.client_id }));
+        await recordEvent(administratorEvent('admin.client_created', { clientId: metadata.client_id }));
         context.io.out(`client_id: ${metadata.client_id}`);
         if (needsSecret(metadata) && typeof metadata['client_secret'] === 'string') {
           context.io.out(`client_secret: ${metadata['client_secret']}`);
@@ -286,7 +284,7 @@ export const COMMANDS: Record<string, Command> = {
     usage: 'clients list',
     async run(context, args) {
       parse(args, {});
-      await context.withStore(async ({ clients }) => {
+      await context.withStore(async ({ libraries: { clients } }) => {
         const rows = (await clients.list()).map((client) => [
           client.client_id,
           String(client['client_name'] ?? '-'),
@@ -322,12 +320,12 @@ export const COMMANDS: Record<string, Command> = {
     usage: 'keys rotate                   the next key signs from now on (one is created if none waits)',
     async run(context, args) {
       parse(args, {});
-      await context.withStore(async ({ keystore, audit }) => {
+      await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
         const keys = await keystore();
         await keys.open();
         for (const event of await keys.rotateNow()) {
           context.io.out(describeKeyEvent(event));
-          await audit.record(administratorKeyEvent(event));
+          await recordEvent(administratorKeyEvent(event));
         }
         context.io.out('Every server picks the change up within KEYSTORE_POLL_SECONDS.');
       });
@@ -342,12 +340,12 @@ export const COMMANDS: Record<string, Command> = {
       if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'KID is required' : 'give exactly one KID');
       const kid = rest[0]!;
       if (!/^[A-Za-z0-9_-]{1,128}$/.test(kid)) throw new UsageError(`"${kid}" is not a key id`);
-      await context.withStore(async ({ keystore, audit }) => {
+      await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
         const keys = await keystore();
         await keys.open();
         for (const event of await keys.revoke(kid)) {
           context.io.out(describeKeyEvent(event));
-          await audit.record(administratorKeyEvent(event));
+          await recordEvent(administratorKeyEvent(event));
         }
         context.io.out('Every server stops publishing it within KEYSTORE_POLL_SECONDS.');
       });
@@ -360,12 +358,12 @@ export const COMMANDS: Record<string, Command> = {
       const values = parse(args, { 'new-kek-file': { type: 'string' } });
       const file = required(values['new-kek-file'], '--new-kek-file');
       const newKek = await readKekFile(file);
-      await context.withStore(async ({ keystore, audit }) => {
+      await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
         const keys = await keystore();
         await keys.open();
         // The column data key (client secrets) is re-sealed in the same transaction.
         const events = await keys.rewrap(newKek);
-        for (const event of events) await audit.record(administratorKeyEvent(event));
+        for (const event of events) await recordEvent(administratorKeyEvent(event));
         context.io.out(`sealed ${events.length} signing key(s) under ${newKek.id}`);
         context.io.out(`Now set KEYSTORE_KEK_FILE=${file} (or KEYSTORE_KEK) on every server and restart them.`);
       });
@@ -377,8 +375,8 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ sessions }, user) => {
-        const list = await (await sessions()).list(user.id);
+      await withUser(context, email, async ({ libraries: { sessions } }, user) => {
+        const list = await sessions.list(user.id);
         for (const session of list) {
           const apps = session.apps.map((app) => app.clientId).join(',') || '-';
           context.io.out(
@@ -398,8 +396,7 @@ export const COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (Boolean(values.all) === (values.id !== undefined)) throw new UsageError('give either --all or --id ID');
       if (values.id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.id)) throw new UsageError(`"${values.id}" is not a session id`);
-      await withUser(context, email, async ({ sessions, audit }, user) => {
-        const service = await sessions();
+      await withUser(context, email, async ({ libraries: { sessions: service, recordEvent } }, user) => {
         let outcome;
         if (values.id !== undefined) {
           const one = await service.revokeSession(user.id, values.id, 'revoked by administrator');
@@ -408,7 +405,7 @@ export const COMMANDS: Record<string, Command> = {
         } else {
           outcome = await service.revokeAll(user.id, 'revoked by administrator');
         }
-        await audit.record(
+        await recordEvent(
           administratorEvent('admin.sessions_revoked', {
             userId: user.id,
             ...(values.id !== undefined ? { sessionId: values.id } : {}),

@@ -1,25 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { StoreInUseError, SYSTEM_ROLE, createOidcAdapter, createStorageAdapter, openDatabase, type Database, type ValueCipher } from '@jobswipe/adapters';
 import { sql } from 'kysely';
+import type { Adapter } from 'oidc-provider';
 import type { Config } from '@jobswipe/config';
 import { generateSigningKey, type Keystore } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
-import { createClientRegistry, type ClientRegistry, type Metadata } from '../clients/registry.ts';
+import type { Metadata } from '../clients/registry.ts';
 import { lazyCipher } from '../clients/secrets.ts';
+import { createLibraries, createQueries, type Libraries, type Queries } from '../composition.ts';
+import { createLogger } from '../logger.ts';
+import { createMailer } from '../mail/transport.ts';
 import { createProvider } from '../provider/configuration.ts';
 import { acceptedScopes } from '../provider/scopes.ts';
 import { loadKek, openKeystore } from '../signing-keys.ts';
 import { describeConnectionError, StartupError, type Tables } from '../store.ts';
-import { createAccounts } from '../users/accounts.ts';
-import { createPasswordHasher } from '../users/passwords.ts';
-import { createUserQueries } from '../users/queries.ts';
 import { connectRedis } from '../redis.ts';
 import { createLogoutNotifier, deliveryOptionsFrom } from '../sessions/delivery.ts';
 import { createLogoutTokenSigner, currentKeyOf } from '../sessions/logout-tokens.ts';
-import { createSessionRegistry } from '../sessions/registry.ts';
-import { createSessionService, type SessionService } from '../sessions/service.ts';
 import { CommandError } from './errors.ts';
-import { createAuditLog, type AuditLog } from '../audit/log.ts';
+import { createAuditLog } from '../audit/log.ts';
 
 export interface CliIo {
   out(line: string): void;
@@ -32,9 +31,12 @@ export interface CliIo {
 
 export interface Store {
   database: Database<Tables>;
-  users: ReturnType<typeof createUserQueries>;
-  accounts: ReturnType<typeof createAccounts>;
-  clients: ClientRegistry;
+  queries: Queries;
+  /**
+   * The business rules, as the server has them (a running server lends its own). Sessions connect to
+   * Redis, and logout tokens and client secrets open the keystore, only when a command first needs them.
+   */
+  libraries: Libraries;
   /**
    * Seals and opens client secrets (the keystore's column data key, under the configured KEK). Open
    * it before a transaction: on the embedded store, opening it inside one would wait for itself.
@@ -42,16 +44,14 @@ export interface Store {
   secrets(): Promise<ValueCipher>;
   /** The signing keystore; opening it needs the configured key-encryption key. */
   keystore(): Promise<Keystore>;
-  /** Users' sessions and grants (connects to Redis when configured; logout tokens are awaited). */
-  sessions(): Promise<SessionService>;
-  /** The audit log; a failed write is a warning on standard error, not a failed command. */
-  audit: AuditLog;
 }
 
-/** What a running server lends the commands it runs for the CLI (embedded store). */
+/** What a running server lends the commands it runs for the CLI (embedded store): its own graph. */
 export interface SharedStore {
   database: Database<Tables>;
-  sessions: SessionService;
+  queries: Queries;
+  /** Built with logout tokens awaited, so that commands can report their delivery. */
+  libraries: Libraries;
 }
 
 export interface StoreOptions {
@@ -125,24 +125,6 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
       };
       try {
         const { db } = database;
-        const users = createUserQueries(db);
-        // Client metadata is validated by a provider configured like the server's. Validation signs
-        // nothing, so that provider gets a throwaway key rather than the keystore's.
-        let throwaway: ReturnType<typeof generateSigningKey> | undefined;
-        const validate = async (metadata: Metadata) => {
-          // One RSA key per command, however many clients an import validates.
-          throwaway ??= generateSigningKey();
-          const provider = createProvider({
-            issuer: config.issuer,
-            jwks: { keys: [(await throwaway).privateJwk] },
-            cookieKeys: [randomBytes(32).toString('base64url')],
-            adapter: createOidcAdapter(db),
-            scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
-            users,
-            api: config.api,
-          });
-          await provider.Client.validate(metadata);
-        };
         const keystore = async () => {
           const { kek } = await loadKek(config);
           return openKeystore(db, config, kek);
@@ -153,45 +135,95 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
             columnCipher = undefined;
             throw error;
           }));
-        let sessions: Promise<SessionService> | undefined;
-        const openSessions = async (): Promise<SessionService> => {
-          if (shared) return shared.sessions;
+        if (shared) return await fn({ database, queries: shared.queries, libraries: shared.libraries, secrets, keystore });
+        const queries = createQueries(db);
+        // Client metadata is validated by a provider configured like the server's. Validation signs
+        // nothing, so that provider gets a throwaway key rather than the keystore's.
+        let throwaway: ReturnType<typeof generateSigningKey> | undefined;
+        const validateClient = async (metadata: Metadata) => {
+          // One RSA key per command, however many clients an import validates.
+          throwaway ??= generateSigningKey();
+          const provider = createProvider({
+            issuer: config.issuer,
+            jwks: { keys: [(await throwaway).privateJwk] },
+            cookieKeys: [randomBytes(32).toString('base64url')],
+            adapter: createOidcAdapter(db),
+            scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
+            users: queries.users,
+            api: config.api,
+          });
+          await provider.Client.validate(metadata);
+        };
+        let signingKeys: ReturnType<Keystore['signingKeys']> | undefined;
+        const notifier = createLogoutNotifier(
+          createLogoutTokenSigner(config.issuer, async () => currentKeyOf((await (signingKeys ??= keystore().then((keys) => keys.signingKeys()))).jwks)),
+          deliveryOptionsFrom(config),
+        );
+        const adapter = lazyAdapter(async () => {
           const redis = config.redis ? await connectRedis(config.redis) : undefined;
           if (redis) closers.push(() => redis.quit().then(() => undefined, () => redis.disconnect()));
-          const keys = await (await keystore()).signingKeys();
-          const notifier = createLogoutNotifier(
-            createLogoutTokenSigner(config.issuer, async () => currentKeyOf(keys.jwks)),
-            deliveryOptionsFrom(config),
-          );
-          return createSessionService({
-            db,
-            adapter: createStorageAdapter({
-              db,
-              redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined,
-              secrets: lazyCipher(secrets),
-            }),
-            registry: createSessionRegistry(db),
-            sendLogout: notifier.deliver,
-          });
-        };
-        return await fn({
-          database,
-          users,
-          accounts: createAccounts(users, createPasswordHasher(config.bcryptCost)),
-          clients: createClientRegistry(db, validate, lazyCipher(secrets)),
-          secrets,
-          keystore,
-          sessions() {
-            sessions ??= openSessions();
-            return sessions;
-          },
+          const redisOption = redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined;
+          return createStorageAdapter({ db, redis: redisOption, secrets: lazyCipher(secrets) });
+        });
+        const libraries = createLibraries({
+          config,
+          db,
+          queries,
+          adapter,
+          secrets: lazyCipher(secrets),
+          validateClient,
+          sendLogout: notifier.deliver,
+          // Commands print their links and log nothing: the audit log is their record.
+          mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: false }, createLogger('silent')),
           audit: createAuditLog(db, (error, event) =>
             io.err(`idp: warning: audit event ${event.type} was not recorded: ${error instanceof Error ? error.message : String(error)}`),
           ),
+          log: createLogger('silent'),
         });
+        return await fn({ database, queries, libraries, secrets, keystore });
       } finally {
         await close();
       }
     },
+  };
+}
+
+type AdapterConstructor = new (name: string) => Adapter;
+
+/** An adapter that connects its stores on first use: most commands never touch a provider model. */
+function lazyAdapter(load: () => Promise<AdapterConstructor>): AdapterConstructor {
+  let loaded: Promise<AdapterConstructor> | undefined;
+  const constructor = () =>
+    (loaded ??= load().catch((error: unknown) => {
+      loaded = undefined;
+      throw error;
+    }));
+  return class LazyAdapter implements Adapter {
+    #model: Promise<Adapter> | undefined;
+    constructor(readonly name: string) {}
+    #adapter(): Promise<Adapter> {
+      return (this.#model ??= constructor().then((Loaded) => new Loaded(this.name)));
+    }
+    async upsert(...args: Parameters<Adapter['upsert']>) {
+      return (await this.#adapter()).upsert(...args);
+    }
+    async find(id: string) {
+      return (await this.#adapter()).find(id);
+    }
+    async findByUserCode(userCode: string) {
+      return (await this.#adapter()).findByUserCode(userCode);
+    }
+    async findByUid(uid: string) {
+      return (await this.#adapter()).findByUid(uid);
+    }
+    async consume(id: string) {
+      return (await this.#adapter()).consume(id);
+    }
+    async destroy(id: string) {
+      return (await this.#adapter()).destroy(id);
+    }
+    async revokeByGrantId(grantId: string) {
+      return (await this.#adapter()).revokeByGrantId(grantId);
+    }
   };
 }

@@ -63,7 +63,7 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     passwordHash: user.password_hash,
   }));
 
-  await context.withStore(async ({ clients, database, secrets, audit }) => {
+  await context.withStore(async ({ libraries: { clients, recordEvent }, database, secrets }) => {
     // A secret-based client without a client_secret keeps its stored secret, or gets a generated
     // one (printed once), as `clients create` does; without one the provider refuses the client.
     const generated: Metadata[] = [];
@@ -111,6 +111,6 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     for (const client of generated) context.io.out(`client ${client.client_id}: client_secret: ${String(client['client_secret'])}`);
     if (generated.length > 0) context.io.out('Generated secrets are shown only this once: store them now.');
     context.io.out(`${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
-    await audit.record(administratorEvent('admin.import', { details: { clients: counts.clients, users: counts.users, changed: counts.changed } }));
+    await recordEvent(administratorEvent('admin.import', { details: { clients: counts.clients, users: counts.users, changed: counts.changed } }));
   }, { migrate: true });
 }

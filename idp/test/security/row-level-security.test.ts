@@ -81,8 +81,8 @@ describe.each(STORE_KINDS)('row-level security and database roles (%s)', (kind) 
     const whoAmI = (database: { db: Kysely<Tables> }) =>
       sql<{ current_user: string; session_user: string }>`select current_user, session_user`.execute(database.db).then(({ rows }) => rows[0]);
     // The embedded store belongs to the server: the CLI runs on the server's database (the admin socket).
-    const sessions = createSessionService({ db, adapter: createOidcAdapter(db), registry: createSessionRegistry(db), sendLogout: async () => [] });
-    const context = createCliContext(idp.server.config, io, kind === 'embedded' ? { database: idp.server.database, sessions } : undefined);
+    const { database, queries, libraries } = idp.server;
+    const context = createCliContext(idp.server.config, io, kind === 'embedded' ? { database, queries, libraries } : undefined);
     expect((await context.withStore(({ database }) => whoAmI(database)))?.current_user).toBe('jobswipe_system');
     const migrating = await context.withStore(({ database }) => whoAmI(database), { skipMigrations: true });
     expect(migrating?.current_user).toBe(migrating?.session_user);

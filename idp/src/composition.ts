@@ -1,0 +1,66 @@
+import type { ValueCipher } from '@jobswipe/adapters';
+import type { Config } from '@jobswipe/config';
+import type { Kysely } from 'kysely';
+import type { Adapter } from 'oidc-provider';
+import { createPersonalData } from './account/personal-data.ts';
+import type { AuditLog } from './audit/log.ts';
+import { createEventRecorder } from './audit/record-event.ts';
+import { createClientRegistry, type ValidateClient } from './clients/registry.ts';
+import type { Logger } from './logger.ts';
+import type { Mailer } from './mail/transport.ts';
+import { createSessionRegistry } from './sessions/registry.ts';
+import { createSessionService, type SessionServiceDependencies } from './sessions/service.ts';
+import type { Tables } from './store.ts';
+import { createAccountTokens } from './users/account-tokens.ts';
+import { createAccounts } from './users/accounts.ts';
+import { createPasswordHasher } from './users/passwords.ts';
+import { createUserQueries } from './users/queries.ts';
+
+/*
+ * The one place the object graph is built: queries over the database, libraries over the queries.
+ * The server, the CLI and the tests all call these factories; nothing else wires them by hand.
+ */
+
+/** Everything that reads and writes rows, over one database (or one transaction). */
+export function createQueries(db: Kysely<Tables>) {
+  return {
+    users: createUserQueries(db),
+    accountTokens: createAccountTokens(db),
+    sessionRegistry: createSessionRegistry(db),
+    personalData: createPersonalData(db),
+  };
+}
+
+export type Queries = ReturnType<typeof createQueries>;
+
+export interface LibraryDependencies {
+  config: Config;
+  db: Kysely<Tables>;
+  queries: Queries;
+  /** The provider's storage adapter (Postgres, with Redis for the hot models when configured). */
+  adapter: new (name: string) => Adapter;
+  /** Seals and opens client secrets. */
+  secrets: ValueCipher;
+  /** Checks client metadata the way the serving provider would. */
+  validateClient: ValidateClient;
+  /** Logout tokens: sent in the background (pages) or awaited (CLI commands, which report them). */
+  sendLogout: SessionServiceDependencies['sendLogout'];
+  mailer: Mailer;
+  audit: AuditLog;
+  log: Logger;
+}
+
+/** The business rules, each a factory over its dependencies; called by the pages and the CLI alike. */
+export function createLibraries(deps: LibraryDependencies) {
+  const { queries } = deps;
+  const hasher = createPasswordHasher(deps.config.bcryptCost);
+  return {
+    recordEvent: createEventRecorder(deps.audit, deps.log),
+    hasher,
+    sessions: createSessionService({ db: deps.db, adapter: deps.adapter, registry: queries.sessionRegistry, sendLogout: deps.sendLogout }),
+    accounts: createAccounts(queries.users, hasher),
+    clients: createClientRegistry(deps.db, deps.validateClient, deps.secrets),
+  };
+}
+
+export type Libraries = ReturnType<typeof createLibraries>;
