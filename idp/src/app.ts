@@ -19,7 +19,7 @@ import type { ClientIp } from './http/client-ip.ts';
 import type { AuditLog } from './audit/log.ts';
 import type { Counter, DeviceCodeLimits, LoginLimits, ClientAuthLimits } from './security/limits.ts';
 import type { SessionService } from './sessions/service.ts';
-import type { PersonalData } from './account/personal-data.ts';
+import type { Libraries } from './composition.ts';
 import { corsAllowList } from './http/cors.ts';
 import { invitationCheck, signupRoutes, type SignupOptions } from './signup/routes.ts';
 import { passwordResetRoutes, type ResetLimits } from './password-reset/routes.ts';
@@ -47,8 +47,8 @@ export interface AppDependencies {
   clientIp: ClientIp;
   /** The append-only audit log of authentication events (docs/audit.md). */
   audit: AuditLog;
-  /** The user's own data for /account: export and erasure. */
-  personalData: PersonalData;
+  /** The business rules the pages call (account settings, password reset) and the event recorder. */
+  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset'>;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
   tokenLimits: ClientAuthLimits;
@@ -115,26 +115,20 @@ export function createApp(deps: AppDependencies): Koa {
     users: deps.users,
     registry: deps.registry,
     sessions: deps.sessions,
-    log: deps.log,
     clientIp: deps.clientIp,
-    audit: deps.audit,
+    recordEvent: deps.libraries.recordEvent,
     hasher: deps.hasher,
     loginLimits: deps.loginLimits,
-    personalData: deps.personalData,
-    mailer: deps.mailer,
+    settings: deps.libraries.accountSettings,
     tokens: deps.accountTokens,
     emailChangeLimit: deps.emailChangeLimit,
   });
   const passwordReset = passwordResetRoutes({
-    issuer: deps.issuer,
-    users: deps.users,
-    hasher: deps.hasher,
-    sessions: deps.sessions,
+    reset: deps.libraries.passwordReset,
     tokens: deps.accountTokens,
-    mailer: deps.mailer,
     limits: deps.resetLimits,
     loginLimits: deps.loginLimits,
-    audit: deps.audit,
+    recordEvent: deps.libraries.recordEvent,
     clientIp: deps.clientIp,
     log: deps.log,
   });

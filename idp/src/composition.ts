@@ -3,16 +3,19 @@ import type { Config } from '@jobswipe/config';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import { createPersonalData } from './account/personal-data.ts';
+import { createAccountSettings } from './account/settings.ts';
 import type { AuditLog } from './audit/log.ts';
 import { createEventRecorder } from './audit/record-event.ts';
 import { createClientRegistry, type ValidateClient } from './clients/registry.ts';
 import type { Logger } from './logger.ts';
 import type { Mailer } from './mail/transport.ts';
+import { createPasswordReset } from './password-reset/reset.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService, type SessionServiceDependencies } from './sessions/service.ts';
 import type { Tables } from './store.ts';
 import { createAccountTokens } from './users/account-tokens.ts';
 import { createAccounts } from './users/accounts.ts';
+import { createUserAdministration } from './users/administration.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries } from './users/queries.ts';
 
@@ -52,14 +55,23 @@ export interface LibraryDependencies {
 
 /** The business rules, each a factory over its dependencies; called by the pages and the CLI alike. */
 export function createLibraries(deps: LibraryDependencies) {
-  const { queries } = deps;
+  const { queries, mailer, log } = deps;
+  const { issuer } = deps.config;
+  const recordEvent = createEventRecorder(deps.audit, log);
   const hasher = createPasswordHasher(deps.config.bcryptCost);
+  const sessions = createSessionService({ db: deps.db, adapter: deps.adapter, registry: queries.sessionRegistry, sendLogout: deps.sendLogout });
+  const accounts = createAccounts(queries.users, hasher);
+  const tokens = queries.accountTokens;
+  const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
   return {
-    recordEvent: createEventRecorder(deps.audit, deps.log),
+    recordEvent,
     hasher,
-    sessions: createSessionService({ db: deps.db, adapter: deps.adapter, registry: queries.sessionRegistry, sendLogout: deps.sendLogout }),
-    accounts: createAccounts(queries.users, hasher),
+    sessions,
+    accounts,
     clients: createClientRegistry(deps.db, deps.validateClient, deps.secrets),
+    passwordReset,
+    accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),
+    users: createUserAdministration({ issuer, users: queries.users, accounts, tokens, sessions, passwordReset, recordEvent }),
   };
 }
 

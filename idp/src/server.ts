@@ -334,7 +334,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       tokenLimits: limits.clientAuth,
       isRegisteredOrigin: registeredRedirectOrigins(db),
       audit,
-      personalData: queries.personalData,
+      libraries,
       signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
       mailer: graph.mailer,
       accountTokens: queries.accountTokens,

@@ -5,20 +5,17 @@ import { z } from 'zod';
 import { readForm } from '../http/body.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
-import type { AuditLog } from '../audit/log.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
 import { HttpError } from '../http/errors.ts';
 import { answerPage } from '../http/pages.ts';
-import type { Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
 import { accountSignInUrl } from '../clients/account-client.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { SessionService } from '../sessions/service.ts';
 import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
-import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
-import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
-import type { PersonalData } from './personal-data.ts';
-import { emailChangedNotice, emailChangeMail, emailChangeTakenMail, passwordChangedNotice } from '../mail/templates.ts';
-import { sendInBackground, type Mailer } from '../mail/transport.ts';
+import type { PasswordHasher } from '../users/passwords.ts';
+import type { User, UserQueries } from '../users/queries.ts';
+import { AccountChangeRefused, EmailChangeRejected, type AccountHolder, type AccountSettings } from './settings.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema } from '../users/accounts.ts';
 import {
@@ -41,15 +38,14 @@ export interface AccountDependencies {
   users: UserQueries;
   registry: SessionRegistry;
   sessions: SessionService;
-  log: Logger;
   clientIp: ClientIp;
-  audit: AuditLog;
+  recordEvent: RecordEvent;
   hasher: PasswordHasher;
   /** Wrong current passwords count like failed sign-ins (per IP and per account). */
   loginLimits: LoginLimits;
-  personalData: PersonalData;
-  mailer: Mailer;
-  /** The single-use links of an email change (and the reset links a change of password ends). */
+  /** The rules behind every change on these pages. */
+  settings: AccountSettings;
+  /** The single-use links of an email change, checked before the confirmation page is shown. */
   tokens: AccountTokens;
   /** Email change requests per user: each one mails an address the user chose. */
   emailChangeLimit: Counter<'email-change-user'>;
@@ -100,6 +96,11 @@ async function requireSignedIn(ctx: Context, deps: AccountDependencies): Promise
   return current;
 }
 
+/** The signed-in user as the account rules see them: in this session, from this request. */
+function holderOf(ctx: Context, deps: AccountDependencies, { user, session }: Signedin): AccountHolder {
+  return { user, sessionUid: session.uid, origin: requestOrigin(ctx, deps.clientIp) };
+}
+
 function done(ctx: Context, notice: AccountNotice) {
   ctx.status = 303;
   ctx.redirect(`/account?notice=${notice}`);
@@ -126,6 +127,11 @@ async function reauthenticate(ctx: Context, deps: AccountDependencies, user: Use
   }
   await attempt.passed();
   return { ok: true };
+}
+
+/** The audit event of a change refused before it reached the rules (wrong password, limits). */
+function refusal({ user, sessionUid, origin }: AccountHolder, type: 'account.password_changed' | 'account.email_change_requested' | 'account.deleted') {
+  return { ...origin, type, outcome: 'failure', userId: user.id, sessionId: sessionUid } as const;
 }
 
 /** Drops this browser's provider session cookie (the session itself was ended by the caller). */
@@ -198,37 +204,19 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.post('/sessions/sign-out-others', async (ctx) => {
     const form = await readForm(ctx, csrfForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user, session } = await requireSignedIn(ctx, deps);
-    const outcome = await deps.sessions.revokeOtherSessions(user.id, session.uid, 'signed out from account page');
-    deps.log.info({ event: 'account.sessions_revoked', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'other sessions signed out');
-    await deps.audit.record({
-      ...requestOrigin(ctx, deps.clientIp),
-      type: 'logout.account',
-      outcome: 'success',
-      userId: user.id,
-      sessionId: session.uid,
-      details: { ended: 'other_sessions', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
-    });
+    const current = await requireSignedIn(ctx, deps);
+    await deps.settings.endOtherSessions(holderOf(ctx, deps, current));
     done(ctx, 'others-ended');
   });
 
   router.post('/sessions/:uid/sign-out', async (ctx) => {
     const form = await readForm(ctx, csrfForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user, session } = await requireSignedIn(ctx, deps);
+    const current = await requireSignedIn(ctx, deps);
     const uid = sessionUid.safeParse(ctx.params['uid']);
     if (!uid.success) throw notFound();
-    const outcome = await deps.sessions.revokeSession(user.id, uid.data, 'signed out from account page');
-    deps.log.info({ event: 'account.session_revoked', userId: user.id, found: outcome.found, grants: outcome.grantsRevoked }, 'session signed out');
-    await deps.audit.record({
-      ...requestOrigin(ctx, deps.clientIp),
-      type: 'logout.account',
-      outcome: outcome.found ? 'success' : 'failure',
-      userId: user.id,
-      sessionId: uid.data,
-      details: { ended: uid.data === session.uid ? 'this_session' : 'one_session', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
-    });
-    if (uid.data === session.uid) {
+    const outcome = await deps.settings.endSession(holderOf(ctx, deps, current), uid.data);
+    if (uid.data === current.session.uid) {
       forgetSession(ctx, deps);
       ctx.type = 'html';
       ctx.body = accountSignedOutPage();
@@ -240,19 +228,10 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.post('/apps/:clientId/revoke', async (ctx) => {
     const form = await readForm(ctx, csrfForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user } = await requireSignedIn(ctx, deps);
+    const current = await requireSignedIn(ctx, deps);
     const client = clientId.safeParse(ctx.params['clientId']);
     if (!client.success) throw notFound();
-    const outcome = await deps.sessions.revokeApp(user.id, client.data);
-    deps.log.info({ event: 'account.app_revoked', userId: user.id, clientId: client.data, grants: outcome.grantsRevoked }, 'app access revoked');
-    await deps.audit.record({
-      ...requestOrigin(ctx, deps.clientIp),
-      type: 'app.revoked',
-      outcome: 'success',
-      userId: user.id,
-      clientId: client.data,
-      details: { grants: outcome.grantsRevoked },
-    });
+    const outcome = await deps.settings.revokeApp(holderOf(ctx, deps, current), client.data);
     done(ctx, outcome.grantsRevoked > 0 ? 'app-revoked' : 'nothing-changed');
   });
 
@@ -264,37 +243,23 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.post('/password', async (ctx) => {
     const form = await readForm(ctx, changePasswordForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user, session } = await requireSignedIn(ctx, deps);
-    const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.password_changed', userId: user.id, sessionId: session.uid } as const;
+    const current = await requireSignedIn(ctx, deps);
+    const holder = holderOf(ctx, deps, current);
     const again = (status: number, error: string) => answerPage(ctx, status, changePasswordPage({ csrf: issueCsrfToken(ctx), error }));
 
-    const check = await reauthenticate(ctx, deps, user, form.current_password);
+    const check = await reauthenticate(ctx, deps, current.user, form.current_password);
     if (!check.ok) {
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
+      await deps.recordEvent({ ...refusal(holder, 'account.password_changed'), details: { reason: check.reason } });
       again(check.status, check.message);
       return;
     }
     try {
-      checkPasswordRules(form.password);
+      await deps.settings.changePassword(holder, { current: form.current_password, next: form.password });
     } catch (error) {
-      if (!(error instanceof PasswordRejected)) throw error;
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'rules' } });
-      again(400, `Your new ${error.message}. Nothing was changed.`);
+      if (!(error instanceof AccountChangeRefused)) throw error;
+      again(400, error.message);
       return;
     }
-    if (form.password === form.current_password) {
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'unchanged' } });
-      again(400, 'Your new password is the same as your current one. Choose another. Nothing was changed.');
-      return;
-    }
-    // The user role may not write password hashes: this is the system path, for the signed-in user only.
-    await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
-    // Reset links mailed before the change would undo it: they end with it.
-    await deps.tokens.revokeFor(user.id, ['reset_password']);
-    const outcome = await deps.sessions.revokeAllButSession(user.id, session.uid, 'password changed');
-    sendInBackground(deps.mailer, passwordChangedNotice(user.email, user.name, `${deps.issuer}/forgot-password`), deps.log, 'password changed notice');
-    deps.log.info({ event: 'account.password_changed', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'password changed');
-    await deps.audit.record({ ...event, outcome: 'success', details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked } });
     done(ctx, 'password-changed');
   });
 
@@ -312,8 +277,9 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.post('/email', async (ctx) => {
     const form = await readForm(ctx, changeEmailForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user, session } = await requireSignedIn(ctx, deps);
-    const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.email_change_requested', userId: user.id, sessionId: session.uid } as const;
+    const current = await requireSignedIn(ctx, deps);
+    const { user } = current;
+    const holder = holderOf(ctx, deps, current);
     const again = (status: number, error: string) =>
       answerPage(ctx, status, changeEmailPage({ csrf: issueCsrfToken(ctx), current: user.email, email: form.email, error }));
 
@@ -322,29 +288,18 @@ export function accountRoutes(deps: AccountDependencies): Router {
     if (email.data.toLowerCase() === user.email.toLowerCase()) return again(400, 'That is already your address. Nothing was changed.');
     const check = await reauthenticate(ctx, deps, user, form.current_password);
     if (!check.ok) {
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
+      await deps.recordEvent({ ...refusal(holder, 'account.email_change_requested'), details: { reason: check.reason } });
       return again(check.status, check.message);
     }
     try {
       await deps.emailChangeLimit.spend({ userId: user.id });
     } catch (error) {
       if (!(error instanceof RateLimited)) throw error;
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'rate_limited', limit: error.reported } });
+      await deps.recordEvent({ ...refusal(holder, 'account.email_change_requested'), details: { reason: 'rate_limited', limit: error.reported } });
       ctx.set(error.headers);
       return again(429, error.message);
     }
-    const owner = await deps.users.findByEmail(email.data);
-    if (owner) {
-      sendInBackground(deps.mailer, emailChangeTakenMail(owner.email, deps.issuer), deps.log, 'email change to a taken address');
-    } else {
-      // Only the newest request counts: earlier links for other addresses end here.
-      await deps.tokens.revokeFor(user.id, ['change_email']);
-      const token = await deps.tokens.issue('change_email', { userId: user.id, email: email.data });
-      const url = `${deps.issuer}/account/email/confirm?token=${encodeURIComponent(token)}`;
-      sendInBackground(deps.mailer, emailChangeMail(email.data, user.name, url), deps.log, 'email change');
-    }
-    deps.log.info({ event: 'account.email_change_requested', userId: user.id }, 'email change requested');
-    await deps.audit.record({ ...event, outcome: 'success', details: { address: owner ? 'taken' : 'free' } });
+    await deps.settings.requestEmailChange(holder, email.data);
     done(ctx, 'email-change-sent');
   });
 
@@ -360,52 +315,22 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.post('/email/confirm', async (ctx) => {
     const form = await readForm(ctx, confirmEmailForm);
     verifyCsrfToken(ctx, form._csrf);
-    const origin = requestOrigin(ctx, deps.clientIp);
-    const refuse = async (reason: 'unknown' | 'used' | 'expired' | 'taken', userId?: string) => {
-      await deps.audit.record({
-        ...origin,
-        type: 'account.email_change_rejected',
-        outcome: 'failure',
-        userId: userId ?? (await deps.tokens.userOf(form.token)),
-        details: { reason },
-      });
-      answerPage(ctx, reason === 'taken' ? 409 : 400, emailChangeRejectedPage(reason));
-    };
-    const spent = await deps.tokens.redeem(form.token, 'change_email');
-    if ('rejected' in spent) return refuse(spent.rejected);
-    const user = spent.userId ? await deps.users.findById(spent.userId) : undefined;
-    if (!user || user.disabled_at || !spent.email) return refuse('unknown', user?.id);
-    const newAddress = spent.email;
+    let newAddress: string;
     try {
-      await deps.users.update(user.id, { email: newAddress, emailVerified: true });
+      newAddress = await deps.settings.confirmEmailChange(form.token, requestOrigin(ctx, deps.clientIp));
     } catch (error) {
-      // Someone took the address since the link was mailed: the unique index on lower(email) refuses it.
-      if (isAddressTaken(error)) return refuse('taken', user.id);
-      throw error;
+      if (!(error instanceof EmailChangeRejected)) throw error;
+      return answerPage(ctx, error.reason === 'taken' ? 409 : 400, emailChangeRejectedPage(error.reason));
     }
-    // Links mailed to the old address (verification, reset) must not act on the new one.
-    await deps.tokens.revokeFor(user.id, ['verify_email', 'reset_password', 'change_email']);
-    sendInBackground(deps.mailer, emailChangedNotice(user.email, user.name, newAddress, deps.issuer), deps.log, 'email changed notice');
-    deps.log.info({ event: 'account.email_changed', userId: user.id }, 'email address changed');
-    await deps.audit.record({ ...origin, type: 'account.email_changed', outcome: 'success', userId: user.id });
     answerPage(ctx, 200, emailChangedPage(newAddress));
   });
 
   router.post('/export', async (ctx) => {
     const form = await readForm(ctx, csrfForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user, session } = await requireSignedIn(ctx, deps);
-    const data = await deps.personalData.exportOf(user.id);
+    const current = await requireSignedIn(ctx, deps);
+    const data = await deps.settings.exportData(holderOf(ctx, deps, current));
     if (!data) throw new HttpError(401, 'You are signed out', 'Your account is gone. Nothing was exported.');
-    deps.log.info({ event: 'account.exported', userId: user.id }, 'personal data exported');
-    await deps.audit.record({
-      ...requestOrigin(ctx, deps.clientIp),
-      type: 'account.exported',
-      outcome: 'success',
-      userId: user.id,
-      sessionId: session.uid,
-      details: { sessions: data.sessions.length, apps: data.connected_apps.length, events: data.audit_events.length },
-    });
     ctx.type = 'application/json; charset=utf-8';
     ctx.attachment(`jobswipe-account-${data.exported_at.slice(0, 10)}.json`);
     ctx.body = `${JSON.stringify(data, null, 2)}\n`;
@@ -420,22 +345,17 @@ export function accountRoutes(deps: AccountDependencies): Router {
   router.post('/delete', async (ctx) => {
     const form = await readForm(ctx, reauthForm);
     verifyCsrfToken(ctx, form._csrf);
-    const { user, session } = await requireSignedIn(ctx, deps);
-    const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.deleted', userId: user.id, sessionId: session.uid } as const;
+    const current = await requireSignedIn(ctx, deps);
+    const { user } = current;
+    const holder = holderOf(ctx, deps, current);
 
     const check = await reauthenticate(ctx, deps, user, form.current_password);
     if (!check.ok) {
-      await deps.audit.record({ ...event, outcome: 'failure', details: { reason: check.reason } });
+      await deps.recordEvent({ ...refusal(holder, 'account.deleted'), details: { reason: check.reason } });
       answerPage(ctx, check.status, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: user.email, error: check.message }));
       return;
     }
-    // Disabled first, so no sign-in slips in while sessions and grants are revoked; then everything
-    // goes (back-channel logout to every app), then the rows. The audit rows stay, under the uuid.
-    await deps.users.disable(user.id);
-    const outcome = await deps.sessions.revokeAll(user.id, 'account deleted');
-    const erased = await deps.personalData.erase(user.id);
-    deps.log.info({ event: 'account.deleted', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'account deleted');
-    await deps.audit.record({ ...event, outcome: 'success', details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked, deleted: erased.deleted } });
+    await deps.settings.deleteAccount(holder);
     forgetSession(ctx, deps);
     answerPage(ctx, 200, accountDeletedPage());
   });

@@ -137,9 +137,8 @@ export const COMMANDS: Record<string, Command> = {
         if (error instanceof PasswordRejected) throw new CommandError(error.message);
         throw error;
       }
-      await context.withStore(async ({ libraries: { accounts, recordEvent } }) => {
-        const user = await accounts.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
-        await recordEvent(administratorEvent('admin.user_created', { userId: user.id }));
+      await context.withStore(async ({ libraries }) => {
+        const user = await libraries.users.create({ email, name, password, emailVerified: values['email-verified'] ?? false });
         context.io.out(`created user ${user.id} <${user.email}>`);
       });
     },
@@ -152,12 +151,7 @@ export const COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
       if (context.config.signup !== 'invite') context.io.err(`warning: SIGNUP is ${context.config.signup}, not invite: the link only works with SIGNUP=invite`);
-      await context.withStore(async ({ queries: { users, accountTokens }, libraries: { recordEvent } }) => {
-        if (await users.findByEmail(email)) throw new CommandError(`a user with email ${email} already exists`);
-        const token = await accountTokens.issue('invitation', { email });
-        await recordEvent(administratorEvent('admin.user_invited', { details: { expires_in_days: 7 } }));
-        context.io.out(`${context.config.issuer}/invitation?token=${token}`);
-      });
+      await context.withStore(async ({ libraries }) => context.io.out(await libraries.users.invite(email)));
     },
   },
 
@@ -166,12 +160,7 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ queries: { accountTokens }, libraries: { recordEvent } }, user) => {
-        if (user.disabled_at) throw new CommandError(`user ${email} is disabled; a reset link would not work`);
-        const token = await accountTokens.issue('reset_password', { userId: user.id });
-        await recordEvent(administratorEvent('admin.reset_link_issued', { userId: user.id, details: { expires_in_minutes: 60 } }));
-        context.io.out(`${context.config.issuer}/reset-password?token=${token}`);
-      });
+      await withUser(context, email, async ({ libraries }, user) => context.io.out(await libraries.users.issueResetLink(user)));
     },
   },
 
@@ -198,17 +187,9 @@ export const COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ queries: { users }, libraries: { sessions: service, recordEvent } }, user) => {
-        await users.disable(user.id);
-        context.io.out(user.disabled_at ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
-        // A disabled account is signed out everywhere at once, not when its tokens happen to expire.
-        const outcome = await service.revokeAll(user.id, 'revoked by administrator');
-        await recordEvent(
-          administratorEvent('admin.user_disabled', {
-            userId: user.id,
-            details: { already_disabled: user.disabled_at !== null, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
-          }),
-        );
+      await withUser(context, email, async ({ libraries }, user) => {
+        const { alreadyDisabled, outcome } = await libraries.users.disable(user);
+        context.io.out(alreadyDisabled ? `user ${user.email} was already disabled` : `disabled user ${user.id} <${user.email}>`);
         if (outcome.sessionsEnded + outcome.grantsRevoked > 0) {
           context.io.out(`ended ${outcome.sessionsEnded} session(s) and revoked ${outcome.grantsRevoked} grant(s)`);
         }
@@ -396,22 +377,8 @@ export const COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (Boolean(values.all) === (values.id !== undefined)) throw new UsageError('give either --all or --id ID');
       if (values.id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.id)) throw new UsageError(`"${values.id}" is not a session id`);
-      await withUser(context, email, async ({ libraries: { sessions: service, recordEvent } }, user) => {
-        let outcome;
-        if (values.id !== undefined) {
-          const one = await service.revokeSession(user.id, values.id, 'revoked by administrator');
-          if (!one.found) throw new CommandError(`${user.email} has no live session ${values.id} (see \`idp sessions list --email ${user.email}\`)`);
-          outcome = one;
-        } else {
-          outcome = await service.revokeAll(user.id, 'revoked by administrator');
-        }
-        await recordEvent(
-          administratorEvent('admin.sessions_revoked', {
-            userId: user.id,
-            ...(values.id !== undefined ? { sessionId: values.id } : {}),
-            details: { ended: values.id !== undefined ? 'one_session' : 'all', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
-          }),
-        );
+      await withUser(context, email, async ({ libraries }, user) => {
+        const outcome = await libraries.users.endSessions(user, values.id);
         context.io.out(`ended ${outcome.sessionsEnded} session(s) and revoked ${outcome.grantsRevoked} grant(s) of ${user.email}`);
         for (const delivery of outcome.deliveries ?? []) {
           context.io.out(

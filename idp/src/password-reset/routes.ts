@@ -1,19 +1,17 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { AuditLog } from '../audit/log.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
 import { readForm } from '../http/body.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
 import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
-import { passwordResetMail, passwordResetNotice } from '../mail/templates.ts';
-import { sendInBackground, type Mailer } from '../mail/transport.ts';
 import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
-import type { SessionService } from '../sessions/service.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema } from '../users/accounts.ts';
-import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
-import type { UserQueries } from '../users/queries.ts';
+import { PasswordRejected } from '../users/passwords.ts';
+import type { User } from '../users/queries.ts';
+import { ResetLinkRejected, type PasswordReset } from './reset.ts';
 import { forgotPasswordPage, passwordResetDonePage, resetPasswordPage, resetRejectedPage, resetRequestedPage } from './views.ts';
 
 /**
@@ -25,17 +23,15 @@ export interface ResetLimits {
   address: Counter<'reset-address'>;
 }
 
-export interface PasswordResetDependencies {
-  issuer: string;
-  users: UserQueries;
-  hasher: PasswordHasher;
-  sessions: SessionService;
+export interface PasswordResetRouteDependencies {
+  /** The rules: mailing a link, and the new password it sets. */
+  reset: PasswordReset;
+  /** Checked before the page that asks for the new password is shown. */
   tokens: AccountTokens;
-  mailer: Mailer;
   limits: ResetLimits;
   /** A reset clears the account's failed sign-in count: the owner proved they hold the address. */
   loginLimits: LoginLimits;
-  audit: AuditLog;
+  recordEvent: RecordEvent;
   clientIp: ClientIp;
   log: Logger;
 }
@@ -56,30 +52,8 @@ const loginUrlOf = (uid: string | undefined) => (uid ? `/interaction/${uid}` : u
  * answers the same page at once for every address: looking the address up, writing the token and
  * mailing happen after the answer, so neither the text nor the time says whether an account exists.
  */
-export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
+export function passwordResetRoutes(deps: PasswordResetRouteDependencies): Router {
   const router = new Router();
-  const resetUrl = (token: string) => `${deps.issuer}/reset-password?token=${encodeURIComponent(token)}`;
-  const forgotUrl = `${deps.issuer}/forgot-password`;
-
-  /** Everything a request does that depends on the address: run after the answer is sent. */
-  async function mailResetLink(email: string, origin: ReturnType<typeof requestOrigin>): Promise<void> {
-    const user = await deps.users.findByEmail(email);
-    try {
-      await deps.limits.address.spend({ email });
-    } catch (error) {
-      if (!(error instanceof RateLimited)) throw error;
-      await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', userId: user?.id, details: { limit: 'address' } });
-      return;
-    }
-    if (!user || user.disabled_at) {
-      await deps.audit.record({ ...origin, type: 'password.reset_requested', outcome: 'failure', userId: user?.id, details: { reason: user ? 'disabled' : 'unknown_account' } });
-      return;
-    }
-    const token = await deps.tokens.issue('reset_password', { userId: user.id });
-    sendInBackground(deps.mailer, passwordResetMail(user.email, user.name, resetUrl(token)), deps.log, 'password reset');
-    await deps.audit.record({ ...origin, type: 'password.reset_requested', outcome: 'success', userId: user.id });
-  }
-
   router.get('/forgot-password', (ctx) => {
     const uid = interactionUid.safeParse(ctx.query['interaction']);
     const interaction = uid.success ? uid.data : undefined;
@@ -95,7 +69,7 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
       await deps.limits.ip.spend({ ip: origin.ip ?? 'unknown' });
     } catch (error) {
       if (error instanceof RateLimited) {
-        await deps.audit.record({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
+        await deps.recordEvent({ ...origin, type: 'password.reset_rate_limited', outcome: 'failure', details: { limit: 'ip' } });
       }
       throw error;
     }
@@ -107,7 +81,15 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     }
     const requestId = ctx.state['requestId'] as string | undefined;
     setImmediate(() => {
-      mailResetLink(email.data, origin).catch((error: unknown) => deps.log.error({ err: error, requestId }, 'password reset request failed'));
+      const addressLimited = () =>
+        deps.limits.address.spend({ email: email.data }).then(
+          () => false,
+          (error: unknown) => {
+            if (error instanceof RateLimited) return true;
+            throw error;
+          },
+        );
+      deps.reset.mailResetLink(email.data, origin, addressLimited).catch((error: unknown) => deps.log.error({ err: error, requestId }, 'password reset request failed'));
     });
     answerPage(ctx, 200, resetRequestedPage({ loginUrl }));
   });
@@ -122,42 +104,16 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
   router.post('/reset-password', async (ctx) => {
     const form = await readForm(ctx, resetForm);
     verifyCsrfToken(ctx, form._csrf);
-    const origin = requestOrigin(ctx, deps.clientIp);
-    const refuse = async (reason: 'unknown' | 'used' | 'expired') => {
-      const userId = await deps.tokens.userOf(form.token);
-      await deps.audit.record({ ...origin, type: 'password.reset_rejected', outcome: 'failure', userId, details: { reason } });
-      answerPage(ctx, 400, resetRejectedPage(reason));
-    };
-    // The link is checked first, and spent only once the new password is acceptable.
-    const rejected = await deps.tokens.check(form.token, 'reset_password');
-    if (rejected) return refuse(rejected);
+    let user: User;
     try {
-      checkPasswordRules(form.password);
+      user = await deps.reset.completeReset(form.token, form.password, requestOrigin(ctx, deps.clientIp));
     } catch (error) {
+      if (error instanceof ResetLinkRejected) return answerPage(ctx, 400, resetRejectedPage(error.reason));
       if (!(error instanceof PasswordRejected)) throw error;
       return answerPage(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, error: `Choose another password: ${error.message}.` }));
     }
-    const passwordHash = await deps.hasher.hash(form.password);
-    const spent = await deps.tokens.redeem(form.token, 'reset_password');
-    if ('rejected' in spent) return refuse(spent.rejected);
-    const user = spent.userId ? await deps.users.findById(spent.userId) : undefined;
-    if (!user || user.disabled_at) return refuse('unknown');
-
-    // The mailed link proves the address too. Then every session and every app's tokens end.
-    await deps.users.update(user.id, { passwordHash, emailVerified: true });
-    const otherLinks = await deps.tokens.revokeFor(user.id, ['reset_password']);
-    const outcome = await deps.sessions.revokeAll(user.id, 'password reset');
     // The reset is done either way: a limits store that is down must not turn it into an error page.
     await deps.loginLimits.accountRecovered(user.email).catch((error: unknown) => deps.log.warn({ err: error, userId: user.id }, 'could not clear the sign-in count after a reset'));
-    sendInBackground(deps.mailer, passwordResetNotice(user.email, user.name, forgotUrl), deps.log, 'password reset notice');
-    deps.log.info({ event: 'password.reset_completed', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'password reset');
-    await deps.audit.record({
-      ...origin,
-      type: 'password.reset_completed',
-      outcome: 'success',
-      userId: user.id,
-      details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked, other_links: otherLinks },
-    });
     answerPage(ctx, 200, passwordResetDonePage());
   });
 

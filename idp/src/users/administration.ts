@@ -1,0 +1,83 @@
+import { administratorEvent } from '../audit/administrator.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
+import type { PasswordReset } from '../password-reset/reset.ts';
+import type { RevocationOutcome, SessionService } from '../sessions/service.ts';
+import type { AccountTokens } from './account-tokens.ts';
+import { AccountRejected, type createAccounts, type NewAccount } from './accounts.ts';
+import type { User, UserQueries } from './queries.ts';
+
+export interface UserAdministrationDependencies {
+  issuer: string;
+  users: UserQueries;
+  accounts: ReturnType<typeof createAccounts>;
+  tokens: AccountTokens;
+  sessions: SessionService;
+  passwordReset: PasswordReset;
+  recordEvent: RecordEvent;
+}
+
+/**
+ * What an administrator does to users (the CLI today, the admin API tomorrow). Each action is
+ * recorded with who ran it; a refusal is an AccountRejected whose message names the problem.
+ */
+export function createUserAdministration(deps: UserAdministrationDependencies) {
+  return {
+    async create(account: NewAccount): Promise<User> {
+      const user = await deps.accounts.create(account);
+      await deps.recordEvent(administratorEvent('admin.user_created', { userId: user.id }));
+      return user;
+    },
+
+    /** A sign-up invitation link for an address without an account (works once, 7 days). */
+    async invite(email: string): Promise<string> {
+      if (await deps.users.findByEmail(email)) throw new AccountRejected(`a user with email ${email} already exists`);
+      const token = await deps.tokens.issue('invitation', { email });
+      await deps.recordEvent(administratorEvent('admin.user_invited', { details: { expires_in_days: 7 } }));
+      return `${deps.issuer}/invitation?token=${token}`;
+    },
+
+    /** A password reset link for the user (works once, 1 hour; the reset signs them out everywhere). */
+    async issueResetLink(user: User): Promise<string> {
+      if (user.disabled_at) throw new AccountRejected(`user ${user.email} is disabled; a reset link would not work`);
+      const url = await deps.passwordReset.issueResetLink(user);
+      await deps.recordEvent(administratorEvent('admin.reset_link_issued', { userId: user.id, details: { expires_in_minutes: 60 } }));
+      return url;
+    },
+
+    /** The user can no longer sign in, and is signed out everywhere at once, not when tokens expire. */
+    async disable(user: User): Promise<{ alreadyDisabled: boolean; outcome: RevocationOutcome }> {
+      const alreadyDisabled = user.disabled_at !== null;
+      await deps.users.disable(user.id);
+      const outcome = await deps.sessions.revokeAll(user.id, 'revoked by administrator');
+      await deps.recordEvent(
+        administratorEvent('admin.user_disabled', {
+          userId: user.id,
+          details: { already_disabled: alreadyDisabled, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
+        }),
+      );
+      return { alreadyDisabled, outcome };
+    },
+
+    /** Signs the user out: one session (`sessionId`), or every session and app. */
+    async endSessions(user: User, sessionId?: string): Promise<RevocationOutcome> {
+      let outcome: RevocationOutcome;
+      if (sessionId !== undefined) {
+        const one = await deps.sessions.revokeSession(user.id, sessionId, 'revoked by administrator');
+        if (!one.found) throw new AccountRejected(`${user.email} has no live session ${sessionId} (see \`idp sessions list --email ${user.email}\`)`);
+        outcome = one;
+      } else {
+        outcome = await deps.sessions.revokeAll(user.id, 'revoked by administrator');
+      }
+      await deps.recordEvent(
+        administratorEvent('admin.sessions_revoked', {
+          userId: user.id,
+          ...(sessionId !== undefined ? { sessionId } : {}),
+          details: { ended: sessionId !== undefined ? 'one_session' : 'all', sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked },
+        }),
+      );
+      return outcome;
+    },
+  };
+}
+
+export type UserAdministration = ReturnType<typeof createUserAdministration>;
