@@ -17,7 +17,9 @@ import { describeConnectionError, StartupError, type Tables } from '../store.ts'
 import { connectRedis } from '../redis.ts';
 import { createLogoutNotifier, deliveryOptionsFrom } from '../sessions/delivery.ts';
 import { createLogoutTokenSigner, currentKeyOf } from '../sessions/logout-tokens.ts';
-import { CommandError } from './errors.ts';
+import { CommandError, UsageError } from './errors.ts';
+import { emailSchema } from '../users/accounts.ts';
+import type { User } from '../users/queries.ts';
 import { createAuditLog } from '../audit/log.ts';
 
 export interface CliIo {
@@ -66,6 +68,22 @@ export interface CliContext {
   io: CliIo;
   /** Opens the store, runs fn, closes the store. `migrate` applies pending migrations first. */
   withStore<T>(fn: (store: Store) => Promise<T>, options?: StoreOptions): Promise<T>;
+}
+
+/** One command: its synopsis (and description) for `idp help`, and what it does. */
+export interface Command {
+  usage: string;
+  run(context: CliContext, args: string[]): Promise<void>;
+}
+
+/** Runs fn on the store with the user the email names; a missing user is the command's error. */
+export function withUser<T>(context: CliContext, email: string, fn: (store: Store, user: User) => Promise<T>): Promise<T> {
+  if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
+  return context.withStore(async (store) => {
+    const user = await store.queries.users.findByEmail(email);
+    if (!user) throw new CommandError(`no user with email ${email}`);
+    return fn(store, user);
+  });
 }
 
 function storeInUse(error: StoreInUseError): CommandError {

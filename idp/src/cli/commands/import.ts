@@ -1,15 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import type { Tables } from '../store.ts';
+import type { Tables } from '../../store.ts';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { lazyCipher } from '../clients/secrets.ts';
-import { canonicalJson, createClientRegistry, needsSecret, withGeneratedCredentials, type Metadata } from '../clients/registry.ts';
-import { checkAccount, createAccounts, type NewAccount } from '../users/accounts.ts';
-import { createPasswordHasher } from '../users/passwords.ts';
-import { createUserQueries } from '../users/queries.ts';
-import type { CliContext } from './context.ts';
-import { administratorEvent } from '../audit/administrator.ts';
-import { CommandError, UsageError } from './errors.ts';
+import { lazyCipher } from '../../clients/secrets.ts';
+import { canonicalJson, createClientRegistry, needsSecret, withGeneratedCredentials, type Metadata } from '../../clients/registry.ts';
+import { checkAccount, createAccounts, type NewAccount } from '../../users/accounts.ts';
+import { createQueries } from '../../composition.ts';
+import type { CliContext } from '../context.ts';
+import { administratorEvent } from '../../audit/administrator.ts';
+import { CommandError, UsageError } from '../errors.ts';
 
 const seedSchema = z.strictObject({
   clients: z
@@ -63,7 +62,7 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     passwordHash: user.password_hash,
   }));
 
-  await context.withStore(async ({ libraries: { clients, recordEvent }, database, secrets }) => {
+  await context.withStore(async ({ libraries: { clients, hasher, recordEvent }, database, secrets }) => {
     // A secret-based client without a client_secret keeps its stored secret, or gets a generated
     // one (printed once), as `clients create` does; without one the provider refuses the client.
     const generated: Metadata[] = [];
@@ -96,8 +95,8 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
         else continue;
         await registry.save(client);
       }
-      const users = createUserQueries(trx);
-      const writer = createAccounts(users, createPasswordHasher(context.config.bcryptCost));
+      const { users } = createQueries(trx);
+      const writer = createAccounts(users, hasher);
       for (const account of accounts) {
         const existing = await users.findByEmail(account.email);
         if (!existing) {
