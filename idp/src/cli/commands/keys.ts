@@ -1,7 +1,7 @@
-import type { KeyEvent } from '@jobswipe/keystore';
+import type { KeyEvent, Keystore } from '@jobswipe/keystore';
 import { administratorKeyEvent } from '../../audit/administrator.ts';
 import { readKekFile } from '../../signing-keys.ts';
-import type { Command } from '../context.ts';
+import type { CliContext, Command } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { date, table } from '../output.ts';
 import { parse, required } from '../parse-args.ts';
@@ -28,15 +28,7 @@ export const KEYS_COMMANDS: Record<string, Command> = {
     usage: 'keys rotate                   the next key signs from now on (one is created if none waits)',
     async run(context, args) {
       parse(args, {});
-      await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
-        const keys = await keystore();
-        await keys.open();
-        for (const event of await keys.rotateNow()) {
-          context.io.out(describeKeyEvent(event));
-          await recordEvent(administratorKeyEvent(event));
-        }
-        context.io.out('Every server picks the change up within KEYSTORE_POLL_SECONDS.');
-      });
+      await changeKeys(context, (keys) => keys.rotateNow(), 'Every server picks the change up within KEYSTORE_POLL_SECONDS.');
     },
   },
 
@@ -48,15 +40,7 @@ export const KEYS_COMMANDS: Record<string, Command> = {
       if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'KID is required' : 'give exactly one KID');
       const kid = rest[0]!;
       if (!/^[A-Za-z0-9_-]{1,128}$/.test(kid)) throw new UsageError(`"${kid}" is not a key id`);
-      await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
-        const keys = await keystore();
-        await keys.open();
-        for (const event of await keys.revoke(kid)) {
-          context.io.out(describeKeyEvent(event));
-          await recordEvent(administratorKeyEvent(event));
-        }
-        context.io.out('Every server stops publishing it within KEYSTORE_POLL_SECONDS.');
-      });
+      await changeKeys(context, (keys) => keys.revoke(kid), 'Every server stops publishing it within KEYSTORE_POLL_SECONDS.');
     },
   },
 
@@ -92,4 +76,17 @@ function describeKeyEvent(event: KeyEvent): string {
     default:
       return `${event.event} ${event.kid}`;
   }
+}
+
+/** Applies a change to the signing keys, printing and recording each event, then when servers see it. */
+async function changeKeys(context: CliContext, change: (keys: Keystore) => Promise<KeyEvent[]>, pickedUp: string): Promise<void> {
+  await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
+    const keys = await keystore();
+    await keys.open();
+    for (const event of await change(keys)) {
+      context.io.out(describeKeyEvent(event));
+      await recordEvent(administratorKeyEvent(event));
+    }
+    context.io.out(pickedUp);
+  });
 }
