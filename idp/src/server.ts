@@ -266,6 +266,84 @@ function startSweeper(config: Config, stores: Stores, queries: Queries, log: Log
   cleanups.push(() => clearInterval(sweeper));
 }
 
+/**
+ * The graph over the open stores: queries, then the libraries the pages use and a second set for CLI
+ * commands run through the admin socket (those wait for logout deliveries, to report them).
+ */
+function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => Serving) {
+  const { db } = stores.database;
+  // Logout tokens are signed with whichever key signs now (kept current by the key refresh).
+  const logoutNotifier = createLogoutNotifier(
+    createLogoutTokenSigner(config.issuer, async () => currentKeyOf(serving().jwks())),
+    deliveryOptionsFrom(config),
+    log,
+  );
+  const queries = createQueries(db);
+  const shared = {
+    config,
+    db,
+    queries,
+    adapter: stores.adapter,
+    secrets: stores.secrets,
+    validateClient: async (metadata: Parameters<Provider['Client']['validate']>[0]) => serving().provider().Client.validate(metadata),
+    // Links are credentials: logged only in development, when mails go to files.
+    mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
+    audit: stores.audit,
+    log,
+  };
+  return {
+    logoutNotifier,
+    queries,
+    mailer: shared.mailer,
+    libraries: createLibraries({ ...shared, sendLogout: logoutNotifier.notify }),
+    commandLibraries: createLibraries({ ...shared, sendLogout: logoutNotifier.deliver }),
+  };
+}
+
+type Graph = ReturnType<typeof buildGraph>;
+type Serving = Awaited<ReturnType<typeof startKeyRefresh>>;
+
+/** The Koa application: our pages and middlewares in front of the provider serving now. */
+function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider }) {
+  const { database, redis, audit } = stores;
+  const { db } = database;
+  const { queries, libraries } = graph;
+  // Every limit counts in Redis when there is one (shared by every process), else in the database.
+  const limits = createLimits(
+    { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
+    { tokenRequestsPerMinute: config.tokenRateLimitPerMinute },
+  );
+  return createApp({
+    issuer: config.issuer,
+    cookieKeys: deps.cookieKeys,
+    log: deps.log,
+    provider: deps.provider,
+    jwksCacheSeconds: config.keystore.jwksCacheSeconds,
+    production: config.production,
+    ready: async () => {
+      const [databaseUp, redisUp] = await Promise.all([database.ping(), redis ? redisReady(redis) : true]);
+      return { database: databaseUp, redis: redis ? redisUp : undefined };
+    },
+    users: queries.users,
+    hasher: libraries.hasher,
+    registry: queries.sessionRegistry,
+    sessions: libraries.sessions,
+    loginLimits: limits.login,
+    deviceCodeLimits: limits.deviceCodes,
+    clientIp: deps.clientIp,
+    trustProxy: config.trustProxy,
+    tokenLimits: limits.clientAuth,
+    isRegisteredOrigin: registeredRedirectOrigins(db),
+    audit,
+    libraries,
+    signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
+    mailer: graph.mailer,
+    accountTokens: queries.accountTokens,
+    resetLimits: { ip: limits.resetRequests, address: limits.resetMails },
+    emailChangeLimit: limits.emailChanges,
+  });
+}
+
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = createLogger(config.logLevel, options.logDestination);
   const cleanups: Cleanup[] = [];
@@ -274,75 +352,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   };
   try {
     const stores = await openStores(config, log, cleanups);
-    const { database, redis, audit } = stores;
-    const { db } = database;
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const clientIp = clientIpResolver(config.trustProxy);
-    let serving: Awaited<ReturnType<typeof startKeyRefresh>> | undefined;
-    // Logout tokens are signed with whichever key signs now (kept current by the key refresh).
-    const logoutNotifier = createLogoutNotifier(
-      createLogoutTokenSigner(config.issuer, async () => currentKeyOf(serving!.jwks())),
-      deliveryOptionsFrom(config),
-      log,
-    );
-
-    const queries = createQueries(db);
-    const graph = {
-      config,
-      db,
-      queries,
-      adapter: stores.adapter,
-      secrets: stores.secrets,
-      validateClient: async (metadata: Parameters<Provider['Client']['validate']>[0]) => serving!.provider().Client.validate(metadata),
-      // Links are credentials: logged only in development, when mails go to files.
-      mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
-      audit,
-      log,
-    };
-    const libraries = createLibraries({ ...graph, sendLogout: logoutNotifier.notify });
-    // CLI commands run through the admin socket wait for the deliveries, to report them.
-    const commandLibraries = createLibraries({ ...graph, sendLogout: logoutNotifier.deliver });
-
+    let serving: Serving | undefined;
+    const graph = buildGraph(config, stores, log, () => serving!);
+    const { queries, libraries, logoutNotifier } = graph;
     const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, sendLogout: logoutNotifier.notify });
     serving = await startKeyRefresh(config, stores, log, build, cleanups);
     const { provider } = serving;
-
-    // Every limit counts in Redis when there is one (shared by every process), else in the database.
-    const limits = createLimits(
-      { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
-      { tokenRequestsPerMinute: config.tokenRateLimitPerMinute },
-    );
-    const app = createApp({
-      issuer: config.issuer,
-      cookieKeys,
-      log,
-      provider,
-      jwksCacheSeconds: config.keystore.jwksCacheSeconds,
-      production: config.production,
-      ready: async () => {
-        const [databaseUp, redisUp] = await Promise.all([database.ping(), redis ? redisReady(redis) : true]);
-        return { database: databaseUp, redis: redis ? redisUp : undefined };
-      },
-      users: queries.users,
-      hasher: libraries.hasher,
-      registry: queries.sessionRegistry,
-      sessions: libraries.sessions,
-      loginLimits: limits.login,
-      deviceCodeLimits: limits.deviceCodes,
-      clientIp,
-      trustProxy: config.trustProxy,
-      tokenLimits: limits.clientAuth,
-      isRegisteredOrigin: registeredRedirectOrigins(db),
-      audit,
-      libraries,
-      signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
-      mailer: graph.mailer,
-      accountTokens: queries.accountTokens,
-      resetLimits: { ip: limits.resetRequests, address: limits.resetMails },
-      emailChangeLimit: limits.emailChanges,
-    });
-
-    await serveAdminSocket(config, database, commandLibraries, queries, log, cleanups);
+    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider });
+    await serveAdminSocket(config, stores.database, graph.commandLibraries, queries, log, cleanups);
     // Runs after the listeners have closed: logout tokens already under way get the grace period too.
     cleanups.push(() => logoutNotifier.drain(config.shutdownGraceSeconds * 1000));
     const port = await listen(config, app.callback(), cleanups);
@@ -350,7 +369,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     const first = listenAddresses(config.host)[0] ?? '127.0.0.1';
     const url = `http://${first.includes(':') ? `[${first}]` : first}:${port}`;
-    log.info({ issuer: config.issuer, url, store: database.kind, redis: Boolean(redis) }, 'JobSwipe Identity listening');
+    log.info({ issuer: config.issuer, url, store: stores.database.kind, redis: Boolean(stores.redis) }, 'JobSwipe Identity listening');
 
     let closing: Promise<void> | undefined;
     return {
@@ -361,7 +380,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       get provider() {
         return provider();
       },
-      database,
+      database: stores.database,
       queries,
       libraries,
       close() {
