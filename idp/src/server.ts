@@ -18,6 +18,7 @@ import { runCommand } from './cli/run.ts';
 import { registeredRedirectOrigins } from './clients/origins.ts';
 import { createClientRegistry } from './clients/registry.ts';
 import { serverCipher } from './clients/secrets.ts';
+import { createClientValidator } from './clients/validation.ts';
 import { createLibraries, createQueries, type Libraries, type Queries } from './composition.ts';
 import { clientIpResolver, type ClientIp } from './http/client-ip.ts';
 import { requestIdOf } from './http/request-scope.ts';
@@ -285,7 +286,7 @@ function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => 
     queries,
     adapter: stores.adapter,
     secrets: stores.secrets,
-    validateClient: async (metadata: Parameters<Provider['Client']['validate']>[0]) => serving().provider().Client.validate(metadata),
+    validateClient: createClientValidator(config, db, queries.users),
     // Links are credentials: logged only in development, when mails go to files.
     mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
     audit: stores.audit,

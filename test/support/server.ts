@@ -56,7 +56,7 @@ export async function startTestServer(
     ...env,
   });
   const server = await startServer(config, { logDestination: destination });
-  // The server's own libraries: its provider validates the clients a test registers, its keys seal their secrets.
+  // The server's own libraries: they check the clients a test registers as the CLI does, and its keys seal their secrets.
   const { accounts, clients } = server.libraries;
   return {
     issuer,

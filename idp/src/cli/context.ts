@@ -1,17 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import { StoreInUseError, SYSTEM_ROLE, createOidcAdapter, createStorageAdapter, openDatabase, type Database, type ValueCipher } from '@jobswipe/adapters';
+import { StoreInUseError, SYSTEM_ROLE, createStorageAdapter, openDatabase, type Database, type ValueCipher } from '@jobswipe/adapters';
 import { sql } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import type { Config } from '@jobswipe/config';
-import { generateSigningKey, type Keystore } from '@jobswipe/keystore';
+import type { Keystore } from '@jobswipe/keystore';
 import { migrateToLatest, pendingMigrations } from '@jobswipe/migrations';
-import type { Metadata } from '../clients/registry.ts';
+import { createClientValidator } from '../clients/validation.ts';
 import { lazyCipher } from '../clients/secrets.ts';
 import { createLibraries, createQueries, type Libraries, type Queries } from '../composition.ts';
 import { createLogger } from '../logger.ts';
 import { createMailer } from '../mail/transport.ts';
-import { createProvider } from '../provider/configuration.ts';
-import { acceptedScopes } from '../provider/scopes.ts';
 import { loadKek, openKeystore } from '../signing-keys.ts';
 import { describeConnectionError, StartupError, type Tables } from '../store.ts';
 import { connectRedis } from '../redis.ts';
@@ -155,23 +152,6 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
           }));
         if (shared) return await fn({ database, queries: shared.queries, libraries: shared.libraries, secrets, keystore });
         const queries = createQueries(db);
-        // Client metadata is validated by a provider configured like the server's. Validation signs
-        // nothing, so that provider gets a throwaway key rather than the keystore's.
-        let throwaway: ReturnType<typeof generateSigningKey> | undefined;
-        const validateClient = async (metadata: Metadata) => {
-          // One RSA key per command, however many clients an import validates.
-          throwaway ??= generateSigningKey();
-          const provider = createProvider({
-            issuer: config.issuer,
-            jwks: { keys: [(await throwaway).privateJwk] },
-            cookieKeys: [randomBytes(32).toString('base64url')],
-            adapter: createOidcAdapter(db),
-            scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
-            users: queries.users,
-            api: config.api,
-          });
-          await provider.Client.validate(metadata);
-        };
         let signingKeys: ReturnType<Keystore['signingKeys']> | undefined;
         const notifier = createLogoutNotifier(
           createLogoutTokenSigner(config.issuer, async () => currentKeyOf((await (signingKeys ??= keystore().then((keys) => keys.signingKeys()))).jwks)),
@@ -189,7 +169,7 @@ export function createCliContext(config: Config, io: CliIo, shared?: SharedStore
           queries,
           adapter,
           secrets: lazyCipher(secrets),
-          validateClient,
+          validateClient: createClientValidator(config, db, queries.users),
           sendLogout: notifier.deliver,
           // Commands print their links and log nothing: the audit log is their record.
           mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: false }, createLogger('silent')),
