@@ -12,8 +12,7 @@ import { createNodeResolver, importX, typescriptParser } from '@jobswipe/lint';
  */
 
 const TESTS = ['**/*.test.ts', '**/*.test.tsx', 'test/**', '**/test/**'];
-// cli/context.ts wires the graph for the CLI, until the CLI shares the one composition root.
-const IDP_COMPOSITION = ['idp/src/app.ts', 'idp/src/server.ts', 'idp/src/composition*.ts', 'idp/src/composition/**', 'idp/src/cli/context.ts'];
+const IDP_COMPOSITION = ['idp/src/app.ts', 'idp/src/server.ts', 'idp/src/composition*.ts', 'idp/src/composition/**'];
 const IDP_QUERIES = ['idp/src/**/queries.ts', 'idp/src/**/*-queries.ts', 'idp/src/**/tables.ts'];
 /**
  * Route-level modules not named so: the device page's route, the error-page middleware, and the

@@ -1,14 +1,18 @@
-import type { ValueCipher } from '@jobswipe/adapters';
+import { randomBytes } from 'node:crypto';
+import { createOidcAdapter, type ValueCipher } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
+import { generateSigningKey } from '@jobswipe/keystore';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import { createPersonalData } from './account/personal-data.ts';
 import { createAccountSettings } from './account/settings.ts';
 import type { AuditLog } from './audit/log.ts';
 import { createEventRecorder } from './audit/record-event.ts';
-import { createClientRegistry, type ValidateClient } from './clients/registry.ts';
+import { createClientRegistry, type Metadata, type ValidateClient } from './clients/registry.ts';
 import type { Logger } from './logger.ts';
 import type { Mailer } from './mail/transport.ts';
+import { createProvider } from './provider/configuration.ts';
+import { acceptedScopes } from './provider/scopes.ts';
 import { createPasswordReset } from './password-reset/reset.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService, type SessionServiceDependencies } from './sessions/service.ts';
@@ -17,7 +21,7 @@ import { createAccountTokens } from './users/account-tokens.ts';
 import { createAccounts } from './users/accounts.ts';
 import { createUserAdministration } from './users/administration.ts';
 import { createPasswordHasher } from './users/passwords.ts';
-import { createUserQueries } from './users/queries.ts';
+import { createUserQueries, type UserQueries } from './users/queries.ts';
 
 /*
  * The one place the object graph is built: queries over the database, libraries over the queries.
@@ -76,3 +80,26 @@ export function createLibraries(deps: LibraryDependencies) {
 }
 
 export type Libraries = ReturnType<typeof createLibraries>;
+
+/**
+ * Client metadata is validated by a provider configured like the server's, accepting the scopes the
+ * new client declares (a new API scope needs a registration, not a restart). Validation signs
+ * nothing, so that provider gets a throwaway key rather than the keystore's.
+ */
+export function createClientValidator(config: Config, db: Kysely<Tables>, users: UserQueries): ValidateClient {
+  let throwaway: ReturnType<typeof generateSigningKey> | undefined;
+  return async (metadata: Metadata) => {
+    // One RSA key per validator, however many clients an import validates.
+    throwaway ??= generateSigningKey();
+    const provider = createProvider({
+      issuer: config.issuer,
+      jwks: { keys: [(await throwaway).privateJwk] },
+      cookieKeys: [randomBytes(32).toString('base64url')],
+      adapter: createOidcAdapter(db),
+      scopes: await acceptedScopes(db, config.api.scopes, [metadata]),
+      users,
+      api: config.api,
+    });
+    await provider.Client.validate(metadata);
+  };
+}
