@@ -8,12 +8,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database, type StoreOptions } from '@jobswipe/adapters';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { createTestStore, STORE_KINDS, type TestStore } from '../../test/support/stores.ts';
-import { openPrivateKey } from './encrypt.ts';
+import { openPrivateKey } from './envelope.ts';
 import { KeystoreError } from './errors.ts';
 import { generateSigningKey } from './generate.ts';
 import { parseKek, type Kek } from './kek.ts';
 import type { RotationPolicy } from './lifecycle.ts';
-import { createKeystore, type KeyEvent, type Keystore } from './store.ts';
+import type { KeyEvent } from './context.ts';
+import { createKeystore, type Keystore } from './keystore.ts';
 import type { KeystoreTables } from './tables.ts';
 
 const run = promisify(execFile);
