@@ -39,6 +39,7 @@ import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries } from './users/queries.ts';
 import { createAccountTokens } from './users/account-tokens.ts';
 import { createMailer } from './mail/transport.ts';
+import { openDataDirWarning, prepareDataDir } from './data-dir.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -100,6 +101,8 @@ async function closeGracefully(servers: Server[], graceMs: number): Promise<void
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = createLogger(config.logLevel, options.logDestination);
+  const dataDir = await prepareDataDir(config);
+  if (dataDir.openToOthers) log.warn({ path: dataDir.path }, openDataDirWarning(dataDir.path));
   const database = await openStore(config, (error) => log.error({ err: error }, 'database pool error'));
   const cleanups: Array<() => Promise<void> | void> = [() => database.close()];
   try {
