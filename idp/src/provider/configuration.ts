@@ -10,6 +10,7 @@ import { describeProviderError } from '../pages/error-messages.ts';
 import { createResourceIndicators } from './resource.ts';
 import { LIFETIMES } from './lifetimes.ts';
 import { accountClient } from '../clients/account-client.ts';
+import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 
@@ -90,11 +91,12 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       id_token_signed_response_alg: 'RS256',
     },
     extraClientMetadata: {
-      properties: ['first_party'],
+      properties: ['first_party', RESOURCE_SERVER_AUDIENCES],
       validator(_ctx, key, value) {
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata('first_party must be a boolean');
         }
+        if (key === RESOURCE_SERVER_AUDIENCES) validateResourceServerAudiences(value, [deps.api.resource]);
       },
     },
     enabledJWA: {
@@ -129,10 +131,8 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       revocation: { enabled: true },
       introspection: {
         enabled: true,
-        // Only clients that authenticate with a secret or key may introspect.
-        async allowedPolicy(_ctx, client) {
-          return client.clientAuthMethod !== 'none';
-        },
+        // A token's own client, or a registered resource server for its audience; never a public client.
+        allowedPolicy: introspectionAllowedPolicy,
       },
       resourceIndicators: createResourceIndicators(deps.api),
       // RFC 8628 for headless workers. The code is checked, rate-limited and CSRF-checked by
