@@ -10,6 +10,8 @@ import { describeProviderError } from '../pages/error-messages.ts';
 import { createResourceIndicators } from './resource.ts';
 import { LIFETIMES } from './lifetimes.ts';
 import { accountClient } from '../clients/account-client.ts';
+import { assertClientAssertionLifetime } from './client-assertion-lifetime.ts';
+import { discoveryUnderIssuer } from './discovery-urls.ts';
 import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
@@ -90,6 +92,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
+    assertJwtClientAuthClaimsAndHeader: assertClientAssertionLifetime,
     extraClientMetadata: {
       properties: ['first_party', RESOURCE_SERVER_AUDIENCES],
       validator(_ctx, key, value) {
@@ -192,6 +195,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const provider = new Provider(deps.issuer, providerConfiguration(deps));
+  provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
   return provider;
 }
