@@ -19,8 +19,8 @@ export function discoveryUnderIssuer(issuer: string): Middleware {
   return async (ctx, next) => {
     await next();
     const { oidc } = ctx as Partial<KoaContextWithOIDC>;
-    if (oidc?.route !== 'discovery' || typeof ctx.body !== 'object' || ctx.body === null) return;
-    // The base the provider's urlFor resolved against (Koa's ctx.origin is "null" for a Host it cannot parse).
+    if (oidc?.route !== 'discovery' || typeof ctx.body !== 'object' || ctx.body === null || !URL.canParse(ctx.href)) return;
+    // The base the provider's urlFor resolved the URLs against.
     const requestOrigin = new URL(ctx.href).origin;
     if (requestOrigin !== issuerOrigin) ctx.body = underIssuer(ctx.body, requestOrigin, issuerOrigin);
   };
