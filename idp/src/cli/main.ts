@@ -5,6 +5,7 @@ import { DataDirError, OWNER_ONLY_UMASK, prepareDataDir } from '../data-dir.ts';
 import { createCliContext } from './context.ts';
 import { UsageError } from './errors.ts';
 import { runCommand, type CommandIo } from './run.ts';
+import { terminalLine } from './terminal-text.ts';
 
 let stdin: Promise<string> | undefined;
 async function readStdin(): Promise<string> {
@@ -17,9 +18,10 @@ async function readStdin(): Promise<string> {
   return stdin;
 }
 
+// The one place CLI output reaches the terminal, whether the command ran here or in a server.
 const io: CommandIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
+  out: (line) => process.stdout.write(`${terminalLine(line)}\n`),
+  err: (line) => process.stderr.write(`${terminalLine(line)}\n`),
   readStdin,
 };
 
