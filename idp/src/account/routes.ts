@@ -275,7 +275,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
       return;
     }
     try {
-      checkPasswordRules(form.password);
+      checkPasswordRules(form.password, { email: user.email, name: user.name });
     } catch (error) {
       if (!(error instanceof PasswordRejected)) throw error;
       await deps.audit.record({ ...event, outcome: 'failure', details: { reason: 'rules' } });

@@ -131,8 +131,12 @@ export function passwordResetRoutes(deps: PasswordResetDependencies): Router {
     // The link is checked first, and spent only once the new password is acceptable.
     const rejected = await deps.tokens.check(form.token, 'reset_password');
     if (rejected) return refuse(rejected);
+    // The rules refuse a password built from the account's own address or name, so look it up first.
+    const ownerId = await deps.tokens.userOf(form.token);
+    const owner = ownerId ? await deps.users.findById(ownerId) : undefined;
+    if (!owner) return refuse('unknown');
     try {
-      checkPasswordRules(form.password);
+      checkPasswordRules(form.password, { email: owner.email, name: owner.name });
     } catch (error) {
       if (!(error instanceof PasswordRejected)) throw error;
       return answerPage(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, error: `Choose another password: ${error.message}.` }));

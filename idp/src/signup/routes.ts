@@ -137,7 +137,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
       return again('Use the address your invitation was sent to.');
     }
     try {
-      checkPasswordRules(form.password);
+      checkPasswordRules(form.password, { email: email.data, name: name.data });
     } catch (error) {
       if (error instanceof PasswordRejected) return again(`Choose another password: ${error.message}.`);
       throw error;
