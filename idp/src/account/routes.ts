@@ -2,8 +2,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import { readForm } from '../http/body.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { HttpError } from '../http/errors.ts';
@@ -55,12 +55,13 @@ export interface AccountDependencies {
   emailChangeLimit: Counter<'email-change-user'>;
 }
 
-const csrfForm = z.object({ _csrf: z.string().max(200) });
+const buttonForm = formGuard(z.object({}));
 // Lengths are checked by the password rules (and bcrypt's 72 bytes by the hasher); these bound the form.
-const reauthForm = csrfForm.extend({ current_password: z.string().min(1).max(1000) });
-const changePasswordForm = reauthForm.extend({ password: z.string().max(1000) });
-const changeEmailForm = reauthForm.extend({ email: z.string().trim().max(1024) });
-const confirmEmailForm = csrfForm.extend({ token: z.string().max(200) });
+const reauthFields = z.object({ current_password: z.string().min(1).max(1000) });
+const reauthForm = formGuard(reauthFields);
+const changePasswordForm = formGuard(reauthFields.extend({ password: z.string().max(1000) }));
+const changeEmailForm = formGuard(reauthFields.extend({ email: z.string().trim().max(1024) }));
+const confirmEmailForm = formGuard(z.object({ token: z.string().max(200) }));
 const WRONG_PASSWORD = 'That is not your current password. Nothing was changed.';
 const sessionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 // Postgres text cannot hold NUL: such an id is no client's, and must not reach a query.
@@ -195,9 +196,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     ctx.redirect('/account');
   });
 
-  router.post('/sessions/sign-out-others', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/sessions/sign-out-others', buttonForm, async (ctx) => {
     const { user, session } = await requireSignedIn(ctx, deps);
     const outcome = await deps.sessions.revokeOtherSessions(user.id, session.uid, 'signed out from account page');
     deps.log.info({ event: 'account.sessions_revoked', userId: user.id, sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked }, 'other sessions signed out');
@@ -212,9 +211,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     done(ctx, 'others-ended');
   });
 
-  router.post('/sessions/:uid/sign-out', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/sessions/:uid/sign-out', buttonForm, async (ctx) => {
     const { user, session } = await requireSignedIn(ctx, deps);
     const uid = sessionUid.safeParse(ctx.params['uid']);
     if (!uid.success) throw notFound();
@@ -237,9 +234,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     done(ctx, outcome.found ? 'session-ended' : 'nothing-changed');
   });
 
-  router.post('/apps/:clientId/revoke', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/apps/:clientId/revoke', buttonForm, async (ctx) => {
     const { user } = await requireSignedIn(ctx, deps);
     const client = clientId.safeParse(ctx.params['clientId']);
     if (!client.success) throw notFound();
@@ -261,9 +256,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, changePasswordPage({ csrf: issueCsrfToken(ctx) }));
   });
 
-  router.post('/password', async (ctx) => {
-    const form = await readForm(ctx, changePasswordForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/password', changePasswordForm, async (ctx) => {
+    const form = changePasswordForm.fieldsOf(ctx);
     const { user, session } = await requireSignedIn(ctx, deps);
     const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.password_changed', userId: user.id, sessionId: session.uid } as const;
     const again = (status: number, error: string) => answerPage(ctx, status, changePasswordPage({ csrf: issueCsrfToken(ctx), error }));
@@ -309,9 +303,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
    * its address until the link is used. A new address that already has an account gets a mail saying
    * so, and this page answers the same either way (no lookup of other people's addresses from here).
    */
-  router.post('/email', async (ctx) => {
-    const form = await readForm(ctx, changeEmailForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/email', changeEmailForm, async (ctx) => {
+    const form = changeEmailForm.fieldsOf(ctx);
     const { user, session } = await requireSignedIn(ctx, deps);
     const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.email_change_requested', userId: user.id, sessionId: session.uid } as const;
     const again = (status: number, error: string) =>
@@ -357,9 +350,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, confirmEmailChangePage({ csrf: issueCsrfToken(ctx), token }));
   });
 
-  router.post('/email/confirm', async (ctx) => {
-    const form = await readForm(ctx, confirmEmailForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/email/confirm', confirmEmailForm, async (ctx) => {
+    const form = confirmEmailForm.fieldsOf(ctx);
     const origin = requestOrigin(ctx, deps.clientIp);
     const refuse = async (reason: 'unknown' | 'used' | 'expired' | 'taken', userId?: string) => {
       await deps.audit.record({
@@ -391,9 +383,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, emailChangedPage(newAddress));
   });
 
-  router.post('/export', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/export', buttonForm, async (ctx) => {
     const { user, session } = await requireSignedIn(ctx, deps);
     const data = await deps.personalData.exportOf(user.id);
     if (!data) throw new HttpError(401, 'You are signed out', 'Your account is gone. Nothing was exported.');
@@ -417,9 +407,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: current.user.email }));
   });
 
-  router.post('/delete', async (ctx) => {
-    const form = await readForm(ctx, reauthForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/delete', reauthForm, async (ctx) => {
+    const form = reauthForm.fieldsOf(ctx);
     const { user, session } = await requireSignedIn(ctx, deps);
     const event = { ...requestOrigin(ctx, deps.clientIp), type: 'account.deleted', userId: user.id, sessionId: session.uid } as const;
 

@@ -7,6 +7,7 @@ import { issueCsrfToken } from '../http/csrf.ts';
 import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device-codes.ts';
 import { requestIdOf } from '../http/request-scope.ts';
 import { describeProviderError } from '../pages/error-messages.ts';
+import { answerForgedProviderForms } from './forged-forms.ts';
 import { createResourceIndicators } from './resource.ts';
 import { LIFETIMES } from './lifetimes.ts';
 import { accountClient } from '../clients/account-client.ts';
@@ -197,6 +198,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const provider = new Provider(deps.issuer, providerConfiguration(deps));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
+  answerForgedProviderForms(provider);
   return provider;
 }
 

@@ -3,9 +3,9 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
-import { readForm } from '../http/body.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import { badRequest, HttpError } from '../http/errors.ts';
 import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
@@ -40,14 +40,13 @@ interface SignupDependencies extends SignupOptions {
   log: Logger;
 }
 
-const signupForm = z.object({
-  _csrf: z.string().max(200),
+const signupForm = formGuard(z.object({
   email: z.string().trim().max(1024),
   name: z.string().max(1024).default(''),
   password: z.string().max(1024),
-});
-const csrfOnly = z.object({ _csrf: z.string().max(200) });
-const verifyForm = z.object({ _csrf: z.string().max(200), token: z.string().max(200) });
+}));
+const buttonForm = formGuard(z.object({}));
+const verifyForm = formGuard(z.object({ token: z.string().max(200) }));
 
 const notFound = () => new HttpError(404, 'Page not found', 'Creating an account here is not available. Ask JobSwipe support for an account.');
 
@@ -100,11 +99,13 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }));
   });
 
-  router.post('/interaction/:uid/signup', async (ctx) => {
+  router.post('/interaction/:uid/signup', async (_ctx, next) => {
+    // Closed sign-up has no form here at all: 404 before the form is read.
     if (deps.mode === 'closed') throw notFound();
+    await next();
+  }, signupForm, async (ctx) => {
+    const form = signupForm.fieldsOf(ctx);
     const { provider, details, clientName, clientId } = await loginDetails(ctx);
-    const form = await readForm(ctx, signupForm);
-    verifyCsrfToken(ctx, form._csrf);
     if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
     const origin = { ...requestOrigin(ctx, deps.clientIp), clientId };
     const invited = deps.mode === 'invite' ? await invitation(ctx) : undefined;
@@ -173,19 +174,15 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }));
   });
 
-  router.post('/interaction/:uid/signup/continue', async (ctx) => {
+  router.post('/interaction/:uid/signup/continue', buttonForm, async (ctx) => {
     const { details } = await loginDetails(ctx);
-    const form = await readForm(ctx, csrfOnly);
-    verifyCsrfToken(ctx, form._csrf);
     ctx.status = 303;
     // A new account resumes the authorization request; an existing address goes back to sign-in.
     ctx.redirect(details.result?.login ? details.returnTo : `/interaction/${details.uid}`);
   });
 
-  router.post('/interaction/:uid/signup/resend', async (ctx) => {
+  router.post('/interaction/:uid/signup/resend', buttonForm, async (ctx) => {
     const { details, clientId } = await loginDetails(ctx);
-    const form = await readForm(ctx, csrfOnly);
-    verifyCsrfToken(ctx, form._csrf);
     await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const accountId = details.result?.login?.accountId;
     const user = accountId ? await deps.users.findById(accountId) : undefined;
@@ -205,9 +202,8 @@ export function signupRoutes(deps: SignupDependencies): Router {
     answerPage(ctx, 200, verifyEmailPage({ action: '/verify-email', csrf: issueCsrfToken(ctx), token }));
   });
 
-  router.post('/verify-email', async (ctx) => {
-    const form = await readForm(ctx, verifyForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/verify-email', verifyForm, async (ctx) => {
+    const form = verifyForm.fieldsOf(ctx);
     const spent = await deps.tokens.redeem(form.token, 'verify_email');
     const origin = requestOrigin(ctx, deps.clientIp);
     if ('rejected' in spent || !spent.userId) {
@@ -221,9 +217,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
   });
 
   // A new link for the account signed in in this browser (the provider's session), if it is unverified.
-  router.post('/verify-email/resend', async (ctx) => {
-    const form = await readForm(ctx, csrfOnly);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/verify-email/resend', buttonForm, async (ctx) => {
     await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const session = await deps.provider().Session.get(ctx as never);
     const user = session.accountId ? await deps.users.findById(session.accountId) : undefined;
