@@ -106,14 +106,19 @@ function done(ctx: Context, notice: AccountNotice) {
   ctx.redirect(`/account?notice=${notice}`);
 }
 
-type Reauthentication = { ok: true } | { ok: false; status: number; message: string; reason: 'wrong_password' | 'rate_limited' };
+export type Reauthentication = { ok: true } | { ok: false; status: number; message: string; reason: 'wrong_password' | 'rate_limited' };
 
 /**
- * Checks the signed-in user's password again (change password, delete account) under the sign-in
- * limits: counted before the password is looked at (refused when the IP or the account is over
- * them), and a wrong password counts as a failed sign-in.
+ * Checks a user's password again (change password, delete account; the verification of an address,
+ * signup/routes.ts) under the sign-in limits: counted before the password is looked at (refused when
+ * the IP or the account is over them), and a wrong password counts as a failed sign-in.
  */
-async function reauthenticate(ctx: Context, deps: AccountDependencies, user: User, password: string): Promise<Reauthentication> {
+export async function reauthenticate(
+  ctx: Context,
+  deps: Pick<AccountDependencies, 'clientIp' | 'loginLimits' | 'hasher'>,
+  user: User,
+  password: string,
+): Promise<Reauthentication> {
   let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
   try {
     attempt = await deps.loginLimits.reserve(deps.clientIp(ctx.req), user.email);
