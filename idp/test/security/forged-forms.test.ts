@@ -66,7 +66,10 @@ async function state() {
   const { db } = idp.server.database;
   const users = await db.selectFrom('users').select(['id', 'email', 'name', 'password_hash', 'email_verified', 'disabled_at']).orderBy('id').execute();
   const tokens = await sql<{ row: string }>`SELECT md5(t::text) AS row FROM account_tokens t ORDER BY 1`.execute(db);
-  const models = await sql<{ row: string }>`SELECT model, id, md5(payload::text) AS payload, consumed_at FROM oidc_models ORDER BY model, id`.execute(db);
+  // The provider saves a session again, with a later expiry, on every request to its routes (a sliding session).
+  const models = await sql<{ row: string }>`
+    SELECT model, id, md5((CASE WHEN model = 'Session' THEN payload - 'exp' - 'iat' ELSE payload END)::text) AS payload, consumed_at
+    FROM oidc_models ORDER BY model, id`.execute(db);
   const sessions = await sql<{ row: string }>`SELECT md5(s::text) AS row FROM user_sessions s ORDER BY 1`.execute(db);
   const limits = await sql<{ row: string }>`SELECT md5(r::text) AS row FROM rate_limits r ORDER BY 1`.execute(db);
   const audit = await db.selectFrom('audit_events').select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow();
