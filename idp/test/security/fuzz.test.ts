@@ -764,6 +764,7 @@ const OUR_FORM_POSTS = [
   '/forgot-password',
   '/reset-password',
   '/verify-email',
+  '/verify-email/new-password',
   '/verify-email/resend',
 ];
 describe('fuzzing every endpoint and form (postgres+redis)', () => {
