@@ -14,6 +14,7 @@ import { accountSignInUrl } from '../clients/account-client.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { SessionService } from '../sessions/service.ts';
 import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
+import { reauthenticate } from '../users/reauthentication.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
 import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
 import type { PersonalData } from './personal-data.ts';
@@ -62,7 +63,6 @@ const reauthForm = formGuard(reauthFields);
 const changePasswordForm = formGuard(reauthFields.extend({ password: z.string().max(1000) }));
 const changeEmailForm = formGuard(reauthFields.extend({ email: z.string().trim().max(1024) }));
 const confirmEmailForm = formGuard(z.object({ token: z.string().max(200) }));
-const WRONG_PASSWORD = 'That is not your current password. Nothing was changed.';
 const sessionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 // Postgres text cannot hold NUL: such an id is no client's, and must not reach a query.
 const clientId = z.string().min(1).max(255).regex(/^[^\u0000]*$/);
@@ -104,34 +104,6 @@ async function requireSignedIn(ctx: Context, deps: AccountDependencies): Promise
 function done(ctx: Context, notice: AccountNotice) {
   ctx.status = 303;
   ctx.redirect(`/account?notice=${notice}`);
-}
-
-export type Reauthentication = { ok: true } | { ok: false; status: number; message: string; reason: 'wrong_password' | 'rate_limited' };
-
-/**
- * Checks a user's password again (change password, delete account; the verification of an address,
- * signup/routes.ts) under the sign-in limits: counted before the password is looked at (refused when
- * the IP or the account is over them), and a wrong password counts as a failed sign-in.
- */
-export async function reauthenticate(
-  ctx: Context,
-  deps: Pick<AccountDependencies, 'clientIp' | 'loginLimits' | 'hasher'>,
-  user: User,
-  password: string,
-): Promise<Reauthentication> {
-  let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
-  try {
-    attempt = await deps.loginLimits.reserve(deps.clientIp(ctx.req), user.email);
-  } catch (error) {
-    if (!(error instanceof RateLimited)) throw error;
-    ctx.set(error.headers);
-    return { ok: false, status: 429, message: error.message, reason: 'rate_limited' };
-  }
-  if (!(await deps.hasher.verify(password, user.password_hash))) {
-    return { ok: false, status: 401, message: WRONG_PASSWORD, reason: 'wrong_password' };
-  }
-  await attempt.passed();
-  return { ok: true };
 }
 
 /** Drops this browser's provider session cookie (the session itself was ended by the caller). */

@@ -3,7 +3,7 @@ import type { UserQueries } from '../users/queries.ts';
 import type { Context } from 'koa';
 import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
 import { deviceCodePage, deviceConfirmPage, deviceSuccessPage } from '../pages/device.ts';
-import { issueCsrfToken } from '../http/csrf.ts';
+import { FORM_REFUSED, issueCsrfToken } from '../http/csrf.ts';
 import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device-codes.ts';
 import { requestIdOf } from '../http/request-scope.ts';
 import { describeProviderError } from '../pages/error-messages.ts';
@@ -198,7 +198,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const provider = new Provider(deps.issuer, providerConfiguration(deps));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
-  answerForgedProviderForms(provider);
+  answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));
   return provider;
 }
 

@@ -2,7 +2,6 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { FORM_REFUSED } from '../http/csrf.ts';
 import { requestIdOf } from '../http/request-scope.ts';
-import { errorPage } from '../pages/views.ts';
 
 /** The provider's own refusals of a form whose `xsrf` field is missing, empty, doubled or wrong. */
 const XSRF_REFUSED = /xsrf|could not find (?:logout|device form) details/;
@@ -13,13 +12,13 @@ const XSRF_REFUSED = /xsrf|could not find (?:logout|device form) details/;
  * route the provider resolved, so every path variant it accepts is covered; the refusal happened
  * before the form was acted on, so only the answer changes.
  */
-export function answerForgedProviderForms(provider: Provider): void {
+export function answerForgedProviderForms(provider: Provider, refusedPage: (requestId: string | undefined) => string): void {
   const events = provider as unknown as NodeJS.EventEmitter;
   events.on('end_session_confirm.error', (ctx: KoaContextWithOIDC, error: unknown) => {
     if (!isXsrfRefusal(error)) return;
     ctx.status = FORM_REFUSED.status;
     if (ctx.response.is('html')) {
-      ctx.body = errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId: requestIdOf(ctx.req) });
+      ctx.body = refusedPage(requestIdOf(ctx.req));
     }
   });
   // The provider has rendered the code page again with a fresh xsrf field: only the status changes.
