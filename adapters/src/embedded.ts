@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
@@ -51,6 +51,16 @@ function acquireLock(dataDir: string): () => void {
   throw new Error(`could not lock ${path}`);
 }
 
+/** 0700 directories and 0600 files: PGlite chmods files it writes (0666, 0644) past any umask. */
+async function restrictToOwner(directory: string): Promise<void> {
+  await chmod(directory, 0o700);
+  for (const entry of await readdir(directory, { withFileTypes: true })) {
+    const path = join(directory, entry.name);
+    if (entry.isDirectory()) await restrictToOwner(path);
+    else if (entry.isFile()) await chmod(path, 0o600);
+  }
+}
+
 export interface EmbeddedStore {
   pglite: PGlite;
   close(): Promise<void>;
@@ -59,7 +69,8 @@ export interface EmbeddedStore {
 /** Opens (creating on first use) the PGlite cluster under dataDir, for this process alone. */
 export async function openEmbeddedStore(dataDir: string): Promise<EmbeddedStore> {
   const directory = resolve(dataDir);
-  await mkdir(directory, { recursive: true, mode: 0o700 });
+  // mkdir's mode is narrowed by the umask; chmod makes a new directory exactly 0700.
+  if (await mkdir(directory, { recursive: true, mode: 0o700 })) await chmod(directory, 0o700);
   const release = acquireLock(directory);
   try {
     const pgdata = join(directory, 'pgdata');
@@ -68,6 +79,7 @@ export async function openEmbeddedStore(dataDir: string): Promise<EmbeddedStore>
       await run(process.execPath, [script, pgdata], { timeout: 120_000 });
     }
     const pglite = await PGlite.create(pgdata);
+    await restrictToOwner(pgdata);
     return {
       pglite,
       async close() {

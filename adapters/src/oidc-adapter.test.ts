@@ -4,9 +4,10 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { createTestStore, STORE_KINDS, type TestStore } from '../../test/support/stores.ts';
-import { describeAdapterContract } from './adapter-contract.ts';
-import { newId, payloadFor } from './adapter-contract.fixtures.ts';
+import { describeAdapterContract } from '../test/adapter-contract.ts';
+import { newId, payloadFor } from '../test/adapter-contract.fixtures.ts';
 import { openDatabase, type Database, type StoreOptions } from './database.ts';
+import { CREDENTIAL_MODELS, storedIdOf } from './credential-ids.ts';
 import { AlreadyConsumedError, createOidcAdapter, sweepExpired } from './oidc-adapter.ts';
 import type { OidcTables } from './tables.ts';
 
@@ -52,15 +53,19 @@ describe.each(STORE_KINDS)('oidc adapter on the %s store', (kind) => {
   };
   const adapter = (model: ModelName): Adapter => new OidcAdapter(model);
 
-  /** The physical rows, expired or not, bypassing the adapter's expiry filter. */
+  /** Each id, and the hash a credential model stores it under, mapped back to the id. */
+  const asStored = (ids: string[]) => new Map(ids.flatMap((id) => [[id, id], [storedIdOf('RefreshToken', id), id]]));
+
+  /** The physical rows, expired or not, bypassing the adapter's expiry filter; `id` is the id the adapter was given. */
   async function storedRows(ids: string[]) {
     if (ids.length === 0) return [];
-    return db()
+    const given = asStored(ids);
+    const rows = await db()
       .selectFrom('oidc_models')
       .select(['model', 'id', 'expires_at', 'consumed_at', 'grant_id', 'uid', 'user_code'])
-      .where('id', 'in', ids)
-      .orderBy('id')
+      .where('id', 'in', [...given.keys()])
       .execute();
+    return rows.map((row) => ({ ...row, id: given.get(row.id) ?? row.id })).sort((a, b) => a.id.localeCompare(b.id));
   }
 
   beforeAll(async () => {
@@ -87,6 +92,7 @@ describe.each(STORE_KINDS)('oidc adapter on the %s store', (kind) => {
         const rows = await storedRows([id]);
         expect(rows).toHaveLength(1);
         expect(rows[0]?.model).toBe(model);
+        await expectCredentialHidden(model, id);
       },
       async afterDestroy(_model, id) {
         expect(await storedRows([id])).toHaveLength(0);
@@ -110,6 +116,22 @@ describe.each(STORE_KINDS)('oidc adapter on the %s store', (kind) => {
       },
     },
   });
+
+  /** A credential model's row holds neither its value as id nor in the payload. */
+  async function expectCredentialHidden(model: string, id: string) {
+    const rows = await db()
+      .selectFrom('oidc_models')
+      .select(['id', sql<string>`payload::text`.as('payload')])
+      .where('model', '=', model)
+      .where((eb) => eb.or([eb('id', '=', id), eb('id', '=', storedIdOf(model, id))]))
+      .execute();
+    expect(rows).toHaveLength(1);
+    if (!CREDENTIAL_MODELS.has(model)) return;
+    expect(rows[0]?.id).toBe(storedIdOf(model, id));
+    expect(rows[0]?.id).not.toBe(id);
+    // The fixture's grantId embeds the id; the value itself, as a JSON string, must not be there.
+    expect(rows[0]?.payload).not.toContain(JSON.stringify(id));
+  }
 
   describe('consume', () => {
     it.each(['AuthorizationCode', 'RefreshToken'] as const)(
@@ -211,12 +233,13 @@ describe.each(STORE_KINDS)('oidc adapter on the %s store', (kind) => {
       immediately['replay'] = await adapter('ReplayDetection').find(short.replay);
       immediately['becomesShort'] = await adapter('Grant').find(short.becomesShort);
 
+      const given = asStored([...Object.values(short), ...Object.values(kept)]);
       const offsets = await db()
         .selectFrom('oidc_models')
         .select(['id', sql<number | null>`extract(epoch from expires_at - now())::float8`.as('seconds')])
-        .where('id', 'in', [...Object.values(short), ...Object.values(kept)])
+        .where('id', 'in', [...given.keys()])
         .execute();
-      dbOffsets = offsets.map((row) => ({ id: row.id, seconds: row.seconds === null ? null : Number(row.seconds) }));
+      dbOffsets = offsets.map((row) => ({ id: given.get(row.id) ?? row.id, seconds: row.seconds === null ? null : Number(row.seconds) }));
 
       await sleep(PAST_ONE_SECOND_EXPIRY_MS);
     });

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { storedIdOf, withCredential, withoutCredential, CREDENTIAL_MODELS } from './credential-ids.ts';
 import type { OidcTables } from './tables.ts';
 
 /**
@@ -51,7 +52,8 @@ async function openClientSecret(id: string, payload: AdapterPayload, cipher: Val
 
 /**
  * oidc-provider's storage contract over one generic table. Expiry is computed and compared with the
- * database clock, so processes with skewed clocks agree on what has expired.
+ * database clock, so processes with skewed clocks agree on what has expired. Codes and tokens are
+ * stored under a hash of their value (credential-ids.ts).
  */
 export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOptions = {}): new (name: string) => Adapter {
   return class OidcModelAdapter implements Adapter {
@@ -68,10 +70,11 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       if (hasNul(id) || JSON.stringify(payload).includes('\\u0000')) {
         throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       }
-      const json = JSON.stringify(this.name === 'Client' ? await sealClientSecret(id, payload, options.secrets) : payload);
+      const stored = withoutCredential(this.name, payload);
+      const json = JSON.stringify(this.name === 'Client' ? await sealClientSecret(id, stored, options.secrets) : stored);
       await db
         .insertInto('oidc_models')
-        .values({ model: this.name, id, payload: json, expires_at: expiresAt, consumed_at: null })
+        .values({ model: this.name, id: storedIdOf(this.name, id), payload: json, expires_at: expiresAt, consumed_at: null })
         .onConflict((conflict) =>
           conflict.columns(['model', 'id']).doUpdateSet({ payload: json, expires_at: expiresAt }),
         )
@@ -79,7 +82,8 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      return this.#findWhere('id', id);
+      const payload = await this.#findWhere('id', storedIdOf(this.name, id));
+      return payload && withCredential(this.name, id, payload);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -92,6 +96,8 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
 
     async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
       if (hasNul(value)) return undefined;
+      // A credential is found by its value only: a lookup by another key could not give the value back.
+      if (column !== 'id' && CREDENTIAL_MODELS.has(this.name)) return undefined;
       const row = await db
         .selectFrom('oidc_models')
         .select(['payload', 'consumed_at'])
@@ -106,8 +112,9 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
     }
 
     /** Marks the row consumed; only one of any number of concurrent callers succeeds. */
-    async consume(id: string): Promise<void> {
-      if (hasNul(id)) return;
+    async consume(value: string): Promise<void> {
+      if (hasNul(value)) return;
+      const id = storedIdOf(this.name, value);
       const updated = await db
         .updateTable('oidc_models')
         .set({ consumed_at: sql<Date>`now()` })
@@ -128,7 +135,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
 
     async destroy(id: string): Promise<void> {
       if (hasNul(id)) return;
-      await db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', id).execute();
+      await db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', storedIdOf(this.name, id)).execute();
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -6,8 +6,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
 import { createTestStore, type TestStore } from '../../test/support/stores.ts';
 import { scanKeys, TEST_REDIS_URL } from '../../test/support/redis.ts';
-import { describeAdapterContract } from './adapter-contract.ts';
-import { newId, payloadFor } from './adapter-contract.fixtures.ts';
+import { describeAdapterContract } from '../test/adapter-contract.ts';
+import { newId, payloadFor } from '../test/adapter-contract.fixtures.ts';
+import { CREDENTIAL_MODELS, storedIdOf } from './credential-ids.ts';
 import { openDatabase, type Database } from './database.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
@@ -34,6 +35,9 @@ const adapter = (model: string): Adapter => new RedisAdapter(model);
 
 /** Every key under the run's prefix that mentions the id (the model key, its lookups, its grant index). */
 const keysMentioning = (id: string) => scanKeys(redis, `${glob(prefix)}*${glob(id)}*`);
+
+/** The key a model's object is stored under: a credential model's under the hash of its id. */
+const modelKey = (model: string, id: string) => `${prefix}${model}:${storedIdOf(model, id)}`;
 
 /** Set when Redis is not reachable: every test then fails with it (a failing beforeAll would report them skipped). */
 let unreachable: Error | undefined;
@@ -71,22 +75,28 @@ describeAdapterContract('redis adapter contract', {
   adapter,
   storage: {
     async afterReplace(model, id) {
-      const ttl = await redis.ttl(`${prefix}${model}:${id}`);
+      const ttl = await redis.ttl(modelKey(model, id));
       expect(ttl).toBeGreaterThan(3590);
       expect(ttl).toBeLessThanOrEqual(3600);
+      if (!CREDENTIAL_MODELS.has(model)) return;
+      // Neither a key nor a stored payload holds the credential itself.
+      expect(await scanKeys(redis, `${glob(prefix)}*:${glob(id)}`)).toStrictEqual([]);
+      // The fixture's grantId embeds the id; the value itself, as a JSON string, must not be there.
+      expect(await redis.hget(modelKey(model, id), 'payload')).not.toContain(JSON.stringify(id));
     },
     async afterDestroy(model, id) {
-      expect(await redis.exists(`${prefix}${model}:${id}`)).toBe(0);
+      expect(await redis.exists(modelKey(model, id))).toBe(0);
     },
-    async afterConsumeUnknown(_model, id) {
+    async afterConsumeUnknown(model, id) {
       expect(await keysMentioning(id)).toStrictEqual([]);
+      expect(await redis.exists(modelKey(model, id))).toBe(0);
     },
     async afterRevoke({ model, grantId, revoked }) {
-      expect(await redis.exists(...revoked.map((id) => `${prefix}${model}:${id}`))).toBe(0);
+      expect(await redis.exists(...revoked.map((id) => modelKey(model, id)))).toBe(0);
       expect(await redis.exists(`${prefix}${model}:grant:${grantId}`)).toBe(0);
     },
     async afterNoExpiryUpserts(model, ids) {
-      for (const id of ids) expect(await redis.ttl(`${prefix}${model}:${id}`), id).toBe(-1);
+      for (const id of ids) expect(await redis.ttl(modelKey(model, id)), id).toBe(-1);
     },
     async afterExpiredUpsert(_model, id) {
       // Nothing is stored: no key, no lookup.
@@ -140,7 +150,7 @@ describe('redis adapter', () => {
 
       await adapter('AuthorizationCode').revokeByGrantId(grant);
       expect(await adapter('AuthorizationCode').find(long)).toBeUndefined();
-      expect(await redis.exists(`${prefix}AuthorizationCode:${long}`, indexKey)).toBe(0);
+      expect(await redis.exists(modelKey('AuthorizationCode', long), indexKey)).toBe(0);
     });
   });
 
@@ -150,7 +160,7 @@ describe('redis adapter', () => {
       for (const model of MODELS) await adapter(model).upsert(ids[model]!, payloadFor(model, ids[model]!), 1);
       for (const model of MODELS) {
         expect((await adapter(model).find(ids[model]!))?.jti, model).toBe(ids[model]);
-        const pttl = await redis.pttl(`${prefix}${model}:${ids[model]}`);
+        const pttl = await redis.pttl(modelKey(model, ids[model]!));
         expect(pttl, model).toBeGreaterThan(0);
         expect(pttl, model).toBeLessThanOrEqual(1_000);
       }
@@ -165,6 +175,7 @@ describe('redis adapter', () => {
       expect(await adapter('Session').findByUid(`uid-of-${session}`)).toBeUndefined();
       expect(await adapter('DeviceCode').findByUserCode(`UC-${device}`)).toBeUndefined();
       for (const id of Object.values(ids)) expect(await keysMentioning(id), id).toStrictEqual([]);
+      for (const model of MODELS) expect(await redis.exists(modelKey(model, ids[model]!)), model).toBe(0);
     });
   });
 

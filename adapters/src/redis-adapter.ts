@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { CREDENTIAL_MODELS, storedIdOf, withCredential, withoutCredential } from './credential-ids.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 
 /** The short-lived, hot models that live in Redis when it is configured. */
@@ -58,10 +59,11 @@ async function guard<T>(operation: Promise<T>): Promise<T> {
 
 /**
  * oidc-provider's storage contract over Redis: each model is a hash (payload, consumed) with the
- * model's expiry as its TTL; uid and userCode lookups and per-grant sets are kept beside it.
+ * model's expiry as its TTL; uid and userCode lookups and per-grant sets are kept beside it. Codes
+ * and tokens are keyed by a hash of their value (credential-ids.ts).
  */
 export function createRedisAdapter(redis: Redis, prefix: string): new (name: string) => Adapter {
-  const key = (model: string, id: string) => `${prefix}${model}:${id}`;
+  const key = (model: string, id: string) => `${prefix}${model}:${storedIdOf(model, id)}`;
   const grantKey = (model: string, grantId: string) => `${prefix}${model}:grant:${grantId}`;
   const uidKey = (model: string, uid: string) => `${prefix}${model}:uid:${uid}`;
   const userCodeKey = (model: string, userCode: string) => `${prefix}${model}:userCode:${userCode}`;
@@ -81,7 +83,7 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
         return;
       }
       const ttl = Number.isFinite(expiresIn) ? Math.ceil(expiresIn) : 0;
-      const multi = redis.multi().hset(target, 'payload', JSON.stringify(payload));
+      const multi = redis.multi().hset(target, 'payload', JSON.stringify(withoutCredential(this.name, payload)));
       if (ttl > 0) multi.expire(target, ttl);
       else multi.persist(target);
       if (typeof payload.grantId === 'string') multi.eval(INDEX_ADD, 1, grantKey(this.name, payload.grantId), target, ttl);
@@ -89,7 +91,8 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
         typeof payload.uid === 'string' ? uidKey(this.name, payload.uid) : undefined,
         typeof payload.userCode === 'string' ? userCodeKey(this.name, payload.userCode) : undefined,
       ];
-      for (const lookup of lookups) {
+      // A credential is found by its value only: a lookup by another key would store the value.
+      for (const lookup of CREDENTIAL_MODELS.has(this.name) ? [] : lookups) {
         if (lookup && ttl > 0) multi.set(lookup, id, 'EX', ttl);
         else if (lookup) multi.set(lookup, id);
       }
@@ -101,7 +104,7 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
     async find(id: string): Promise<AdapterPayload | undefined> {
       const stored = await guard(redis.hgetall(key(this.name, id)));
       if (!stored['payload']) return undefined;
-      const payload = JSON.parse(stored['payload']) as AdapterPayload;
+      const payload = withCredential(this.name, id, JSON.parse(stored['payload']) as AdapterPayload);
       return stored['consumed'] ? { ...payload, consumed: Number(stored['consumed']) } : payload;
     }
 

@@ -104,6 +104,7 @@ export function createApp(deps: AppDependencies): Koa {
     provider: deps.provider,
     users: deps.users,
     hasher: deps.hasher,
+    loginLimits: deps.loginLimits,
     audit: deps.audit,
     clientIp: deps.clientIp,
     log: deps.log,

@@ -1,10 +1,13 @@
 import { StoreInUseError } from '@jobswipe/adapters';
 import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
 import { KeystoreError } from '@jobswipe/keystore';
+import { DataDirError, OWNER_ONLY_UMASK } from './data-dir.ts';
 import { startServer } from './server.ts';
 import { StartupError } from './store.ts';
 
 const HARD_STOP_MS = 10_000;
+
+process.umask(OWNER_ONLY_UMASK);
 
 let config: Config;
 try {
@@ -36,6 +39,10 @@ try {
   // A wrong or missing key-encryption key is a configuration problem: exit 2, like invalid settings.
   if (error instanceof KeystoreError) {
     process.stderr.write(`jobswipe-identity: signing keys: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (error instanceof DataDirError) {
+    process.stderr.write(`jobswipe-identity: ${error.message}\n`);
     process.exit(2);
   }
   if (error instanceof StartupError || error instanceof StoreInUseError) {

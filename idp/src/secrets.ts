@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { makeDataDirectory, writeDataFile } from './data-dir.ts';
 
 const secretsFile = z.object({ cookieKeys: z.array(z.string().min(32)).min(1) });
 
@@ -19,8 +20,8 @@ export async function developmentCookieKeys(dataDir: string): Promise<string[]> 
     }
   }
   const cookieKeys = [randomBytes(32).toString('base64url')];
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await writeFile(path, `${JSON.stringify({ cookieKeys }, null, 2)}\n`, { mode: 0o600, flag: 'wx' }).catch(async (error) => {
+  await makeDataDirectory(dataDir);
+  await writeDataFile(path, `${JSON.stringify({ cookieKeys }, null, 2)}\n`).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   });
   return secretsFile.parse(JSON.parse(await readFile(path, 'utf8'))).cookieKeys;

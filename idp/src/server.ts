@@ -36,6 +36,7 @@ import { createLogoutTokenSigner, currentKeyOf } from './sessions/logout-tokens.
 import { trackSessions } from './sessions/tracking.ts';
 import { loadKek, openKeystore } from './signing-keys.ts';
 import { openStore, type Tables } from './store.ts';
+import { openDataDirWarning, prepareDataDir } from './data-dir.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -346,6 +347,8 @@ function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKe
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = createLogger(config.logLevel, options.logDestination);
+  const dataDir = await prepareDataDir(config);
+  if (dataDir.openToOthers) log.warn({ path: dataDir.path }, openDataDirWarning(dataDir.path));
   const cleanups: Cleanup[] = [];
   const stop = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '@jobswipe/config';
 import { createKeystore, KeystoreError, parseKek, type Kek, type Keystore } from '@jobswipe/keystore';
 import type { Kysely } from 'kysely';
 import type { KeystoreTables } from '@jobswipe/keystore';
+import { writeDataFile } from './data-dir.ts';
 import { LIFETIMES } from './provider/lifetimes.ts';
 
 /** Clock skew allowed to relying parties when a retired key stops being published. */
@@ -29,7 +30,7 @@ export async function loadKek(config: Config): Promise<{ kek: Kek; generated: st
   if (source.kind === 'value') return { kek: parseKek(source.value), generated: undefined };
   if (source.kind === 'file') return { kek: await readKekFile(source.path), generated: undefined };
   const path = join(config.dataDir, 'keystore.kek');
-  await writeFile(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
+  await writeDataFile(path, `${randomBytes(32).toString('base64')}\n`).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'EEXIST') throw error;
   });
   return { kek: await readKekFile(path), generated: path };

@@ -1,11 +1,14 @@
-export { createKeystore } from './store.ts';
-export type { ColumnCipher, Keystore, KeyEvent, KeyInfo, SigningKeys } from './store.ts';
+// The keystore's whole public surface.
+export { createKeystore } from './keystore.ts';
+export type { Keystore } from './keystore.ts';
+export type { KeyEvent } from './context.ts';
+export type { KeyInfo } from './queries.ts';
+export type { SigningKeys } from './publish.ts';
 export { planRotation, publishedKeys } from './lifecycle.ts';
 export type { KeyRecord, KeyState, RotationPolicy, Transition } from './lifecycle.ts';
 export { parseKek } from './kek.ts';
 export type { Kek } from './kek.ts';
-export { sealPrivateKey, openPrivateKey } from './encrypt.ts';
+export { sealPrivateKey, openPrivateKey, sealValue, openValue, sealedWith } from './envelope.ts';
 export { KeystoreError } from './errors.ts';
 export { generateSigningKey, SIGNING_ALG } from './generate.ts';
 export type { KeystoreTables } from './tables.ts';
-export { sealValue, openValue, sealedWith } from './fields.ts';

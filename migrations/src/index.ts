@@ -32,7 +32,15 @@ function migrator(db: Kysely<any>): Migrator {
 
 /** Applies every pending migration; returns the names applied. */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const result: MigrationResultSet = await migrator(db).migrateToLatest();
+  return applied(await migrator(db).migrateToLatest());
+}
+
+/** Applies the pending migrations up to and including `name` (a data migration is tested from the schema before it). */
+export async function migrateTo(db: Kysely<any>, name: string): Promise<string[]> {
+  return applied(await migrator(db).migrateTo(name));
+}
+
+function applied(result: MigrationResultSet): string[] {
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     const cause = result.error instanceof Error ? result.error.message : String(result.error);

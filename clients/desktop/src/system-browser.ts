@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { BrowserOpener } from './desktop-auth.ts';
+import type { BrowserOpener } from './browser-sign-in.ts';
 
 /** The user's default browser outside Electron (the CLI): open, xdg-open or start. */
 export const systemBrowser: BrowserOpener = {

@@ -2,8 +2,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import { readForm } from '../http/body.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import type { RecordEvent } from '../audit/record-event.ts';
 import { HttpError } from '../http/errors.ts';
@@ -15,6 +15,7 @@ import type { SessionService } from '../sessions/service.ts';
 import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { User, UserQueries } from '../users/queries.ts';
+import { reauthenticate } from '../users/reauthentication.ts';
 import { AccountChangeRefused, EmailChangeRejected, type AccountHolder, type AccountSettings } from './settings.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
 import { emailSchema } from '../users/accounts.ts';
@@ -51,13 +52,13 @@ export interface AccountDependencies {
   emailChangeLimit: Counter<'email-change-user'>;
 }
 
-const csrfForm = z.object({ _csrf: z.string().max(200) });
+const buttonForm = formGuard(z.object({}));
 // Lengths are checked by the password rules (and bcrypt's 72 bytes by the hasher); these bound the form.
-const reauthForm = csrfForm.extend({ current_password: z.string().min(1).max(1000) });
-const changePasswordForm = reauthForm.extend({ password: z.string().max(1000) });
-const changeEmailForm = reauthForm.extend({ email: z.string().trim().max(1024) });
-const confirmEmailForm = csrfForm.extend({ token: z.string().max(200) });
-const WRONG_PASSWORD = 'That is not your current password. Nothing was changed.';
+const reauthFields = z.object({ current_password: z.string().min(1).max(1000) });
+const reauthForm = formGuard(reauthFields);
+const changePasswordForm = formGuard(reauthFields.extend({ password: z.string().max(1000) }));
+const changeEmailForm = formGuard(reauthFields.extend({ email: z.string().trim().max(1024) }));
+const confirmEmailForm = formGuard(z.object({ token: z.string().max(200) }));
 const sessionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 // Postgres text cannot hold NUL: such an id is no client's, and must not reach a query.
 const clientId = z.string().min(1).max(255).regex(/^[^\u0000]*$/);
@@ -104,29 +105,6 @@ function holderOf(ctx: Context, deps: AccountDependencies, { user, session }: Si
 function done(ctx: Context, notice: AccountNotice) {
   ctx.status = 303;
   ctx.redirect(`/account?notice=${notice}`);
-}
-
-type Reauthentication = { ok: true } | { ok: false; status: number; message: string; reason: 'wrong_password' | 'rate_limited' };
-
-/**
- * Checks the signed-in user's password again (change password, delete account) under the sign-in
- * limits: counted before the password is looked at (refused when the IP or the account is over
- * them), and a wrong password counts as a failed sign-in.
- */
-async function reauthenticate(ctx: Context, deps: AccountDependencies, user: User, password: string): Promise<Reauthentication> {
-  let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
-  try {
-    attempt = await deps.loginLimits.reserve(deps.clientIp(ctx.req), user.email);
-  } catch (error) {
-    if (!(error instanceof RateLimited)) throw error;
-    ctx.set(error.headers);
-    return { ok: false, status: 429, message: error.message, reason: 'rate_limited' };
-  }
-  if (!(await deps.hasher.verify(password, user.password_hash))) {
-    return { ok: false, status: 401, message: WRONG_PASSWORD, reason: 'wrong_password' };
-  }
-  await attempt.passed();
-  return { ok: true };
 }
 
 /** The audit event of a change refused before it reached the rules (wrong password, limits). */
@@ -201,17 +179,13 @@ export function accountRoutes(deps: AccountDependencies): Router {
     ctx.redirect('/account');
   });
 
-  router.post('/sessions/sign-out-others', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/sessions/sign-out-others', buttonForm, async (ctx) => {
     const current = await requireSignedIn(ctx, deps);
     await deps.settings.endOtherSessions(holderOf(ctx, deps, current));
     done(ctx, 'others-ended');
   });
 
-  router.post('/sessions/:uid/sign-out', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/sessions/:uid/sign-out', buttonForm, async (ctx) => {
     const current = await requireSignedIn(ctx, deps);
     const uid = sessionUid.safeParse(ctx.params['uid']);
     if (!uid.success) throw notFound();
@@ -225,9 +199,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     done(ctx, outcome.found ? 'session-ended' : 'nothing-changed');
   });
 
-  router.post('/apps/:clientId/revoke', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/apps/:clientId/revoke', buttonForm, async (ctx) => {
     const current = await requireSignedIn(ctx, deps);
     const client = clientId.safeParse(ctx.params['clientId']);
     if (!client.success) throw notFound();
@@ -240,9 +212,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, changePasswordPage({ csrf: issueCsrfToken(ctx) }));
   });
 
-  router.post('/password', async (ctx) => {
-    const form = await readForm(ctx, changePasswordForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/password', changePasswordForm, async (ctx) => {
+    const form = changePasswordForm.fieldsOf(ctx);
     const current = await requireSignedIn(ctx, deps);
     const holder = holderOf(ctx, deps, current);
     const again = (status: number, error: string) => answerPage(ctx, status, changePasswordPage({ csrf: issueCsrfToken(ctx), error }));
@@ -274,9 +245,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
    * its address until the link is used. A new address that already has an account gets a mail saying
    * so, and this page answers the same either way (no lookup of other people's addresses from here).
    */
-  router.post('/email', async (ctx) => {
-    const form = await readForm(ctx, changeEmailForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/email', changeEmailForm, async (ctx) => {
+    const form = changeEmailForm.fieldsOf(ctx);
     const current = await requireSignedIn(ctx, deps);
     const { user } = current;
     const holder = holderOf(ctx, deps, current);
@@ -312,9 +282,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, confirmEmailChangePage({ csrf: issueCsrfToken(ctx), token }));
   });
 
-  router.post('/email/confirm', async (ctx) => {
-    const form = await readForm(ctx, confirmEmailForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/email/confirm', confirmEmailForm, async (ctx) => {
+    const form = confirmEmailForm.fieldsOf(ctx);
     let newAddress: string;
     try {
       newAddress = await deps.settings.confirmEmailChange(form.token, requestOrigin(ctx, deps.clientIp));
@@ -325,9 +294,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, emailChangedPage(newAddress));
   });
 
-  router.post('/export', async (ctx) => {
-    const form = await readForm(ctx, csrfForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/export', buttonForm, async (ctx) => {
     const current = await requireSignedIn(ctx, deps);
     const data = await deps.settings.exportData(holderOf(ctx, deps, current));
     if (!data) throw new HttpError(401, 'You are signed out', 'Your account is gone. Nothing was exported.');
@@ -342,9 +309,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
     answerPage(ctx, 200, deleteAccountPage({ csrf: issueCsrfToken(ctx), email: current.user.email }));
   });
 
-  router.post('/delete', async (ctx) => {
-    const form = await readForm(ctx, reauthForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/delete', reauthForm, async (ctx) => {
+    const form = reauthForm.fieldsOf(ctx);
     const current = await requireSignedIn(ctx, deps);
     const { user } = current;
     const holder = holderOf(ctx, deps, current);

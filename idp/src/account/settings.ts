@@ -102,7 +102,7 @@ export function createAccountSettings(deps: AccountSettingsDependencies) {
         return new AccountChangeRefused(reason, message);
       };
       try {
-        checkPasswordRules(passwords.next);
+        checkPasswordRules(passwords.next, { email: user.email, name: user.name });
       } catch (error) {
         if (!(error instanceof PasswordRejected)) throw error;
         throw await refuse('rules', `Your new ${error.message}. Nothing was changed.`);

@@ -1,9 +1,11 @@
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
 import { ADMIN_SOCKET_NAME, forwardCommand } from '../admin-socket.ts';
+import { DataDirError, OWNER_ONLY_UMASK, prepareDataDir } from '../data-dir.ts';
 import { createCliContext } from './context.ts';
 import { UsageError } from './errors.ts';
 import { runCommand, type CommandIo } from './run.ts';
+import { terminalLine } from './terminal-text.ts';
 
 let stdin: Promise<string> | undefined;
 async function readStdin(): Promise<string> {
@@ -16,9 +18,10 @@ async function readStdin(): Promise<string> {
   return stdin;
 }
 
+// The one place CLI output reaches the terminal, whether the command ran here or in a server.
 const io: CommandIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
+  out: (line) => process.stdout.write(`${terminalLine(line)}\n`),
+  err: (line) => process.stderr.write(`${terminalLine(line)}\n`),
   readStdin,
 };
 
@@ -33,6 +36,15 @@ async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+  try {
+    await prepareDataDir(config);
+  } catch (error) {
+    if (error instanceof DataDirError) {
+      io.err(`idp: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
   // A server running on the embedded store owns it: hand the command to that server.
   if (config.store.kind === 'embedded') {
     const wantsStdin = argv.some((arg) => arg.endsWith('-stdin'));
@@ -43,4 +55,5 @@ async function main(argv: string[]): Promise<number> {
   return runCommand(argv, io, (given) => createCliContext(given, io), config);
 }
 
+process.umask(OWNER_ONLY_UMASK);
 process.exitCode = await main(process.argv.slice(2));

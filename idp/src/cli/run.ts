@@ -24,7 +24,8 @@ export function helpText(): string {
  */
 export async function runCommand(argv: string[], io: CommandIo, context: (config: Config) => CliContext, config: Config): Promise<number> {
   if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
-    io.out(helpText());
+    // Line by line: each output line is one terminal line (a newline inside one is escaped).
+    helpText().split('\n').forEach((line) => io.out(line));
     return argv.length === 0 ? 2 : 0;
   }
   const twoWords = `${argv[0]} ${argv[1] ?? ''}`;

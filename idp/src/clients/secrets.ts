@@ -3,7 +3,7 @@ import { errors } from 'oidc-provider';
 
 /*
  * Client secrets are sealed at rest with AES-256-GCM under the keystore's column data key, which is
- * sealed under the key-encryption key (keystore/src/store.ts, columnCipher). The provider needs them
+ * sealed under the key-encryption key (keystore/src/column-key.ts). The provider needs them
  * back in the clear to check client_secret_basic, _post and _jwt, so they are encrypted, not hashed.
  */
 

@@ -18,13 +18,17 @@ export function issueCsrfToken(ctx: Context): string {
   return tokens.create(secret);
 }
 
-export function verifyCsrfToken(ctx: Context, token: string | undefined): void {
+/** What a form without a valid token is answered, ours or the provider's (http/provider-forms.ts). */
+export const FORM_REFUSED = {
+  status: 403,
+  title: 'This form has expired',
+  message: 'For your security we could not accept this form. Go back, reload the page and try again.',
+} as const;
+
+/** A missing, empty, doubled (an array) or wrong token is refused alike. */
+export function verifyCsrfToken(ctx: Context, token: unknown): void {
   const secret = ctx.cookies.get(COOKIE, { signed: true });
-  if (!secret || !token || !tokens.verify(secret, token)) {
-    throw new HttpError(
-      403,
-      'This form has expired',
-      'For your security we could not accept this form. Go back, reload the page and try again.',
-    );
+  if (!secret || typeof token !== 'string' || !token || !tokens.verify(secret, token)) {
+    throw new HttpError(FORM_REFUSED.status, FORM_REFUSED.title, FORM_REFUSED.message);
   }
 }

@@ -2,12 +2,12 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
-import { readForm } from '../http/body.ts';
 import { replaceBodyForProvider } from '../http/client-auth-method.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { requestScope } from '../http/request-scope.ts';
 import { providerRouteOf } from '../http/route-resolution.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import type { Logger } from '../logger.ts';
 import { deviceCodePage } from '../pages/device.ts';
 import { RateLimited, type DeviceCodeLimits } from '../security/limits.ts';
@@ -15,13 +15,12 @@ import { DEVICE_PATH, EXPIRED_CODE, USED_CODE, WRONG_CODE } from './device-codes
 
 const userCode = z.string().trim().min(1).max(20);
 
-const codeForm = z.object({
-  _csrf: z.string().max(200),
+const codeForm = formGuard(z.object({
   xsrf: z.string().max(200),
   user_code: z.string().max(100),
   confirm: z.literal('yes').optional(),
   abort: z.literal('yes').optional(),
-});
+}));
 
 /** The provider's normalisation of user codes (helpers/user_codes.js): upper case, no separators. */
 function normalizeUserCode(input: string): string {
@@ -47,7 +46,7 @@ export function deviceCodeRoutes(deps: DeviceRouteDependencies): Middleware {
     // Any spelling the provider's router takes for its code_verification route (/DEVICE, /device/).
     if (providerRouteOf(ctx)?.name !== 'code_verification') return next();
     if (ctx.method === 'GET') return showCodeForm(ctx, next);
-    if (ctx.method === 'POST') return checkCodeForm(ctx, next, deps);
+    if (ctx.method === 'POST') return codeForm(ctx, () => checkCodeForm(ctx, next, deps));
     return next();
   };
 }
@@ -67,8 +66,7 @@ async function showCodeForm(ctx: Context, next: () => Promise<unknown>) {
 }
 
 async function checkCodeForm(ctx: Context, next: () => Promise<unknown>, deps: DeviceRouteDependencies) {
-  const form = await readForm(ctx, codeForm);
-  verifyCsrfToken(ctx, form._csrf);
+  const form = codeForm.fieldsOf(ctx);
   const ip = deps.clientIp(ctx.req);
   const origin = requestOrigin(ctx, deps.clientIp);
   const again = (status: number, error: string, headers: Record<string, string> = {}) => {

@@ -2,8 +2,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import { readForm } from '../http/body.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import { badRequest } from '../http/errors.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import type { AuditLog } from '../audit/log.ts';
@@ -15,16 +15,14 @@ import type { UserQueries } from '../users/queries.ts';
 
 export const LOGIN_FAILED = 'Email or password is incorrect';
 
-const loginForm = z.object({
-  _csrf: z.string().max(200),
+const loginForm = formGuard(z.object({
   email: z.string().trim().max(320),
   password: z.string().max(1024),
-});
+}));
 
-const consentForm = z.object({
-  _csrf: z.string().max(200),
+const consentForm = formGuard(z.object({
   decision: z.enum(['allow', 'deny']),
-});
+}));
 
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are',
@@ -107,11 +105,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     throw badRequest('This sign-in step is not supported. Go back to the app and start again.');
   });
 
-  router.post('/login', async (ctx) => {
+  router.post('/login', loginForm, async (ctx) => {
+    const form = loginForm.fieldsOf(ctx);
     const provider = deps.provider();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    const form = await readForm(ctx, loginForm);
-    verifyCsrfToken(ctx, form._csrf);
     if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
 
     const ip = deps.clientIp(ctx.req);
@@ -188,11 +185,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     await finish(ctx, provider, { login: { accountId: user.id, amr: ['pwd'] } });
   });
 
-  router.post('/consent', async (ctx) => {
+  router.post('/consent', consentForm, async (ctx) => {
+    const form = consentForm.fieldsOf(ctx);
     const provider = deps.provider();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    const form = await readForm(ctx, consentForm);
-    verifyCsrfToken(ctx, form._csrf);
     if (details.prompt.name !== 'consent') throw badRequest('There is nothing to approve. Go back to the app and continue.');
 
     if (form.decision === 'deny') {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -47,5 +47,25 @@ describe('mail without SMTP_URL', () => {
     const mail = verificationMail('x@example.com', '<script>alert(1)</script>', LINK);
     expect(mail.html).not.toContain('<script>');
     expect(mail.html).toContain('&lt;script&gt;');
+  });
+});
+
+describe('mail files under umask 000', () => {
+  it('the mail directory is 0700 and each .eml file 0600', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'jobswipe-mail-mode-'));
+    const previous = process.umask(0);
+    try {
+      const { log } = capture();
+      await createMailer({ smtpUrl: undefined, from: 'JobSwipe <no-reply@example.com>', dataDir: join(parent, 'data'), logLinks: false }, log).send(
+        verificationMail('ada@example.com', 'Ada', LINK),
+      );
+      const directory = join(parent, 'data', 'mail');
+      expect(((await stat(directory)).mode & 0o777).toString(8)).toBe('700');
+      const [file] = await readdir(directory);
+      expect(((await stat(join(directory, file!))).mode & 0o777).toString(8)).toBe('600');
+    } finally {
+      process.umask(previous);
+      await rm(parent, { recursive: true, force: true });
+    }
   });
 });

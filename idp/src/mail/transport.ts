@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import nodemailer from 'nodemailer';
+import { makeDataDirectory, writeDataFile } from '../data-dir.ts';
 import type { Logger } from '../logger.ts';
 
 export interface Mail {
@@ -43,9 +43,9 @@ export function createMailer(options: MailerOptions, log: Logger): Mailer {
   return {
     async send(mail) {
       const built = await files.sendMail({ from: options.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
-      await mkdir(directory, { recursive: true, mode: 0o700 });
+      await makeDataDirectory(directory);
       const file = join(directory, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}.eml`);
-      await writeFile(file, built.message as Buffer, { mode: 0o600 });
+      await writeDataFile(file, built.message as Buffer);
       if (options.logLinks) log.info({ file, links: mail.links }, 'mail written to a file (no SMTP_URL)');
       else log.info({ file }, 'mail written to a file (no SMTP_URL)');
     },

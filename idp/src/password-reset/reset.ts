@@ -66,7 +66,11 @@ export function createPasswordReset(deps: PasswordResetDependencies) {
       };
       const rejected = await deps.tokens.check(token, 'reset_password');
       if (rejected) throw await refuse(rejected);
-      checkPasswordRules(password);
+      // The rules refuse a password built from the account's own address or name, so look it up first.
+      const ownerId = await deps.tokens.userOf(token);
+      const owner = ownerId ? await deps.users.findById(ownerId) : undefined;
+      if (!owner) throw await refuse('unknown');
+      checkPasswordRules(password, { email: owner.email, name: owner.name });
       const passwordHash = await deps.hasher.hash(password);
       const spent = await deps.tokens.redeem(token, 'reset_password');
       if ('rejected' in spent) throw await refuse(spent.rejected);

@@ -1,9 +1,9 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { RecordEvent } from '../audit/record-event.ts';
-import { readForm } from '../http/body.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
@@ -37,12 +37,11 @@ export interface PasswordResetRouteDependencies {
 }
 
 const interactionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
-const forgotForm = z.object({
-  _csrf: z.string().max(200),
+const forgotForm = formGuard(z.object({
   email: z.string().trim().max(1024),
   interaction: interactionUid.optional().catch(undefined),
-});
-const resetForm = z.object({ _csrf: z.string().max(200), token: z.string().max(200), password: z.string().max(1024) });
+}));
+const resetForm = formGuard(z.object({ token: z.string().max(200), password: z.string().max(1024) }));
 
 /** The login page this request came from (for "Back to sign in"), if it named a well-formed one. */
 const loginUrlOf = (uid: string | undefined) => (uid ? `/interaction/${uid}` : undefined);
@@ -60,9 +59,8 @@ export function passwordResetRoutes(deps: PasswordResetRouteDependencies): Route
     answerPage(ctx, 200, forgotPasswordPage({ csrf: issueCsrfToken(ctx), interaction, loginUrl: loginUrlOf(interaction) }));
   });
 
-  router.post('/forgot-password', async (ctx) => {
-    const form = await readForm(ctx, forgotForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/forgot-password', forgotForm, async (ctx) => {
+    const form = forgotForm.fieldsOf(ctx);
     const origin = requestOrigin(ctx, deps.clientIp);
     const loginUrl = loginUrlOf(form.interaction);
     try {
@@ -101,9 +99,8 @@ export function passwordResetRoutes(deps: PasswordResetRouteDependencies): Route
     answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token }));
   });
 
-  router.post('/reset-password', async (ctx) => {
-    const form = await readForm(ctx, resetForm);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/reset-password', resetForm, async (ctx) => {
+    const form = resetForm.fieldsOf(ctx);
     let user: User;
     try {
       user = await deps.reset.completeReset(form.token, form.password, requestOrigin(ctx, deps.clientIp));

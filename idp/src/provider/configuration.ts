@@ -3,13 +3,17 @@ import type { UserQueries } from '../users/queries.ts';
 import type { Context } from 'koa';
 import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
 import { deviceCodePage, deviceConfirmPage, deviceSuccessPage } from '../pages/device.ts';
-import { issueCsrfToken } from '../http/csrf.ts';
+import { FORM_REFUSED, issueCsrfToken } from '../http/csrf.ts';
 import { DEVICE_PATH, deviceCodeError, prefilledUserCode } from '../interactions/device-codes.ts';
 import { requestIdOf } from '../http/request-scope.ts';
 import { describeProviderError } from '../pages/error-messages.ts';
+import { answerForgedProviderForms } from './forged-forms.ts';
 import { createResourceIndicators } from './resource.ts';
 import { LIFETIMES } from './lifetimes.ts';
 import { accountClient } from '../clients/account-client.ts';
+import { assertClientAssertionLifetime } from './client-assertion-lifetime.ts';
+import { discoveryUnderIssuer } from './discovery-urls.ts';
+import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 
@@ -89,12 +93,14 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
+    assertJwtClientAuthClaimsAndHeader: assertClientAssertionLifetime,
     extraClientMetadata: {
-      properties: ['first_party'],
+      properties: ['first_party', RESOURCE_SERVER_AUDIENCES],
       validator(_ctx, key, value) {
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata('first_party must be a boolean');
         }
+        if (key === RESOURCE_SERVER_AUDIENCES) validateResourceServerAudiences(value, [deps.api.resource]);
       },
     },
     enabledJWA: {
@@ -129,10 +135,8 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       revocation: { enabled: true },
       introspection: {
         enabled: true,
-        // Only clients that authenticate with a secret or key may introspect.
-        async allowedPolicy(_ctx, client) {
-          return client.clientAuthMethod !== 'none';
-        },
+        // A token's own client, or a registered resource server for its audience; never a public client.
+        allowedPolicy: introspectionAllowedPolicy,
       },
       resourceIndicators: createResourceIndicators(deps.api),
       // RFC 8628 for headless workers. The code is checked, rate-limited and CSRF-checked by
@@ -192,7 +196,9 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const provider = new Provider(deps.issuer, providerConfiguration(deps));
+  provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
+  answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));
   return provider;
 }
 

@@ -3,19 +3,21 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.ts';
-import { readForm } from '../http/body.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
-import { issueCsrfToken, verifyCsrfToken } from '../http/csrf.ts';
+import { issueCsrfToken } from '../http/csrf.ts';
+import { formGuard } from '../http/form-guard.ts';
 import { badRequest, HttpError } from '../http/errors.ts';
 import { answerPage } from '../http/pages.ts';
 import type { Logger } from '../logger.ts';
 import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
 import { sendInBackground, type Mail, type Mailer } from '../mail/transport.ts';
-import { RateLimited, type Counter } from '../security/limits.ts';
-import type { AccountTokens } from '../users/account-tokens.ts';
+import { resetPasswordPage } from '../password-reset/views.ts';
+import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
+import type { AccountTokens, TokenRejection } from '../users/account-tokens.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
+import { reauthenticate } from '../users/reauthentication.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
-import { isAddressTaken, type UserQueries } from '../users/queries.ts';
+import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
 import { checkEmailPage, emailVerifiedPage, invitationPage, resendAnswerPage, signupPage, verificationRejectedPage, verifyEmailPage } from './views.ts';
 
 /** The invitation an invitee opened, until they create their account (signed, HttpOnly). */
@@ -35,26 +37,33 @@ interface SignupDependencies extends SignupOptions {
   provider: () => Provider;
   users: UserQueries;
   hasher: PasswordHasher;
+  /** Confirming an unverified address takes the account's password, under the sign-in limits. */
+  loginLimits: LoginLimits;
   audit: AuditLog;
   clientIp: ClientIp;
   log: Logger;
 }
 
-const signupForm = z.object({
-  _csrf: z.string().max(200),
+const signupForm = formGuard(z.object({
   email: z.string().trim().max(1024),
   name: z.string().max(1024).default(''),
   password: z.string().max(1024),
-});
-const csrfOnly = z.object({ _csrf: z.string().max(200) });
-const verifyForm = z.object({ _csrf: z.string().max(200), token: z.string().max(200) });
+}));
+const buttonForm = formGuard(z.object({}));
+const verifyForm = formGuard(z.object({ token: z.string().max(200), password: z.string().max(1024).optional() }));
+const verifyInsteadForm = formGuard(z.object({ token: z.string().max(200) }));
 
 const notFound = () => new HttpError(404, 'Page not found', 'Creating an account here is not available. Ask JobSwipe support for an account.');
 
 /**
  * Sign-up inside an authorization request's interaction (`/interaction/:uid/signup`) and the email
- * verification links. The sign-up answer is the same page for a new and an already registered
- * address: the owner of an existing account is mailed instead, and nothing on the page tells them apart.
+ * verification links. The sign-up answer, and where its Continue leads (back to sign-in), are the same
+ * for a new and an already registered address: the owner of an existing account is mailed instead.
+ *
+ * Whoever signs up chooses the password before the address is proven, so a verification link alone
+ * does not verify an unverified account: its page asks for that password too, or replaces it (the
+ * password reset, which ends every session), so an account someone else created with your address
+ * never becomes verified with their password.
  */
 export function signupRoutes(deps: SignupDependencies): Router {
   const router = new Router();
@@ -100,11 +109,13 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }));
   });
 
-  router.post('/interaction/:uid/signup', async (ctx) => {
+  router.post('/interaction/:uid/signup', async (_ctx, next) => {
+    // Closed sign-up has no form here at all: 404 before the form is read.
     if (deps.mode === 'closed') throw notFound();
+    await next();
+  }, signupForm, async (ctx) => {
+    const form = signupForm.fieldsOf(ctx);
     const { provider, details, clientName, clientId } = await loginDetails(ctx);
-    const form = await readForm(ctx, signupForm);
-    verifyCsrfToken(ctx, form._csrf);
     if (details.prompt.name !== 'login') throw badRequest('You are already signed in. Go back to the app and continue.');
     const origin = { ...requestOrigin(ctx, deps.clientIp), clientId };
     const invited = deps.mode === 'invite' ? await invitation(ctx) : undefined;
@@ -137,7 +148,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
       return again('Use the address your invitation was sent to.');
     }
     try {
-      checkPasswordRules(form.password);
+      checkPasswordRules(form.password, { email: email.data, name: name.data });
     } catch (error) {
       if (error instanceof PasswordRejected) return again(`Choose another password: ${error.message}.`);
       throw error;
@@ -161,10 +172,8 @@ export function signupRoutes(deps: SignupDependencies): Router {
       deps.log.info({ event: 'signup.completed', requestId: ctx.state['requestId'], userId: created.id });
       await deps.audit.record({ ...origin, type: 'signup.completed', outcome: 'success', userId: created.id, details: { invited: Boolean(invited) } });
       await sendVerification(ctx, created, clientId, 'signup');
-      // Continue then resumes the authorization request signed in as the new account.
-      if (deps.unverifiedSignIn) {
-        await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: created.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
-      }
+      // Not a sign-in: only what "Resend the email" needs to find the new account.
+      await provider.interactionResult(ctx.req, ctx.res, { signup: { accountId: created.id } }, { mergeWithLastSubmission: false });
     }
     answerPage(ctx, 200, checkEmailPage({
       continueAction: `/interaction/${details.uid}/signup/continue`,
@@ -173,21 +182,17 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }));
   });
 
-  router.post('/interaction/:uid/signup/continue', async (ctx) => {
+  router.post('/interaction/:uid/signup/continue', buttonForm, async (ctx) => {
     const { details } = await loginDetails(ctx);
-    const form = await readForm(ctx, csrfOnly);
-    verifyCsrfToken(ctx, form._csrf);
     ctx.status = 303;
-    // A new account resumes the authorization request; an existing address goes back to sign-in.
-    ctx.redirect(details.result?.login ? details.returnTo : `/interaction/${details.uid}`);
+    // Back to sign-in, for a new account and an existing address alike: where it leads must not tell them apart.
+    ctx.redirect(`/interaction/${details.uid}`);
   });
 
-  router.post('/interaction/:uid/signup/resend', async (ctx) => {
+  router.post('/interaction/:uid/signup/resend', buttonForm, async (ctx) => {
     const { details, clientId } = await loginDetails(ctx);
-    const form = await readForm(ctx, csrfOnly);
-    verifyCsrfToken(ctx, form._csrf);
     await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
-    const accountId = details.result?.login?.accountId;
+    const accountId = (details.result?.['signup'] as { accountId?: string } | undefined)?.accountId;
     const user = accountId ? await deps.users.findById(accountId) : undefined;
     if (user && !user.email_verified && !user.disabled_at) await sendVerification(ctx, user, clientId, 'resend');
     answerPage(ctx, 200, checkEmailPage({
@@ -198,32 +203,66 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }));
   });
 
+  /** The account a verification link is for, if the link can still be used. */
+  async function accountToVerify(token: string): Promise<{ user: User } | { rejected: TokenRejection }> {
+    const rejected = await deps.tokens.check(token, 'verify_email');
+    if (rejected) return { rejected };
+    const userId = await deps.tokens.userOf(token);
+    const user = userId ? await deps.users.findById(userId) : undefined;
+    return user && !user.disabled_at ? { user } : { rejected: 'unknown' };
+  }
+
+  const verifyPage = (ctx: Context, token: string, user: User, error?: string) =>
+    verifyEmailPage({ csrf: issueCsrfToken(ctx), token, passwordRequired: !user.email_verified, ...(error ? { error } : {}) });
+
+  async function refuseLink(ctx: Context, reason: TokenRejection) {
+    await deps.audit.record({ ...requestOrigin(ctx, deps.clientIp), type: 'email.verification_rejected', outcome: 'failure', details: { reason } });
+    answerPage(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
+  }
+
   router.get('/verify-email', async (ctx) => {
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
-    const rejected = await deps.tokens.check(token, 'verify_email');
-    if (rejected) return answerPage(ctx, 400, verificationRejectedPage(rejected, resendLink(ctx)));
-    answerPage(ctx, 200, verifyEmailPage({ action: '/verify-email', csrf: issueCsrfToken(ctx), token }));
+    const found = await accountToVerify(token);
+    if ('rejected' in found) return answerPage(ctx, 400, verificationRejectedPage(found.rejected, resendLink(ctx)));
+    answerPage(ctx, 200, verifyPage(ctx, token, found.user));
   });
 
-  router.post('/verify-email', async (ctx) => {
-    const form = await readForm(ctx, verifyForm);
-    verifyCsrfToken(ctx, form._csrf);
-    const spent = await deps.tokens.redeem(form.token, 'verify_email');
+  router.post('/verify-email', verifyForm, async (ctx) => {
+    const form = verifyForm.fieldsOf(ctx);
     const origin = requestOrigin(ctx, deps.clientIp);
-    if ('rejected' in spent || !spent.userId) {
-      const reason = 'rejected' in spent ? spent.rejected : 'unknown';
-      await deps.audit.record({ ...origin, type: 'email.verification_rejected', outcome: 'failure', details: { reason } });
-      return answerPage(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
+    const found = await accountToVerify(form.token);
+    if ('rejected' in found) return refuseLink(ctx, found.rejected);
+    const { user } = found;
+    if (!user.email_verified) {
+      if (!form.password) return answerPage(ctx, 400, verifyPage(ctx, form.token, user, 'Enter the password of this account, or choose a new password below.'));
+      const check = await reauthenticate(ctx, deps, user, form.password);
+      if (!check.ok) {
+        await deps.audit.record({ ...origin, type: 'email.verification_rejected', outcome: 'failure', userId: user.id, details: { reason: check.reason } });
+        return answerPage(ctx, check.status, verifyPage(ctx, form.token, user, check.message));
+      }
     }
-    await deps.users.update(spent.userId, { emailVerified: true });
-    await deps.audit.record({ ...origin, type: 'email.verified', outcome: 'success', userId: spent.userId });
+    const spent = await deps.tokens.redeem(form.token, 'verify_email');
+    if ('rejected' in spent) return refuseLink(ctx, spent.rejected);
+    await deps.users.update(user.id, { emailVerified: true });
+    await deps.audit.record({ ...origin, type: 'email.verified', outcome: 'success', userId: user.id, details: { confirmed_by: user.email_verified ? 'link' : 'password' } });
     answerPage(ctx, 200, emailVerifiedPage());
   });
 
+  // "Set a new password instead": the link proves the mailbox, as a reset link would; it is spent for
+  // one, and the reset (password/reset routes) replaces the password, ends every session and verifies.
+  router.post('/verify-email/new-password', verifyInsteadForm, async (ctx) => {
+    const form = verifyInsteadForm.fieldsOf(ctx);
+    const found = await accountToVerify(form.token);
+    if ('rejected' in found) return refuseLink(ctx, found.rejected);
+    const spent = await deps.tokens.redeem(form.token, 'verify_email');
+    if ('rejected' in spent) return refuseLink(ctx, spent.rejected);
+    const resetToken = await deps.tokens.issue('reset_password', { userId: found.user.id });
+    await deps.audit.record({ ...requestOrigin(ctx, deps.clientIp), type: 'password.reset_requested', outcome: 'success', userId: found.user.id, details: { via: 'verification_link' } });
+    answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: resetToken }));
+  });
+
   // A new link for the account signed in in this browser (the provider's session), if it is unverified.
-  router.post('/verify-email/resend', async (ctx) => {
-    const form = await readForm(ctx, csrfOnly);
-    verifyCsrfToken(ctx, form._csrf);
+  router.post('/verify-email/resend', buttonForm, async (ctx) => {
     await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const session = await deps.provider().Session.get(ctx as never);
     const user = session.accountId ? await deps.users.findById(session.accountId) : undefined;

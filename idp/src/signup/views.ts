@@ -27,7 +27,7 @@ export function checkEmailPage(options: { continueAction: string; resendAction: 
   return page(
     'Check your email',
     html`<h1>Check your email</h1>
-<p>We sent a message to the address you gave. Open the link in it to verify your address.</p>
+<p>We sent a message to the address you gave. Open the link in it to verify your address, then sign in with your email and password.</p>
 ${options.notice ? html`<p class="muted" role="status">${options.notice}</p>` : ''}
 <form method="post" action="${options.continueAction}">
 <input type="hidden" name="_csrf" value="${options.csrf}">
@@ -40,15 +40,42 @@ ${options.notice ? html`<p class="muted" role="status">${options.notice}</p>` : 
   );
 }
 
-export function verifyEmailPage(options: { action: string; csrf: string; token: string }): string {
-  // A button, not the GET: mail scanners that open links must not spend the token.
-  return page(
-    'Verify your email',
-    html`<h1>Verify your email address</h1>
-<form method="post" action="${options.action}">
+/**
+ * The verification link's page. An unverified account's address is confirmed with the account's
+ * password (whoever signed up chose it), or the owner replaces the password instead. Buttons, not
+ * the GET: mail scanners that open links must not spend the token.
+ */
+export function verifyEmailPage(options: { csrf: string; token: string; passwordRequired: boolean; error?: string }): string {
+  if (!options.passwordRequired) {
+    return page(
+      'Verify your email',
+      html`<h1>Verify your email address</h1>
+<form method="post" action="/verify-email">
 <input type="hidden" name="_csrf" value="${options.csrf}">
 <input type="hidden" name="token" value="${options.token}">
 <button type="submit">Verify my email address</button>
+</form>`,
+    );
+  }
+  return page(
+    'Verify your email',
+    html`<h1>Verify your email address</h1>
+<p>To confirm that this JobSwipe account is yours, enter the password you chose when you created it.</p>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<form method="post" action="/verify-email">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<input type="hidden" name="token" value="${options.token}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Verify with my password</button>
+</form>
+<h2>You did not create this account, or forgot its password?</h2>
+<p>Someone may have signed up with your address. Choose a new password instead: it replaces the old one,
+signs out everyone using this account and disconnects its apps, and verifies your address.</p>
+<form method="post" action="/verify-email/new-password">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<input type="hidden" name="token" value="${options.token}">
+<button type="submit" class="secondary">Set a new password instead</button>
 </form>`,
   );
 }

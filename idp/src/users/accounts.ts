@@ -26,7 +26,7 @@ export function checkAccount(account: NewAccount): void {
   }
   if (account.password !== undefined) {
     try {
-      checkPasswordRules(account.password);
+      checkPasswordRules(account.password, { email: account.email, name: account.name });
     } catch (error) {
       if (error instanceof PasswordRejected) throw new AccountRejected(`${account.email}: ${error.message}`);
       throw error;

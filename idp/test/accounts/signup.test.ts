@@ -3,12 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { withUser } from '@jobswipe/adapters';
 import { decodeJwt } from 'jose';
 import { sql } from 'kysely';
+import * as oidc from 'openid-client';
 import type { Browser as Chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
 import { runToExit } from '../../../test/support/processes.ts';
-import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, exchangeCode, oauthError, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { SERVER_SETUPS, startTestServer, type ServerSetup } from '../../../test/support/server.ts';
 import { storeEnvironment } from '../../../test/support/stores.ts';
 import { createAccountTokens } from '../../src/users/account-tokens.ts';
@@ -84,7 +85,7 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     await env?.stop();
   });
 
-  it('in Chromium: Create account -> Check your email -> Continue signs in unverified; the mailed link verifies; email_verified turns true', async () => {
+  it('in Chromium: Create account -> Check your email -> Continue -> sign in unverified; the mailed link and the password verify; email_verified turns true', async () => {
     const { idp, rp, mail, callback } = env;
     const context = await (await chromium).newContext();
     const page = await context.newPage();
@@ -102,13 +103,19 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     await page.getByRole('button', { name: 'Create account' }).click();
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Check your email');
     await page.getByRole('button', { name: 'Continue' }).click();
+    // Back to sign-in (as for an address that already had an account); UNVERIFIED_SIGN_IN lets it in.
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Sign in');
+    await page.fill('#email', email);
+    await page.fill('#password', PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL((url) => url.href.startsWith(callback.url));
     const before = await exchangeCode(rp, first, page.url());
     expect(before.claims()).toMatchObject({ email, email_verified: false, name: 'Chromium User' });
 
     const link = linkIn(await mail.waitFor(email), '/verify-email?token=');
     await page.goto(link);
-    await page.getByRole('button', { name: 'Verify my email address' }).click();
+    await page.fill('#password', PASSWORD);
+    await page.getByRole('button', { name: 'Verify with my password' }).click();
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Your email address is verified');
 
     // Still signed in at the provider: a new request comes straight back, now verified.
@@ -121,6 +128,60 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     await context.close();
   });
 
+  it('in Chromium: an account someone else created with your address is not verified with their password; "Set a new password instead" shuts them out', async () => {
+    const { idp, rp, mail } = env;
+    const victim = 'victim@example.com';
+    const attacker = { email: victim, password: 'the attacker chose this one' };
+    const ownPassword = 'the real owner picks this';
+    // The attacker signs up with the victim's address, signs in unverified and keeps a refresh token.
+    const signup = await submitSignup(rp, idp.issuer, attacker);
+    expect(signup.response.status).toBe(200);
+    const held = await authorizationRequest(rp, 'openid email offline_access');
+    const attackerTokens = await exchangeCode(rp, held, (await signIn(signup.browser, idp.issuer, held, rp.redirectUri, attacker)).location!);
+    expect(attackerTokens.refresh_token).toEqual(expect.any(String));
+    const verified = async () => (await idp.server.database.db.selectFrom('users').select('email_verified').where('email', '=', victim).executeTakeFirstOrThrow()).email_verified;
+
+    // The mailbox owner opens the link. The link alone (the one-click form of before) verifies nothing.
+    const link = linkIn(await mail.waitFor(victim), '/verify-email?token=');
+    const probe = new Browser();
+    const linkPage = await probe.request(link);
+    const oneClick = await probe.request(`${idp.issuer}/verify-email`, { form: { _csrf: hiddenField(linkPage.body, '_csrf'), token: hiddenField(linkPage.body, 'token') } });
+    expect(oneClick.status).toBe(400);
+    expect(await verified()).toBe(false);
+
+    const context = await (await chromium).newContext();
+    const page = await context.newPage();
+    const errors = watchProviderErrors(page, idp.issuer);
+    await page.goto(link);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Verify your email address');
+    expect(await page.getByRole('button', { name: 'Verify my email address' }).count()).toBe(0);
+    // A guess is refused like a wrong sign-in, and verifies nothing.
+    await page.fill('#password', 'not the password at all');
+    await page.getByRole('button', { name: 'Verify with my password' }).click();
+    expect(await page.getByRole('alert').innerText()).toContain('That is not your current password');
+    expect(await verified()).toBe(false);
+    await page.getByRole('button', { name: 'Set a new password instead' }).click();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Choose a new password');
+    await page.fill('#password', ownPassword);
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Your password is changed');
+    // The guess above, and nothing else.
+    expect(errors).toEqual(['401 POST /verify-email']);
+    await context.close();
+
+    // Verified, under the owner's password only: the attacker's no longer signs in, their session and refresh token are dead.
+    expect(await verified()).toBe(true);
+    const refused = await signIn(new Browser(), idp.issuer, await authorizationRequest(rp, 'openid'), rp.redirectUri, attacker);
+    expect(refused.status).toBe(401);
+    const attackerSession = await signup.browser.follow((await authorizationRequest(rp, 'openid')).url, (url) => url.startsWith(rp.redirectUri));
+    expect(attackerSession.status).toBe(200);
+    expect(attackerSession.body).toContain('name="password"');
+    expect(await oauthError(oidc.refreshTokenGrant(rp.config, attackerTokens.refresh_token!))).toBe('invalid_grant');
+    const owner = await authorizationRequest(rp, 'openid email');
+    const ownerTokens = await exchangeCode(rp, owner, (await signIn(new Browser(), idp.issuer, owner, rp.redirectUri, { email: victim, password: ownPassword })).location!);
+    expect(ownerTokens.claims()).toMatchObject({ email: victim, email_verified: true });
+  });
+
   it('a verification link works once, and not after it expired', async () => {
     const { idp, rp, mail } = env;
     const email = 'once@example.com';
@@ -129,7 +190,7 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     const browser = new Browser();
     const confirm = await browser.request(link);
     expect(confirm.status).toBe(200);
-    const form = { _csrf: hiddenField(confirm.body, '_csrf'), token: hiddenField(confirm.body, 'token') };
+    const form = { _csrf: hiddenField(confirm.body, '_csrf'), token: hiddenField(confirm.body, 'token'), password: PASSWORD };
     const verified = await browser.request(`${idp.issuer}/verify-email`, { form });
     expect(verified.status).toBe(200);
     const reused = await browser.request(`${idp.issuer}/verify-email`, { form });
@@ -146,7 +207,7 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     const user = await db.selectFrom('users').select(['id']).where('email', '=', late).executeTakeFirstOrThrow();
     await db.updateTable('account_tokens').set({ expires_at: sql<Date>`now() - interval '1 minute'` }).where('user_id', '=', user.id).execute();
     const expired = await browser.request(`${idp.issuer}/verify-email`, {
-      form: { _csrf: hiddenField(lateConfirm.body, '_csrf'), token: hiddenField(lateConfirm.body, 'token') },
+      form: { _csrf: hiddenField(lateConfirm.body, '_csrf'), token: hiddenField(lateConfirm.body, 'token'), password: PASSWORD },
     });
     expect(expired.status).toBe(400);
     expect(expired.body).toContain('expired');
@@ -155,9 +216,7 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     const anonymous = await browser.request(formAction(expired.body, idp.issuer), { form: resendForm });
     expect(anonymous.body).toContain('Nothing to send');
     const signedIn = signup.browser;
-    await signedIn.follow(formAction(signup.response.body, idp.issuer), (url) => url.startsWith(rp.redirectUri), {
-      form: { _csrf: hiddenField(signup.response.body, '_csrf') },
-    });
+    await signIn(signedIn, idp.issuer, await authorizationRequest(rp, 'openid'), rp.redirectUri, { email: late, password: PASSWORD });
     const expiredAgain = await signedIn.request(lateLink);
     const resent = await signedIn.request(formAction(expiredAgain.body, idp.issuer), { form: { _csrf: hiddenField(expiredAgain.body, '_csrf') } });
     expect(resent.status).toBe(200);
@@ -205,18 +264,27 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     expect(owner.name).toBe(existing.name);
   });
 
-  it("an existing address's Continue goes back to sign-in; a new account's resumes the app", async () => {
+  it("Continue answers an existing address exactly like a new one: back to sign-in, same status, Location, page and cookies", async () => {
     const { idp, rp } = env;
-    const taken = await submitSignup(rp, idp.issuer, { email: existing.email });
-    const back = await taken.browser.request(formAction(taken.response.body, idp.issuer), { form: { _csrf: hiddenField(taken.response.body, '_csrf') } });
-    expect(back.status).toBe(303);
-    expect(new URL(back.location!).pathname).toBe(`/interaction/${taken.uid}`);
-    const fresh = await submitSignup(rp, idp.issuer, { email: 'resumes@example.com' });
-    const resumed = await fresh.browser.request(formAction(fresh.response.body, idp.issuer), { form: { _csrf: hiddenField(fresh.response.body, '_csrf') } });
-    expect(resumed.status).toBe(303);
-    expect(new URL(resumed.location!).pathname).toBe(`/auth/${fresh.uid}`);
-    const forged = await fresh.browser.request(formAction(fresh.response.body, idp.issuer), { form: { _csrf: 'forged' } });
-    expect(forged.status).toBe(403);
+    const uidless = (text: string, uid: string) => text.replaceAll(uid, 'UID').replace(/name="_csrf" value="[^"]*"/g, '');
+    /** Everything the browser sees of the sign-up answer and of its Continue. */
+    const answers = async (email: string) => {
+      const { browser, response, uid } = await submitSignup(rp, idp.issuer, { email });
+      const next = await browser.request(formAction(response.body, idp.issuer), { form: { _csrf: hiddenField(response.body, '_csrf') } });
+      const shape = (answer: typeof response) => ({
+        status: answer.status,
+        location: answer.location ? uidless(new URL(answer.location).pathname, uid!) : undefined,
+        body: uidless(answer.body, uid!),
+        cookies: answer.headers.getSetCookie().map((cookie) => cookie.split('=')[0]).sort(),
+      });
+      const forged = await browser.request(formAction(response.body, idp.issuer), { form: { _csrf: 'forged' } });
+      return { signup: shape(response), next: shape(next), forged: forged.status };
+    };
+    const taken = await answers(existing.email);
+    const fresh = await answers('continues@example.com');
+    expect(fresh).toEqual(taken);
+    expect(fresh.next).toMatchObject({ status: 303, location: '/interaction/UID' });
+    expect(fresh.forged).toBe(403);
   });
 
   it('applies the password rules and refuses a form without a valid CSRF token', async () => {
@@ -378,7 +446,7 @@ describe('SIGNUP=invite with UNVERIFIED_SIGN_IN=false (postgres)', { timeout: 90
 
     const link = linkIn(await mail.waitFor(invitee), '/verify-email?token=');
     const confirm = await browser.request(link);
-    await browser.request(`${idp.issuer}/verify-email`, { form: { _csrf: hiddenField(confirm.body, '_csrf'), token: hiddenField(confirm.body, 'token') } });
+    await browser.request(`${idp.issuer}/verify-email`, { form: { _csrf: hiddenField(confirm.body, '_csrf'), token: hiddenField(confirm.body, 'token'), password: PASSWORD } });
     const second = await authorizationRequest(rp, 'openid email');
     const done = await signIn(browser, idp.issuer, second, callback.url, { email: invitee, password: PASSWORD });
     expect(done.status).toBe(303);

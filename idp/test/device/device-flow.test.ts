@@ -103,7 +103,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('device authorization gra
     const browser = nextBrowser();
     const { xsrf, csrf } = await codePage(browser);
     const missing = await browser.request(`${idp.issuer}/device`, { form: { xsrf, user_code: device.user_code } });
-    expect(missing.status).toBe(400);
+    expect(missing.status).toBe(403);
     const forged = await browser.request(`${idp.issuer}/device`, { form: { xsrf, _csrf: `${csrf.slice(0, -2)}xx`, user_code: device.user_code } });
     expect(forged.status).toBe(403);
     // From another browser (no CSRF cookie), as a cross-site post would be.

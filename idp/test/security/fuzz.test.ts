@@ -764,6 +764,7 @@ const OUR_FORM_POSTS = [
   '/forgot-password',
   '/reset-password',
   '/verify-email',
+  '/verify-email/new-password',
   '/verify-email/resend',
 ];
 describe('fuzzing every endpoint and form (postgres+redis)', () => {
@@ -1482,8 +1483,8 @@ describe('fuzzing every endpoint and form (postgres+redis)', () => {
     // Addresses no other request uses: the per-account rate limit (10 failures an hour) must not answer 429 here.
     let unused = 0;
     const nobody = () => `edge-case-${(unused += 1)}-${SEED}@example.com`;
-    // A doubled _csrf (or email) parses to an array: an incomplete form, 400.
-    expect((await loginPost((csrf) => form([['_csrf', csrf, 'pct'], ['_csrf', csrf, 'pct'], ['email', CAROL.email, 'pct'], ['password', 'x', 'pct']]))).status).toBe(400);
+    // A doubled _csrf parses to an array: not a token, 403; a doubled email is an incomplete form, 400.
+    expect((await loginPost((csrf) => form([['_csrf', csrf, 'pct'], ['_csrf', csrf, 'pct'], ['email', CAROL.email, 'pct'], ['password', 'x', 'pct']]))).status).toBe(403);
     expect((await loginPost((csrf) => form([['_csrf', csrf, 'pct'], ['email', CAROL.email, 'pct'], ['email', CAROL.email, 'pct'], ['password', 'x', 'pct']]))).status).toBe(400);
     // bcrypt reads at most 72 bytes: a password that long, plus anything, must not sign in; nor with a NUL appended.
     const dave = { email: `dave-${SEED}@example.com`, password: `${'d'.repeat(70)}\u00e9` };

@@ -22,7 +22,7 @@ export const USERS_COMMANDS: Record<string, Command> = {
       const password = (await context.io.readStdin()).replace(/\r?\n$/, '');
       if (password === '') throw new UsageError('no password on standard input');
       try {
-        checkPasswordRules(password);
+        checkPasswordRules(password, { email, name });
       } catch (error) {
         if (error instanceof PasswordRejected) throw new CommandError(error.message);
         throw error;

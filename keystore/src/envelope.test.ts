@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openPrivateKey, sealPrivateKey } from './encrypt.ts';
+import { openPrivateKey, openValue, sealPrivateKey, sealValue, sealedWith } from './envelope.ts';
 import { KeystoreError } from './errors.ts';
 import { generateSigningKey, type GeneratedKey } from './generate.ts';
 import { parseKek, type Kek } from './kek.ts';
@@ -17,16 +17,6 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
     return (error as KeystoreError).code;
   }
   throw new Error('expected a rejection');
-}
-
-function codeOfSync(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeystoreError);
-    return (error as KeystoreError).code;
-  }
-  throw new Error('expected an exception');
 }
 
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
@@ -47,6 +37,18 @@ function editHeader(envelope: string, edit: (header: Record<string, unknown>) =>
   const parts = envelope.split('.');
   const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as Record<string, unknown>;
   parts[0] = Buffer.from(JSON.stringify(edit(header))).toString('base64url');
+  return parts.join('.');
+}
+
+/** Expects the promise to reject with a KeystoreError of the given code. */
+async function refused(promise: Promise<unknown>, code: KeystoreError['code']): Promise<void> {
+  await expect(promise).rejects.toBeInstanceOf(KeystoreError);
+  await expect(promise).rejects.toMatchObject({ code });
+}
+
+function withPart(envelope: string, part: number, edit: (bytes: Buffer) => Buffer): string {
+  const parts = envelope.split('.');
+  parts[part] = edit(Buffer.from(parts[part]!, 'base64url')).toString('base64url');
   return parts.join('.');
 }
 
@@ -171,60 +173,48 @@ describe('private key envelopes', () => {
   });
 });
 
-describe('parseKek', () => {
-  // Bytes that need + and / in base64, so base64 and base64url spell them differently.
-  const bytes = Buffer.alloc(32, 0xfb);
-  bytes[31] = 0xff;
-  const base64 = bytes.toString('base64');
-  const base64url = bytes.toString('base64url');
+describe('sealed column values', () => {
+  const secret = 'Zm9vYmFyLXNlY3JldC12YWx1ZS10aGF0LWlzLWxvbmc';
+  let kek: Kek;
+  let otherKek: Kek;
+  let sealed: string;
 
-  it('accepts base64 and base64url of the same 32 bytes, with the same key and id', () => {
-    expect(base64).toMatch(/[+/]/);
-    expect(base64).toHaveLength(44);
-    expect(base64url).toHaveLength(43);
-    const a = parseKek(base64);
-    const b = parseKek(base64url);
-    expect(Buffer.from(a.key).equals(bytes)).toBe(true);
-    expect(Buffer.from(b.key).equals(bytes)).toBe(true);
-    expect(a.id).toBe(b.id);
-    expect(a.id).toMatch(/^kek-[A-Za-z0-9_-]{16}$/);
-    // Surrounding whitespace and line breaks (a file's trailing newline) are ignored.
-    expect(parseKek(`  ${base64.slice(0, 20)}\n${base64.slice(20)}\n`).id).toBe(a.id);
-    // Unpadded base64 is accepted too.
-    expect(parseKek(base64.replace(/=+$/, '')).id).toBe(a.id);
+  beforeAll(async () => {
+    kek = parseKek(randomBytes(32).toString('base64'));
+    otherKek = parseKek(randomBytes(32).toString('base64'));
+    sealed = await sealValue(secret, 'client_secret:web', kek);
   });
 
-  it('names different keys differently, and the id does not reveal the key', () => {
-    const one = parseKek(randomBytes(32).toString('base64'));
-    const two = parseKek(randomBytes(32).toString('base64'));
-    expect(one.id).not.toBe(two.id);
-    expect(base64).not.toContain(parseKek(base64).id.slice(4));
-    expect(base64url).not.toContain(parseKek(base64).id.slice(4));
+  it('round trip, and the sealed text does not contain the value', async () => {
+    expect(sealed).not.toContain(secret);
+    expect(Buffer.from(sealed.split('.')[3]!, 'base64url').toString('latin1')).not.toContain(secret);
+    expect(await openValue(sealed, 'client_secret:web', kek)).toBe(secret);
   });
 
-  it.each([
-    ['empty', ''],
-    ['whitespace only', '  \n'],
-    ['16 bytes', randomBytes(16).toString('base64')],
-    ['31 bytes', randomBytes(31).toString('base64')],
-    ['33 bytes', randomBytes(33).toString('base64')],
-    ['64 bytes', randomBytes(64).toString('base64')],
-    ['hex of 32 bytes (48 bytes as base64)', randomBytes(32).toString('hex')],
-  ])('rejects a wrong length (%s) with ERR_KEK_INVALID', (_name, text) => {
-    expect(codeOfSync(() => parseKek(text))).toBe('ERR_KEK_INVALID');
+  it('is AES-256-GCM under a content key wrapped by the KEK (A256GCMKW), naming the KEK and the context', () => {
+    expect(decodeProtectedHeader(sealed)).toMatchObject({ alg: 'A256GCMKW', enc: 'A256GCM', kid: kek.id, ctx: 'client_secret:web' });
+    expect(sealedWith(sealed)).toBe(kek.id);
+    expect(sealedWith(secret)).toBeUndefined();
   });
 
-  it.each([
-    ['punctuation', '!'.repeat(44)],
-    ['a dot inside', `${base64.slice(0, 20)}.${base64.slice(21)}`],
-    ['padding in the middle', `${base64.slice(0, 20)}=${base64.slice(21)}`],
-    ['non-ASCII', `${base64.slice(0, 42)}é=`],
-    ['a quoted value', `"${base64}"`],
-  ])('rejects non-base64 (%s) with ERR_KEK_INVALID', (_name, text) => {
-    expect(codeOfSync(() => parseKek(text))).toBe('ERR_KEK_INVALID');
+  it('seals the same value differently each time (fresh content key and IV)', async () => {
+    const again = await sealValue(secret, 'client_secret:web', kek);
+    expect(again).not.toBe(sealed);
+    expect(await openValue(again, 'client_secret:web', kek)).toBe(secret);
   });
 
-  it('the length error says how to create a key', () => {
-    expect(() => parseKek(randomBytes(31).toString('base64'))).toThrow(/32 bytes.*it has 31.*openssl rand -base64 32/);
+  it('refuses another KEK, another context, a changed ciphertext or tag, and junk', async () => {
+    await refused(openValue(sealed, 'client_secret:web', otherKek), 'ERR_KEK_MISMATCH');
+    await refused(openValue(sealed, 'client_secret:other', kek), 'ERR_ENVELOPE_INVALID');
+    const flip = (bytes: Buffer) => {
+      bytes[0] = bytes[0]! ^ 1;
+      return bytes;
+    };
+    await refused(openValue(withPart(sealed, 3, flip), 'client_secret:web', kek), 'ERR_ENVELOPE_INVALID');
+    await refused(openValue(withPart(sealed, 4, flip), 'client_secret:web', kek), 'ERR_ENVELOPE_INVALID');
+    // Rewriting the header to name another client breaks the authenticated header: it does not decrypt.
+    const moved = withPart(sealed, 0, (bytes) => Buffer.from(bytes.toString('utf8').replace('client_secret:web', 'client_secret:evil')));
+    await refused(openValue(moved, 'client_secret:evil', kek), 'ERR_ENVELOPE_INVALID');
+    await refused(openValue('not a jwe', 'client_secret:web', kek), 'ERR_ENVELOPE_INVALID');
   });
 });

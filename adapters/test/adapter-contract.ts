@@ -1,11 +1,11 @@
 import { errors, type Adapter } from 'oidc-provider';
 import { describe, expect, it } from 'vitest';
 import { epochNow, GRANTABLE, newId, payloadFor } from './adapter-contract.fixtures.ts';
-import { AlreadyConsumedError } from './oidc-adapter.ts';
+import { AlreadyConsumedError } from '../src/oidc-adapter.ts';
 
 /**
  * The oidc-provider storage contract, as test cases shared by every adapter (database and Redis).
- * A test-support module: the suites that call it live in the adapters' own `*.test.ts` files, with
+ * Test support (not shipped in src): the suites that call it are the adapters' own `*.test.ts` files, with
  * the checks that only hold for one store.
  */
 
