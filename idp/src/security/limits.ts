@@ -5,6 +5,7 @@ import { RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate
 import { HttpError } from '../http/errors.ts';
 import { limitedNetwork } from '../http/client-ip.ts';
 import { DatabaseCounters, type RateLimitTables } from './database-counters.ts';
+import { addressGate } from './address-gate.ts';
 
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
 export const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
@@ -352,14 +353,26 @@ function deviceCodeLimits(byIp: Counter<'device-code-ip'>) {
  * other answer (no authentication was decided) gives them back.
  */
 function clientAuthLimits(byIp: Counter<'client-auth-ip'>, byClientAtIp: Counter<'client-auth-client-ip'>, requests: Counter<'token-requests'>) {
+  // Points taken count as failures until the outcome is known, so a client's own burst from one
+  // address would refuse itself: in this process, at most points - 1 of an address's requests hold
+  // points at once and the rest wait their turn (a burst of wrong secrets is still refused at the limit).
+  const enter = addressGate(LIMITS['client-auth-ip'].points - 1);
   return {
-    async admit(ip: string, clientId: string | undefined): Promise<{ authenticated(): Promise<void>; undecided(): Promise<void> }> {
+    /** Takes the points; the caller calls `leave` once the outcome is counted (or the request ended). */
+    async admit(ip: string, clientId: string | undefined): Promise<{ authenticated(): Promise<void>; undecided(): Promise<void>; leave(): void }> {
       const failures = [{ spend: () => byIp.spend({ ip }), giveBack: () => byIp.giveBack({ ip }) }];
       if (clientId !== undefined) {
         failures.push({ spend: () => byClientAtIp.spend({ clientId, ip }), giveBack: () => byClientAtIp.giveBack({ clientId, ip }) });
       }
-      await spendAll(clientId === undefined ? failures : [...failures, { spend: () => requests.spend({ clientId }), giveBack: async () => {} }]);
+      const leave = await enter(KEYS.ip({ ip }));
+      try {
+        await spendAll(clientId === undefined ? failures : [...failures, { spend: () => requests.spend({ clientId }), giveBack: async () => {} }]);
+      } catch (error) {
+        leave();
+        throw error;
+      }
       return {
+        leave,
         authenticated: async () => {
           await Promise.all([byIp.clear({ ip }), clientId === undefined ? undefined : byClientAtIp.clear({ clientId, ip })]);
         },

@@ -66,9 +66,13 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
       const counted = settled.status < 300 ? admitted.authenticated() : admitted.undecided();
       await counted.catch((error: unknown) => log.warn({ err: error }, 'could not count a client authentication'));
     };
-    await next();
-    // Our own answers (the method check) are counted here; the provider's by providerOutcomes(), before it responds.
-    await settle(ctx);
+    try {
+      await next();
+      // Our own answers (the method check) are counted here; the provider's by providerOutcomes(), before it responds.
+      await settle(ctx);
+    } finally {
+      admitted.leave();
+    }
   };
 }
 

@@ -209,6 +209,13 @@ describe.each(['embedded', 'postgres+redis'] as const)('client authentication li
     expect(audited.filter((row) => row.event_type === 'client_auth.rate_limited')).toHaveLength(20 - failures);
   });
 
+  it('answers 16 parallel requests with the right secret from one address, none refused (a burst waits, it does not spend the failure limit)', async () => {
+    const client = await machineClient(idp, 'burst');
+    const ip = '198.51.100.6';
+    const responses = await Promise.all(Array.from({ length: 16 }, () => call(idp, client, { ip })));
+    expect(responses.map((response) => response.status)).toEqual(Array.from({ length: 16 }, () => 200));
+  });
+
   it('a successful client authentication clears the IP count', async () => {
     const client = await machineClient(idp, 'clears');
     const ip = '198.51.100.4';
