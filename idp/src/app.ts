@@ -48,7 +48,7 @@ export interface AppDependencies {
   /** The append-only audit log of authentication events (docs/audit.md). */
   audit: AuditLog;
   /** The business rules the pages call (account settings, password reset) and the event recorder. */
-  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset'>;
+  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration'>;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
   tokenLimits: ClientAuthLimits;
@@ -98,16 +98,12 @@ export function createApp(deps: AppDependencies): Koa {
   });
   const signup = signupRoutes({
     ...deps.signup,
-    mailer: deps.mailer,
-    tokens: deps.accountTokens,
-    issuer: deps.issuer,
+    registration: deps.libraries.registration,
     provider: deps.provider,
-    users: deps.users,
     hasher: deps.hasher,
     loginLimits: deps.loginLimits,
-    audit: deps.audit,
+    recordEvent: deps.libraries.recordEvent,
     clientIp: deps.clientIp,
-    log: deps.log,
   });
   const health = healthRoutes(deps.ready);
   const account = accountRoutes({

@@ -14,6 +14,7 @@ import type { Mailer } from './mail/transport.ts';
 import { createProvider } from './provider/configuration.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { createPasswordReset } from './password-reset/reset.ts';
+import { createRegistration } from './signup/registration.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService, type SessionServiceDependencies } from './sessions/service.ts';
 import type { Tables } from './store.ts';
@@ -67,6 +68,7 @@ export function createLibraries(deps: LibraryDependencies) {
   const accounts = createAccounts(queries.users, hasher);
   const tokens = queries.accountTokens;
   const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
+  const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
   return {
     recordEvent,
     hasher,
@@ -74,8 +76,9 @@ export function createLibraries(deps: LibraryDependencies) {
     accounts,
     clients: createClientRegistry(deps.db, deps.validateClient, deps.secrets),
     passwordReset,
+    registration,
     accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),
-    users: createUserAdministration({ issuer, users: queries.users, accounts, tokens, sessions, passwordReset, recordEvent }),
+    users: createUserAdministration({ users: queries.users, accounts, sessions, passwordReset, registration, recordEvent }),
   };
 }
 

@@ -2,22 +2,19 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import type { AuditLog } from '../audit/log.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken } from '../http/csrf.ts';
 import { formGuard } from '../http/form-guard.ts';
 import { badRequest, HttpError } from '../http/errors.ts';
 import { answerPage } from '../http/pages.ts';
-import type { Logger } from '../logger.ts';
-import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
-import { sendInBackground, type Mail, type Mailer } from '../mail/transport.ts';
 import { resetPasswordPage } from '../password-reset/views.ts';
 import { RateLimited, type Counter, type LoginLimits } from '../security/limits.ts';
 import type { AccountTokens, TokenRejection } from '../users/account-tokens.ts';
-import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { reauthenticate } from '../users/reauthentication.ts';
-import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
-import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
+import type { PasswordHasher } from '../users/passwords.ts';
+import type { User } from '../users/queries.ts';
+import type { Registration } from './registration.ts';
 import { checkEmailPage, emailVerifiedPage, invitationPage, resendAnswerPage, signupPage, verificationRejectedPage, verifyEmailPage } from './views.ts';
 
 /** The invitation an invitee opened, until they create their account (signed, HttpOnly). */
@@ -31,17 +28,13 @@ export interface SignupOptions {
 }
 
 interface SignupDependencies extends SignupOptions {
-  issuer: string;
-  mailer: Mailer;
-  tokens: AccountTokens;
+  registration: Registration;
   provider: () => Provider;
-  users: UserQueries;
   hasher: PasswordHasher;
   /** Confirming an unverified address takes the account's password, under the sign-in limits. */
   loginLimits: LoginLimits;
-  audit: AuditLog;
+  recordEvent: RecordEvent;
   clientIp: ClientIp;
-  log: Logger;
 }
 
 const signupForm = formGuard(z.object({
@@ -67,15 +60,7 @@ const notFound = () => new HttpError(404, 'Page not found', 'Creating an account
  */
 export function signupRoutes(deps: SignupDependencies): Router {
   const router = new Router();
-  const verifyUrl = (token: string) => `${deps.issuer}/verify-email?token=${encodeURIComponent(token)}`;
-
-  const sendLater = (mail: Mail, kind: string) => sendInBackground(deps.mailer, mail, deps.log, kind);
-
-  async function sendVerification(ctx: Context, user: { id: string; email: string; name: string }, clientId: string | undefined, reason: string) {
-    const token = await deps.tokens.issue('verify_email', { userId: user.id });
-    sendLater(verificationMail(user.email, user.name, verifyUrl(token)), 'verification');
-    await deps.audit.record({ ...requestOrigin(ctx, deps.clientIp), type: 'email.verification_sent', outcome: 'success', userId: user.id, clientId, details: { reason } });
-  }
+  const { registration } = deps;
 
   const resendLink = (ctx: Context) => ({ kind: 'verification' as const, resend: { action: '/verify-email/resend', csrf: issueCsrfToken(ctx) } });
 
@@ -83,7 +68,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
   async function invitation(ctx: Context): Promise<{ token: string; email: string } | undefined> {
     const token = ctx.cookies.get(INVITATION_COOKIE, { signed: true });
     if (!token) return undefined;
-    const email = await deps.tokens.invitationFor(token);
+    const email = await registration.invitationFor(token);
     return email ? { token, email } : undefined;
   }
 
@@ -125,55 +110,29 @@ export function signupRoutes(deps: SignupDependencies): Router {
       await deps.limits.signup.spend({ ip: origin.ip ?? 'unknown' });
     } catch (error) {
       if (error instanceof RateLimited) {
-        await deps.audit.record({ ...origin, type: 'signup.rate_limited', outcome: 'failure', details: { limit: 'ip' } });
+        await deps.recordEvent({ ...origin, type: 'signup.rate_limited', outcome: 'failure', details: { limit: 'ip' } });
       }
       throw error;
     }
 
-    const again = (error: string) =>
-      answerPage(ctx, 400, signupPage({
+    const outcome = await registration.signUp(form, { ...origin, invitation: invited });
+    if (outcome.kind === 'refused') {
+      return answerPage(ctx, 400, signupPage({
         action: `/interaction/${details.uid}/signup`,
         loginUrl: `/interaction/${details.uid}`,
         csrf: issueCsrfToken(ctx),
         clientName,
         email: form.email,
         name: form.name,
-        error,
+        error: outcome.message,
       }));
-    const email = emailSchema.safeParse(form.email);
-    const name = nameSchema.safeParse(form.name);
-    if (!email.success) return again('Enter a valid email address.');
-    if (!name.success) return again('Your name must be at most 200 characters.');
-    if (invited && invited.email.toLowerCase() !== email.data.toLowerCase()) {
-      return again('Use the address your invitation was sent to.');
     }
-    try {
-      checkPasswordRules(form.password, { email: email.data, name: name.data });
-    } catch (error) {
-      if (error instanceof PasswordRejected) return again(`Choose another password: ${error.message}.`);
-      throw error;
-    }
-
-    if (invited) {
-      const spent = await deps.tokens.redeem(invited.token, 'invitation');
-      ctx.cookies.set(INVITATION_COOKIE, null, { signed: true, path: '/' });
-      if ('rejected' in spent) throw invitationRequired();
-    }
-
-    // Hashed either way, so an existing address costs the same time as a new one.
-    const passwordHash = await deps.hasher.hash(form.password);
-    const existing = await deps.users.findByEmail(email.data);
-    const created = existing ? undefined : await insertUnlessTaken(deps.users, { email: email.data, name: name.data, passwordHash });
-    if (!created) {
-      const owner = existing ?? (await deps.users.findByEmail(email.data));
-      sendLater(alreadyRegisteredMail(email.data, deps.issuer), 'already registered');
-      await deps.audit.record({ ...origin, type: 'signup.existing_address', outcome: 'failure', userId: owner?.id });
-    } else {
-      deps.log.info({ event: 'signup.completed', requestId: ctx.state['requestId'], userId: created.id });
-      await deps.audit.record({ ...origin, type: 'signup.completed', outcome: 'success', userId: created.id, details: { invited: Boolean(invited) } });
-      await sendVerification(ctx, created, clientId, 'signup');
+    // An acceptable form spends the invitation, whatever became of it.
+    if (invited) ctx.cookies.set(INVITATION_COOKIE, null, { signed: true, path: '/' });
+    if (outcome.kind === 'invitation_rejected') throw invitationRequired();
+    if (outcome.kind === 'created') {
       // Not a sign-in: only what "Resend the email" needs to find the new account.
-      await provider.interactionResult(ctx.req, ctx.res, { signup: { accountId: created.id } }, { mergeWithLastSubmission: false });
+      await provider.interactionResult(ctx.req, ctx.res, { signup: { accountId: outcome.user.id } }, { mergeWithLastSubmission: false });
     }
     answerPage(ctx, 200, checkEmailPage({
       continueAction: `/interaction/${details.uid}/signup/continue`,
@@ -193,8 +152,7 @@ export function signupRoutes(deps: SignupDependencies): Router {
     const { details, clientId } = await loginDetails(ctx);
     await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const accountId = (details.result?.['signup'] as { accountId?: string } | undefined)?.accountId;
-    const user = accountId ? await deps.users.findById(accountId) : undefined;
-    if (user && !user.email_verified && !user.disabled_at) await sendVerification(ctx, user, clientId, 'resend');
+    await registration.resendVerification(accountId, requestOrigin(ctx, deps.clientIp), clientId);
     answerPage(ctx, 200, checkEmailPage({
       continueAction: `/interaction/${details.uid}/signup/continue`,
       resendAction: `/interaction/${details.uid}/signup/resend`,
@@ -203,78 +161,57 @@ export function signupRoutes(deps: SignupDependencies): Router {
     }));
   });
 
-  /** The account a verification link is for, if the link can still be used. */
-  async function accountToVerify(token: string): Promise<{ user: User } | { rejected: TokenRejection }> {
-    const rejected = await deps.tokens.check(token, 'verify_email');
-    if (rejected) return { rejected };
-    const userId = await deps.tokens.userOf(token);
-    const user = userId ? await deps.users.findById(userId) : undefined;
-    return user && !user.disabled_at ? { user } : { rejected: 'unknown' };
-  }
-
   const verifyPage = (ctx: Context, token: string, user: User, error?: string) =>
     verifyEmailPage({ csrf: issueCsrfToken(ctx), token, passwordRequired: !user.email_verified, ...(error ? { error } : {}) });
 
-  async function refuseLink(ctx: Context, reason: TokenRejection) {
-    await deps.audit.record({ ...requestOrigin(ctx, deps.clientIp), type: 'email.verification_rejected', outcome: 'failure', details: { reason } });
-    answerPage(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
-  }
+  const refusedLink = (ctx: Context, reason: TokenRejection) => answerPage(ctx, 400, verificationRejectedPage(reason, resendLink(ctx)));
 
   router.get('/verify-email', async (ctx) => {
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
-    const found = await accountToVerify(token);
-    if ('rejected' in found) return answerPage(ctx, 400, verificationRejectedPage(found.rejected, resendLink(ctx)));
+    const found = await registration.accountToVerify(token);
+    if ('rejected' in found) return refusedLink(ctx, found.rejected);
     answerPage(ctx, 200, verifyPage(ctx, token, found.user));
   });
 
   router.post('/verify-email', verifyForm, async (ctx) => {
     const form = verifyForm.fieldsOf(ctx);
     const origin = requestOrigin(ctx, deps.clientIp);
-    const found = await accountToVerify(form.token);
-    if ('rejected' in found) return refuseLink(ctx, found.rejected);
+    const found = await registration.accountToVerify(form.token);
+    if ('rejected' in found) return refusedLink(ctx, (await registration.refuseLink(found.rejected, origin)).rejected);
     const { user } = found;
     if (!user.email_verified) {
       if (!form.password) return answerPage(ctx, 400, verifyPage(ctx, form.token, user, 'Enter the password of this account, or choose a new password below.'));
       const check = await reauthenticate(ctx, deps, user, form.password);
       if (!check.ok) {
-        await deps.audit.record({ ...origin, type: 'email.verification_rejected', outcome: 'failure', userId: user.id, details: { reason: check.reason } });
+        await deps.recordEvent({ ...origin, type: 'email.verification_rejected', outcome: 'failure', userId: user.id, details: { reason: check.reason } });
         return answerPage(ctx, check.status, verifyPage(ctx, form.token, user, check.message));
       }
     }
-    const spent = await deps.tokens.redeem(form.token, 'verify_email');
-    if ('rejected' in spent) return refuseLink(ctx, spent.rejected);
-    await deps.users.update(user.id, { emailVerified: true });
-    await deps.audit.record({ ...origin, type: 'email.verified', outcome: 'success', userId: user.id, details: { confirmed_by: user.email_verified ? 'link' : 'password' } });
+    const confirmed = await registration.confirmAddress(form.token, user, origin);
+    if ('rejected' in confirmed) return refusedLink(ctx, confirmed.rejected);
     answerPage(ctx, 200, emailVerifiedPage());
   });
 
-  // "Set a new password instead": the link proves the mailbox, as a reset link would; it is spent for
-  // one, and the reset (password/reset routes) replaces the password, ends every session and verifies.
+  // "Set a new password instead": the reset page, with a reset link the verification link was spent for.
   router.post('/verify-email/new-password', verifyInsteadForm, async (ctx) => {
     const form = verifyInsteadForm.fieldsOf(ctx);
-    const found = await accountToVerify(form.token);
-    if ('rejected' in found) return refuseLink(ctx, found.rejected);
-    const spent = await deps.tokens.redeem(form.token, 'verify_email');
-    if ('rejected' in spent) return refuseLink(ctx, spent.rejected);
-    const resetToken = await deps.tokens.issue('reset_password', { userId: found.user.id });
-    await deps.audit.record({ ...requestOrigin(ctx, deps.clientIp), type: 'password.reset_requested', outcome: 'success', userId: found.user.id, details: { via: 'verification_link' } });
-    answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: resetToken }));
+    const reset = await registration.resetInsteadOfVerifying(form.token, requestOrigin(ctx, deps.clientIp));
+    if ('rejected' in reset) return refusedLink(ctx, reset.rejected);
+    answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: reset.resetToken }));
   });
 
   // A new link for the account signed in in this browser (the provider's session), if it is unverified.
   router.post('/verify-email/resend', buttonForm, async (ctx) => {
     await deps.limits.resend.spend({ ip: deps.clientIp(ctx.req) });
     const session = await deps.provider().Session.get(ctx as never);
-    const user = session.accountId ? await deps.users.findById(session.accountId) : undefined;
-    const sent = Boolean(user && !user.email_verified && !user.disabled_at);
-    if (user && sent) await sendVerification(ctx, user, undefined, 'resend');
+    const sent = await registration.resendVerification(session.accountId, requestOrigin(ctx, deps.clientIp));
     answerPage(ctx, 200, resendAnswerPage(sent));
   });
 
   router.get('/invitation', async (ctx) => {
     if (deps.mode !== 'invite') throw notFound();
     const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
-    const email = await deps.tokens.invitationFor(token);
+    const email = await registration.invitationFor(token);
     if (!email) return answerPage(ctx, 400, verificationRejectedPage('unknown', { kind: 'invitation' }));
     ctx.cookies.set(INVITATION_COOKIE, token, {
       signed: true,
@@ -301,14 +238,4 @@ export function invitationCheck(tokens: AccountTokens): (ctx: Context) => Promis
 
 function invitationRequired(): HttpError {
   return new HttpError(403, 'Invitation required', 'Creating an account here needs an invitation. Open the invitation link you were sent, then try again.');
-}
-
-async function insertUnlessTaken(users: UserQueries, user: { email: string; name: string; passwordHash: string }) {
-  try {
-    return await users.insert({ ...user, emailVerified: false });
-  } catch (error) {
-    // Two sign-ups for one address at once: the second is an existing address.
-    if (isAddressTaken(error)) return undefined;
-    throw error;
-  }
 }

@@ -1,18 +1,17 @@
 import { administratorEvent } from '../audit/administrator.ts';
 import type { RecordEvent } from '../audit/record-event.ts';
 import type { PasswordReset } from '../password-reset/reset.ts';
+import type { Registration } from '../signup/registration.ts';
 import type { RevocationOutcome, SessionService } from '../sessions/service.ts';
-import type { AccountTokens } from './account-tokens.ts';
 import { AccountRejected, type createAccounts, type NewAccount } from './accounts.ts';
 import type { User, UserQueries } from './queries.ts';
 
 export interface UserAdministrationDependencies {
-  issuer: string;
   users: UserQueries;
   accounts: ReturnType<typeof createAccounts>;
-  tokens: AccountTokens;
   sessions: SessionService;
   passwordReset: PasswordReset;
+  registration: Registration;
   recordEvent: RecordEvent;
 }
 
@@ -30,10 +29,9 @@ export function createUserAdministration(deps: UserAdministrationDependencies) {
 
     /** A sign-up invitation link for an address without an account (works once, 7 days). */
     async invite(email: string): Promise<string> {
-      if (await deps.users.findByEmail(email)) throw new AccountRejected(`a user with email ${email} already exists`);
-      const token = await deps.tokens.issue('invitation', { email });
+      const link = await deps.registration.issueInvitation(email);
       await deps.recordEvent(administratorEvent('admin.user_invited', { details: { expires_in_days: 7 } }));
-      return `${deps.issuer}/invitation?token=${token}`;
+      return link;
     },
 
     /** A password reset link for the user (works once, 1 hour; the reset signs them out everywhere). */
