@@ -16,7 +16,6 @@ import type { PasswordHasher } from './users/passwords.ts';
 import type { UserQueries } from './users/queries.ts';
 import type { SessionRegistry } from './sessions/registry.ts';
 import type { ClientIp } from './http/client-ip.ts';
-import type { AuditLog } from './audit/log.ts';
 import type { Counter, DeviceCodeLimits, LoginLimits, ClientAuthLimits } from './security/limits.ts';
 import type { SessionService } from './sessions/service.ts';
 import type { Libraries } from './composition.ts';
@@ -45,9 +44,7 @@ export interface AppDependencies {
   /** Wrong user codes on the device page, per IP (RFC 8628). */
   deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
-  /** The append-only audit log of authentication events (docs/audit.md). */
-  audit: AuditLog;
-  /** The business rules the pages call (account settings, password reset) and the event recorder. */
+  /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
   libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration'>;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
@@ -89,10 +86,9 @@ export function createApp(deps: AppDependencies): Koa {
     provider: deps.provider,
     users: deps.users,
     hasher: deps.hasher,
-    log: deps.log,
     loginLimits: deps.loginLimits,
     clientIp: deps.clientIp,
-    audit: deps.audit,
+    recordEvent: deps.libraries.recordEvent,
     signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
     invited: invitationCheck(deps.accountTokens),
   });
@@ -148,9 +144,9 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.allowedMethods());
   app.use(account.routes());
   app.use(account.allowedMethods());
-  app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, audit: deps.audit, log: deps.log }));
+  app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
-  app.use(tokenEndpointLimits(deps.tokenLimits, deps.clientIp, deps.log, deps.audit));
+  app.use(tokenEndpointLimits(deps.tokenLimits, deps.clientIp, deps.log, deps.libraries.recordEvent));
   app.use(enforceRegisteredAuthMethod(deps.provider));
 
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();

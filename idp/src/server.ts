@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { AlreadyConsumedError, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
-import type { Keystore } from '@jobswipe/keystore';
+import type { KeyEvent, Keystore } from '@jobswipe/keystore';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import type { JWKS } from 'oidc-provider';
@@ -11,6 +11,7 @@ import type { DestinationStream } from 'pino';
 import { ADMIN_SOCKET_NAME, listenForCommands } from './admin-socket.ts';
 import { createApp } from './app.ts';
 import { keyAuditEvent } from './audit/events.ts';
+import type { RecordEvent } from './audit/record-event.ts';
 import { createAuditLog, type AuditLog } from './audit/log.ts';
 import { auditProviderEvents } from './audit/provider-events.ts';
 import { createCliContext } from './cli/context.ts';
@@ -82,6 +83,8 @@ interface Stores {
   redis: Redis | undefined;
   audit: AuditLog;
   keystore: Keystore;
+  /** What opening the keystore did (a first key, sealed keys): recorded once the event recorder exists. */
+  openedKeys: KeyEvent[];
   adapter: ReturnType<typeof createStorageAdapter>;
   secrets: ReturnType<typeof serverCipher>;
 }
@@ -98,22 +101,19 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
     log.warn({ path: generated }, 'using a generated key-encryption key for the signing keys; configure KEYSTORE_KEK or KEYSTORE_KEK_FILE outside development');
   }
   const keystore = openKeystore(db, config, kek);
-  for (const event of await keystore.open()) {
-    log.info(event, event.event);
-    await audit.record(keyAuditEvent(event));
-  }
+  const openedKeys = await keystore.open();
   const redis = config.redis ? await connectRedis(config.redis) : undefined;
   if (redis) cleanups.push(() => redis.quit().then(() => undefined, () => redis.disconnect()));
   const secrets = serverCipher(await keystore.columnCipher(), (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
   const sealed = await createClientRegistry(db, async () => {}, secrets).sealStored();
   if (sealed > 0) log.info({ count: sealed }, 'sealed client secrets that were stored in the clear');
   const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined, secrets });
-  return { database, redis, audit, keystore, adapter, secrets };
+  return { database, redis, audit, keystore, openedKeys, adapter, secrets };
 }
 
 /** A provider instance over the given keys, with our listeners on its events. */
-function providerBuilder(config: Config, stores: Stores, queries: Queries, deps: { cookieKeys: string[]; log: Logger; clientIp: ClientIp; sendLogout: Parameters<typeof createProvider>[0]['sendLogout'] }) {
-  const { adapter, audit } = stores;
+function providerBuilder(config: Config, stores: Stores, queries: Queries, deps: { cookieKeys: string[]; log: Logger; clientIp: ClientIp; recordEvent: RecordEvent; sendLogout: Parameters<typeof createProvider>[0]['sendLogout'] }) {
+  const { adapter } = stores;
   const { log } = deps;
   return async (jwks: JWKS): Promise<Provider> => {
     const built = createProvider({
@@ -127,7 +127,7 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
       sendLogout: deps.sendLogout,
     });
     trackSessions(built, queries.sessionRegistry, LIFETIMES.session, log, deps.clientIp);
-    auditProviderEvents(built, audit, deps.clientIp);
+    auditProviderEvents(built, deps.recordEvent, deps.clientIp);
     built.on('server_error', (ctx, error) => {
       log.error({ requestId: requestIdOf(ctx.req), err: error }, 'provider error');
     });
@@ -151,16 +151,13 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
  * oidc-provider takes its keys as static configuration: when the published keys change, a new
  * provider instance replaces the old one behind the Koa mount; requests under way finish on the old.
  */
-async function startKeyRefresh(config: Config, stores: Stores, log: Logger, build: (jwks: JWKS) => Promise<Provider>, cleanups: Cleanup[]) {
-  const { keystore, audit } = stores;
+async function startKeyRefresh(config: Config, stores: Stores, log: Logger, recordEvent: RecordEvent, build: (jwks: JWKS) => Promise<Provider>, cleanups: Cleanup[]) {
+  const { keystore } = stores;
   let signing = await keystore.signingKeys();
   let provider = await build(signing.jwks);
   const refreshKeys = async () => {
     try {
-      for (const event of await keystore.rotateIfDue()) {
-        log.info(event, event.event);
-        await audit.record(keyAuditEvent(event));
-      }
+      for (const event of await keystore.rotateIfDue()) await recordEvent(keyAuditEvent(event));
     } catch (error) {
       // E.g. the KEK was changed by `keys rewrap`: keep picking up the keys other processes publish.
       log.error({ err: error }, 'scheduled key rotation failed');
@@ -306,7 +303,7 @@ type Serving = Awaited<ReturnType<typeof startKeyRefresh>>;
 
 /** The Koa application: our pages and middlewares in front of the provider serving now. */
 function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider }) {
-  const { database, redis, audit } = stores;
+  const { database, redis } = stores;
   const { db } = database;
   const { queries, libraries } = graph;
   // Every limit counts in Redis when there is one (shared by every process), else in the database.
@@ -335,7 +332,6 @@ function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKe
     trustProxy: config.trustProxy,
     tokenLimits: limits.clientAuth,
     isRegisteredOrigin: registeredRedirectOrigins(db),
-    audit,
     libraries,
     signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
     mailer: graph.mailer,
@@ -360,8 +356,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let serving: Serving | undefined;
     const graph = buildGraph(config, stores, log, () => serving!);
     const { queries, libraries, logoutNotifier } = graph;
-    const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, sendLogout: logoutNotifier.notify });
-    serving = await startKeyRefresh(config, stores, log, build, cleanups);
+    const { recordEvent } = libraries;
+    for (const event of stores.openedKeys) await recordEvent(keyAuditEvent(event));
+    const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify });
+    serving = await startKeyRefresh(config, stores, log, recordEvent, build, cleanups);
     const { provider } = serving;
     const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider });
     await serveAdminSocket(config, stores.database, graph.commandLibraries, queries, log, cleanups);

@@ -4,7 +4,7 @@ import { AlreadyConsumedError } from '@jobswipe/adapters';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { requestScope } from '../http/request-scope.ts';
 import type { AuditEvent } from './events.ts';
-import type { AuditLog } from './log.ts';
+import type { RecordEvent } from './record-event.ts';
 
 type ProviderEvents = NodeJS.EventEmitter;
 
@@ -12,10 +12,10 @@ type ProviderEvents = NodeJS.EventEmitter;
  * Records the provider's token and logout events. Writes started during a request are awaited
  * before its response goes out, so an event is in the log by the time the client sees the result.
  */
-export function auditProviderEvents(provider: Provider, audit: AuditLog, clientIp: ClientIp): void {
+export function auditProviderEvents(provider: Provider, recordEvent: RecordEvent, clientIp: ClientIp): void {
   const write = (ctx: KoaContextWithOIDC, event: AuditEvent) => {
     const scope = requestScope(ctx.req);
-    (scope.auditWrites ??= []).push(audit.record({ ...requestOrigin(ctx, clientIp), ...event }));
+    (scope.auditWrites ??= []).push(recordEvent({ ...requestOrigin(ctx, clientIp), ...event }));
   };
 
   provider.use(async (ctx, next) => {

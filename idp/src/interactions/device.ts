@@ -1,14 +1,13 @@
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import type { AuditLog } from '../audit/log.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
 import { replaceBodyForProvider } from '../http/client-auth-method.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { requestScope } from '../http/request-scope.ts';
 import { providerRouteOf } from '../http/route-resolution.ts';
 import { issueCsrfToken } from '../http/csrf.ts';
 import { formGuard } from '../http/form-guard.ts';
-import type { Logger } from '../logger.ts';
 import { deviceCodePage } from '../pages/device.ts';
 import { RateLimited, type DeviceCodeLimits } from '../security/limits.ts';
 import { DEVICE_PATH, EXPIRED_CODE, USED_CODE, WRONG_CODE } from './device-codes.ts';
@@ -31,8 +30,7 @@ interface DeviceRouteDependencies {
   provider: () => Provider;
   limits: DeviceCodeLimits;
   clientIp: ClientIp;
-  audit: AuditLog;
-  log: Logger;
+  recordEvent: RecordEvent;
 }
 
 /**
@@ -82,8 +80,7 @@ async function checkCodeForm(ctx: Context, next: () => Promise<unknown>, deps: D
     attempt = await deps.limits.reserve(ip);
   } catch (error) {
     if (!(error instanceof RateLimited)) throw error;
-    deps.log.warn({ event: 'device.rate_limited', requestId: ctx.state['requestId'], retryAfter: error.retryAfterSeconds });
-    await deps.audit.record({ ...origin, type: 'device.rate_limited', outcome: 'failure', details: { retry_after: error.retryAfterSeconds } });
+    await deps.recordEvent({ ...origin, type: 'device.rate_limited', outcome: 'failure', details: { retry_after: error.retryAfterSeconds } });
     again(429, error.message, error.headers);
     return;
   }
@@ -94,12 +91,12 @@ async function checkCodeForm(ctx: Context, next: () => Promise<unknown>, deps: D
   // Only guesses count against the limit: an expired or used code was a real one.
   if (refused !== 'unknown') await attempt.realCode();
   if (refused) {
-    await deps.audit.record({ ...origin, type: 'device.code_rejected', outcome: 'failure', clientId: code?.clientId, details: { reason: refused } });
+    await deps.recordEvent({ ...origin, type: 'device.code_rejected', outcome: 'failure', clientId: code?.clientId, details: { reason: refused } });
     again(400, refused === 'unknown' ? WRONG_CODE : refused === 'expired' ? EXPIRED_CODE : USED_CODE);
     return;
   }
   if (form.abort) {
-    await deps.audit.record({ ...origin, type: 'device.denied', outcome: 'failure', clientId: code?.clientId });
+    await deps.recordEvent({ ...origin, type: 'device.denied', outcome: 'failure', clientId: code?.clientId });
   }
 
   // The provider reads only the fields it knows; it gets exactly those, validated.

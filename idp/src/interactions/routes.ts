@@ -6,8 +6,7 @@ import { issueCsrfToken } from '../http/csrf.ts';
 import { formGuard } from '../http/form-guard.ts';
 import { badRequest } from '../http/errors.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
-import type { AuditLog } from '../audit/log.ts';
-import type { Logger } from '../logger.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
 import { RateLimited, type LoginLimits } from '../security/limits.ts';
 import { consentPage, loginPage, type ScopeDescription } from '../pages/views.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
@@ -39,10 +38,9 @@ interface InteractionDependencies {
   provider: () => Provider;
   users: UserQueries;
   hasher: PasswordHasher;
-  log: Logger;
   loginLimits: LoginLimits;
   clientIp: ClientIp;
-  audit: AuditLog;
+  recordEvent: RecordEvent;
   /** SIGNUP and UNVERIFIED_SIGN_IN (docs/accounts.md). */
   signup: { mode: 'open' | 'invite' | 'closed'; unverifiedSignIn: boolean };
   /** Whether this browser carries a valid invitation (SIGNUP=invite shows the link only then). */
@@ -89,7 +87,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       // First-party apps are part of JobSwipe itself: the user is not asked to approve them.
       if (client?.['first_party'] === true) {
         const grantId = await grantRequested(provider, details);
-        await deps.audit.record(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: true, grant_id: grantId }));
+        await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: true, grant_id: grantId }));
         await finish(ctx, provider, { consent: { grantId } });
         return;
       }
@@ -134,10 +132,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       attempt = await deps.loginLimits.reserve(ip, form.email);
     } catch (error) {
       if (!(error instanceof RateLimited)) throw error;
-      deps.log.warn({ event: 'login.rate_limited', requestId: ctx.state['requestId'], limit: error.reported, retryAfter: error.retryAfterSeconds });
       // The account limit names an account: the row records whose (by id; the email is not stored).
       const target = error.limit === 'login-account' ? await deps.users.findByEmail(form.email) : undefined;
-      await deps.audit.record({
+      await deps.recordEvent({
         ...interactionOrigin(ctx, details, deps.clientIp),
         type: 'login.rate_limited',
         outcome: 'failure',
@@ -152,8 +149,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const user = await deps.users.findByEmail(form.email);
     const valid = await deps.hasher.verify(form.password, user?.password_hash);
     if (!user || !valid || user.disabled_at) {
-      deps.log.info({ event: 'login.failed', requestId: ctx.state['requestId'], reason: user?.disabled_at && valid ? 'disabled' : 'credentials' });
-      await deps.audit.record({
+      await deps.recordEvent({
         ...interactionOrigin(ctx, details, deps.clientIp),
         type: 'login.failure',
         outcome: 'failure',
@@ -167,7 +163,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     await attempt.passed();
     if (!deps.signup.unverifiedSignIn && !user.email_verified) {
       // Only someone who knows the password learns that the account exists.
-      await deps.audit.record({
+      await deps.recordEvent({
         ...interactionOrigin(ctx, details, deps.clientIp),
         type: 'login.failure',
         outcome: 'failure',
@@ -180,8 +176,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (user.password_hash && deps.hasher.needsRehash(user.password_hash)) {
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
     }
-    deps.log.info({ event: 'login.succeeded', requestId: ctx.state['requestId'], userId: user.id });
-    await deps.audit.record({ ...interactionOrigin(ctx, details, deps.clientIp), type: 'login.success', outcome: 'success', userId: user.id, details: { amr: 'pwd' } });
+    await deps.recordEvent({ ...interactionOrigin(ctx, details, deps.clientIp), type: 'login.success', outcome: 'success', userId: user.id, details: { amr: 'pwd' } });
     await finish(ctx, provider, { login: { accountId: user.id, amr: ['pwd'] } });
   });
 
@@ -192,12 +187,12 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (details.prompt.name !== 'consent') throw badRequest('There is nothing to approve. Go back to the app and continue.');
 
     if (form.decision === 'deny') {
-      await deps.audit.record(consentEvent(ctx, details, deps.clientIp, 'consent.denied', { first_party: false }));
+      await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.denied', { first_party: false }));
       await finish(ctx, provider, { error: 'access_denied', error_description: 'The user denied the request' });
       return;
     }
     const grantId = await grantRequested(provider, details);
-    await deps.audit.record(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: false, grant_id: grantId }));
+    await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: false, grant_id: grantId }));
     await finish(ctx, provider, { consent: { grantId } });
   });
 

@@ -3,7 +3,7 @@ import { claimedClient, refusedUnreadBody } from '../http/client-auth-method.ts'
 import { requestScope } from '../http/request-scope.ts';
 import { CLIENT_AUTH_ROUTES, providerRouteOf } from '../http/route-resolution.ts';
 import type { ClientIp } from '../http/client-ip.ts';
-import type { AuditLog } from '../audit/log.ts';
+import type { RecordEvent } from '../audit/record-event.ts';
 import type { Logger } from '../logger.ts';
 import { LIMITS, RateLimited, type ClientAuthLimits } from './limits.ts';
 
@@ -36,7 +36,7 @@ async function settle(ctx: Context): Promise<void> {
  * is a failed client authentication (the provider's invalid_client, or our method check), and its
  * points stay spent; a 2xx means the client authenticated.
  */
-export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp, log: Logger, audit: AuditLog): Middleware {
+export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp, log: Logger, recordEvent: RecordEvent): Middleware {
   return async (ctx, next) => {
     const route = providerRouteOf(ctx);
     if (ctx.method !== 'POST' || !route || !CLIENT_AUTH_ROUTES.has(route.name)) return next();
@@ -49,8 +49,7 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
       admitted = await limits.admit(ip, claim.clientId);
     } catch (error) {
       if (error instanceof RateLimited) {
-        log.warn({ event: 'client_auth.rate_limited', requestId: ctx.state['requestId'], limit: error.reported, retryAfter: error.retryAfterSeconds });
-        await audit.record({ type: 'client_auth.rate_limited', outcome: 'failure', ...about, details: { endpoint: route.path, limit: error.reported } });
+        await recordEvent({ type: 'client_auth.rate_limited', outcome: 'failure', ...about, details: { endpoint: route.path, limit: error.reported } });
       } else {
         log.error({ err: error, requestId: ctx.state['requestId'] }, 'rate limit store unavailable');
       }
@@ -59,7 +58,7 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
     }
     requestScope(ctx.req).settleClientAuth = async (settled) => {
       if (settled.status === 401) {
-        await audit.record({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: route.path } });
+        await recordEvent({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: route.path } });
         return;
       }
       // Tokens may already have been issued: a store failure here must not replace the response.

@@ -59,6 +59,6 @@ describe('logs', () => {
     const requests = idp.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['msg'] === 'request');
     expect(requests.length).toBeGreaterThan(5);
     for (const line of requests) expect(line['requestId']).toMatch(/^[\w-]+$/);
-    expect(text).toContain('"event":"login.failed"');
+    expect(text).toContain('"event":"login.failure"');
   });
 });

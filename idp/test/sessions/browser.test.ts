@@ -335,7 +335,7 @@ describe('two relying parties, two browser sessions, in Chromium (postgres+redis
 
       webB = await signInWithPassword(pageB, idp.issuer, web, alice);
       // Two password sign-ins in all: one per browser.
-      const logins = idp.logs.filter((line) => (JSON.parse(line) as { event?: unknown }).event === 'login.succeeded');
+      const logins = idp.logs.filter((line) => (JSON.parse(line) as { event?: unknown }).event === 'login.success');
       expect(logins).toHaveLength(2);
       expect(webA.sub).toBe(userId);
       expect(desktopA.sub).toBe(userId);
