@@ -1,7 +1,7 @@
 import { chmod, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { z } from 'zod';
-import type { CommandIo } from './cli/run.ts';
+import type { CommandIo } from './command-io.ts';
 
 /**
  * The embedded store belongs to the server process, so while it runs the CLI hands its command to the

@@ -8,6 +8,7 @@ import { createPersonalData } from './account/personal-data.ts';
 import { createAccountSettings } from './account/settings.ts';
 import type { AuditLog } from './audit/log.ts';
 import { createEventRecorder } from './audit/record-event.ts';
+import { createClientAdministration } from './clients/administration.ts';
 import { createClientRegistry, type Metadata, type ValidateClient } from './clients/registry.ts';
 import type { Logger } from './logger.ts';
 import type { Mailer } from './mail/transport.ts';
@@ -68,13 +69,15 @@ export function createLibraries(deps: LibraryDependencies) {
   const accounts = createAccounts(queries.users, hasher);
   const tokens = queries.accountTokens;
   const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
+  const clients = createClientRegistry(deps.db, deps.validateClient, deps.secrets);
   const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
   return {
     recordEvent,
     hasher,
     sessions,
     accounts,
-    clients: createClientRegistry(deps.db, deps.validateClient, deps.secrets),
+    clients,
+    clientAdministration: createClientAdministration({ clients, recordEvent }),
     passwordReset,
     registration,
     accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),

@@ -17,15 +17,7 @@ import { CommandError, UsageError } from './errors.ts';
 import { emailSchema } from '../users/accounts.ts';
 import type { User } from '../users/queries.ts';
 import { createAuditLog } from '../audit/log.ts';
-
-export interface CliIo {
-  out(line: string): void;
-  /** Messages for a person (summaries, warnings); standard output stays parseable. */
-  err(line: string): void;
-  readStdin(): Promise<string>;
-  /** Aborted when the caller goes away (the admin socket closed): long-running commands stop. */
-  signal?: AbortSignal | undefined;
-}
+import type { CommandIo } from '../command-io.ts';
 
 export interface Store {
   database: Database<Tables>;
@@ -61,7 +53,7 @@ export interface StoreOptions {
 
 export interface CliContext {
   config: Config;
-  io: CliIo;
+  io: CommandIo;
   /** Opens the store, runs fn, closes the store. `migrate` applies pending migrations first. */
   withStore<T>(fn: (store: Store) => Promise<T>, options?: StoreOptions): Promise<T>;
 }
@@ -93,7 +85,7 @@ function storeInUse(error: StoreInUseError): CommandError {
  * The CLI's view of the store. Given `shared`, commands run on that open database (a running server's,
  * which has migrated it) and leave it open; otherwise each command opens and closes the store itself.
  */
-export function createCliContext(config: Config, io: CliIo, shared?: SharedStore): CliContext {
+export function createCliContext(config: Config, io: CommandIo, shared?: SharedStore): CliContext {
   return {
     config,
     io,

@@ -1,10 +1,11 @@
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
 import { ADMIN_SOCKET_NAME, forwardCommand } from '../admin-socket.ts';
+import type { CommandIo } from '../command-io.ts';
 import { DataDirError, OWNER_ONLY_UMASK, prepareDataDir } from '../data-dir.ts';
 import { createCliContext } from './context.ts';
 import { UsageError } from './errors.ts';
-import { runCommand, type CommandIo } from './run.ts';
+import { runCommand } from './run.ts';
 import { terminalLine } from './terminal-text.ts';
 
 let stdin: Promise<string> | undefined;

@@ -3,10 +3,9 @@ import { KeystoreError } from '@jobswipe/keystore';
 import { ClientRejected } from '../clients/registry.ts';
 import { AccountRejected } from '../users/accounts.ts';
 import { COMMANDS } from './commands.ts';
-import type { CliContext, CliIo } from './context.ts';
+import type { CommandIo } from '../command-io.ts';
+import type { CliContext } from './context.ts';
 import { CommandError, UsageError } from './errors.ts';
-
-export type CommandIo = CliIo;
 
 export function helpText(): string {
   return [

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { administratorEvent } from '../../audit/administrator.ts';
-import { needsSecret, withGeneratedCredentials, type Metadata } from '../../clients/registry.ts';
+import { needsSecret } from '../../clients/registry.ts';
 import type { Command } from '../context.ts';
-import { CommandError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { table } from '../output.ts';
 import { parse } from '../parse-args.ts';
 
@@ -50,18 +49,8 @@ export const CLIENTS_COMMANDS: Record<string, Command> = {
         ...base,
         ...Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined)),
       };
-      // A service client (client_credentials only) has no redirects and no authorization responses.
-      const grants = given['grant_types'];
-      if (Array.isArray(grants) && grants.length > 0 && grants.every((grant) => grant === 'client_credentials')) {
-        given['redirect_uris'] ??= [];
-        given['response_types'] ??= [];
-      }
-      const metadata: Metadata = withGeneratedCredentials(given);
-      await context.withStore(async ({ libraries: { clients, recordEvent } }) => {
-        await clients.validate(metadata);
-        if (await clients.find(metadata.client_id)) throw new CommandError(`client ${metadata.client_id} already exists`);
-        await clients.save(metadata);
-        await recordEvent(administratorEvent('admin.client_created', { clientId: metadata.client_id }));
+      await context.withStore(async ({ libraries: { clientAdministration } }) => {
+        const metadata = await clientAdministration.create(given);
         context.io.out(`client_id: ${metadata.client_id}`);
         if (needsSecret(metadata) && typeof metadata['client_secret'] === 'string') {
           context.io.out(`client_secret: ${metadata['client_secret']}`);
