@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
  * The layering rules of eslint.config.js, tried on imports placed where they break a boundary (and
  * where they do not), as `npm run lint` would see them in those files.
  */
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = fileURLToPath(new URL('../..', import.meta.url));
 const eslint = new ESLint({ cwd: root });
 
 async function importErrors(filePath: string, code: string): Promise<string[]> {
