@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, mkdtemp, readdir, readFile, realpath, rm } from 'node:fs/promises';
+import { access, constants, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -103,7 +103,7 @@ describe(`docker-compose.yml (read by ${'`docker compose config`'} where the CLI
   it('runs Postgres, Redis, the migrations once, and the provider after them', () => {
     console.info(`docker-compose.yml read by: ${composeSource}`);
     const { services } = compose;
-    expect(Object.keys(services).sort()).toEqual(['idp', 'migrate', 'postgres', 'redis']);
+    expect(Object.keys(services)).toEqual(expect.arrayContaining(['idp', 'migrate', 'postgres', 'redis']));
     for (const [name, service] of Object.entries(services)) {
       for (const [target, { condition }] of Object.entries(service.depends_on)) {
         expect(services[target], `${name} depends on ${target}`).toBeDefined();
@@ -250,6 +250,16 @@ describe('the image layout, rebuilt outside Docker from the Dockerfile', () => {
     await store?.drop();
   });
 
+  /** Every path under `dir` with its size and modification time. */
+  async function snapshot(dir: string): Promise<Record<string, string>> {
+    const entries: Record<string, string> = {};
+    for (const path of (await readdir(dir, { recursive: true })).sort()) {
+      const stats = await lstat(join(dir, path));
+      entries[path] = `${stats.size} ${stats.mtimeMs}`;
+    }
+    return entries;
+  }
+
   /** Runs a node program to its end with a deadline; its output is reported when it fails. */
   async function runNode(args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }) {
     return run(process.execPath, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs }).then(
@@ -330,7 +340,11 @@ describe('the image layout, rebuilt outside Docker from the Dockerfile', () => {
       HOST: '127.0.0.1',
       PORT: String(port),
     };
-    const envFor = (service: string): NodeJS.ProcessEnv => ({ ...baseEnvironment(), ...imageEnv, ...compose.services[service]!.environment, ...local });
+    // The provider's root file system is read-only (only /tmp and DATA_DIR are written): TMPDIR stands for /tmp.
+    const tmp = await mkdtemp(join(work, 'tmp-'));
+    const envFor = (service: string): NodeJS.ProcessEnv => ({ ...baseEnvironment(), ...imageEnv, ...compose.services[service]!.environment, ...local, TMPDIR: tmp });
+    expect(compose.services['idp']!.read_only).toBe(true);
+    const before = await snapshot(image.dir);
 
     // The migrate service's command, found on the image's PATH (the node image's entrypoint runs it).
     const [program, ...programArgs] = compose.services['migrate']!.command!;
@@ -369,5 +383,6 @@ describe('the image layout, rebuilt outside Docker from the Dockerfile', () => {
     server.signal('SIGTERM');
     expect(await server.exited).toBe(0);
     expect((await runNode(health.slice(1), { cwd: image.dir, env: healthEnv, timeoutMs: 10_000 })).code).toBe(1);
+    expect(await snapshot(image.dir)).toEqual(before);
   });
 });

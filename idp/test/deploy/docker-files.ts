@@ -85,6 +85,7 @@ export interface ComposeService {
   ports: Array<{ host_ip?: string; published?: string; target: number }>;
   healthcheck?: { test: string[] };
   restart?: string;
+  read_only?: boolean;
 }
 
 export interface ComposeModel {
@@ -148,6 +149,7 @@ function normaliseService(raw: Record<string, unknown>): ComposeService {
     ports: Array.isArray(raw['ports']) ? (raw['ports'] as unknown[]).map(normalisePort) : [],
     ...(raw['healthcheck'] ? { healthcheck: raw['healthcheck'] as { test: string[] } } : {}),
     ...(raw['restart'] !== undefined ? { restart: String(raw['restart']) } : {}),
+    ...(raw['read_only'] !== undefined ? { read_only: raw['read_only'] === true } : {}),
   };
 }
 
