@@ -2,6 +2,7 @@ import { StoreInUseError } from '@jobswipe/adapters';
 import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
 import { KeystoreError } from '@jobswipe/keystore';
 import { DataDirError, OWNER_ONLY_UMASK } from './data-dir.ts';
+import { serverLogDestination } from './logger.ts';
 import { startServer } from './server.ts';
 import { StartupError } from './store.ts';
 
@@ -20,16 +21,23 @@ try {
   throw error;
 }
 
+const logDestination = serverLogDestination();
+/** Exits once the log lines still queued are written. */
+const exit = (code: number): never => {
+  logDestination.flushSync();
+  process.exit(code);
+};
+
 try {
-  const server = await startServer(config);
+  const server = await startServer(config, { logDestination });
   const stop = (signal: NodeJS.Signals) => {
     server.log.info({ signal }, 'shutting down');
-    setTimeout(() => process.exit(1), HARD_STOP_MS).unref();
+    setTimeout(() => exit(1), HARD_STOP_MS).unref();
     server.close().then(
-      () => process.exit(0),
+      () => exit(0),
       (error: unknown) => {
         server.log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
@@ -39,15 +47,16 @@ try {
   // A wrong or missing key-encryption key is a configuration problem: exit 2, like invalid settings.
   if (error instanceof KeystoreError) {
     process.stderr.write(`jobswipe-identity: signing keys: ${error.message}\n`);
-    process.exit(2);
+    exit(2);
   }
   if (error instanceof DataDirError) {
     process.stderr.write(`jobswipe-identity: ${error.message}\n`);
-    process.exit(2);
+    exit(2);
   }
   if (error instanceof StartupError || error instanceof StoreInUseError) {
     process.stderr.write(`jobswipe-identity: ${error.message}\n`);
-    process.exit(1);
+    exit(1);
   }
+  logDestination.flushSync();
   throw error;
 }
