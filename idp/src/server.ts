@@ -14,6 +14,7 @@ import { keyAuditEvent } from './audit/events.ts';
 import type { RecordEvent } from './audit/record-event.ts';
 import { createAuditLog, type AuditLog } from './audit/log.ts';
 import { auditProviderEvents } from './audit/provider-events.ts';
+import { startSealing, type SealingOptions } from './audit/sealer.ts';
 import { createCliContext } from './cli/context.ts';
 import { runCommand } from './cli/run.ts';
 import { registeredRedirectOrigins } from './clients/origins.ts';
@@ -56,6 +57,8 @@ export interface RunningServer {
 
 export interface StartOptions {
   logDestination?: DestinationStream;
+  /** How often the audit sealer runs and the chain head is logged (tests shorten them). */
+  audit?: SealingOptions;
 }
 
 /** Undoes what a start-up step did; run in reverse order of the steps. */
@@ -364,6 +367,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   };
   try {
     const stores = await openStores(config, log, cleanups);
+    // Chains the audit events off the request path; stopped after the listeners (it seals their last events).
+    const sealing = startSealing(stores.audit, log, options.audit);
+    cleanups.push(() => sealing.stop());
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const clientIp = clientIpResolver(config.trustProxy);
     let serving: Serving | undefined;
