@@ -38,10 +38,12 @@ export async function latestHorizon(db: Kysely<AuditTables>): Promise<string | u
  * progress at the horizon or began after it. Everything else committed before the horizon and was
  * sealed by then. Both are index lookups on audit_events.tx; without a horizon (no seal yet), every event.
  */
-function unsealed(db: Kysely<AuditTables>, horizon: string | undefined) {
-  let query = db
-    .selectFrom('audit_events as e')
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('audit_seals as s').select('s.seq').whereRef('s.event_id', '=', 'e.id'))));
+function unsealed(db: Kysely<AuditTables>, horizon: string | undefined, afterId?: number, upToId?: number) {
+  // A scalar subquery, not NOT EXISTS: the planner cannot turn it into a join that hashes the whole
+  // seals table, so each candidate costs one probe of the unique index on event_id.
+  let query = db.selectFrom('audit_events as e').where(sql<boolean>`(select s.seq from audit_seals s where s.event_id = e.id) is null`);
+  if (afterId !== undefined) query = query.where('e.id', '>', afterId);
+  if (upToId !== undefined) query = query.where('e.id', '<=', upToId);
   if (horizon !== undefined) {
     query = query.where(
       sql<boolean>`(e.tx >= pg_snapshot_xmax(${horizon}::pg_snapshot) or e.tx = any(array(select pg_snapshot_xip(${horizon}::pg_snapshot))))`,
@@ -50,9 +52,9 @@ function unsealed(db: Kysely<AuditTables>, horizon: string | undefined) {
   return query;
 }
 
-/** Up to `limit` unsealed events, in id order. */
-export async function unsealedEvents(db: Kysely<AuditTables>, horizon: string | undefined, limit: number): Promise<AuditRow[]> {
-  return unsealed(db, horizon).selectAll('e').orderBy('e.id').limit(limit).execute();
+/** Up to `limit` unsealed events, in id order (only those after `afterId` and up to `upToId`, when given). */
+export async function unsealedEvents(db: Kysely<AuditTables>, horizon: string | undefined, limit: number, afterId?: number, upToId?: number): Promise<AuditRow[]> {
+  return unsealed(db, horizon, afterId, upToId).selectAll('e').orderBy('e.id').limit(limit).execute();
 }
 
 /** Seconds since the oldest unsealed event was written (the database's clock), 0 when none. */

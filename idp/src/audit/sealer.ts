@@ -49,14 +49,15 @@ export function chainedEventOf(row: AuditRow): ChainedEvent {
   };
 }
 
-type BatchResult = { locked: false } | { locked: true; sealed: number; complete: boolean };
+type BatchResult = { locked: false } | { locked: true; sealed: number; complete: boolean; lastId: number | undefined };
 
 /**
  * One sealing transaction: takes the sealer lock if free (else does nothing), then chains up to
- * `limit` committed unsealed events, in id order, after the current head. When it sealed all it could
- * see, its last seal records the snapshot taken before the lookup as the new horizon.
+ * `limit` committed unsealed events, in id order, after the current head. A batch that sealed every
+ * event the horizon's window showed records the snapshot taken before the lookup as the new horizon.
+ * With `afterId` (the rest of a backlog), it looks past that id first.
  */
-async function sealBatch(db: Kysely<AuditTables>, limit: number): Promise<BatchResult> {
+async function sealBatch(db: Kysely<AuditTables>, limit: number, afterId: number | undefined): Promise<BatchResult> {
   return db.transaction().execute(async (trx) => {
     if (!(await trySealerLock(trx))) return { locked: false };
     // After the lock: a sealer that committed just before is visible (READ COMMITTED, one snapshot per statement).
@@ -64,33 +65,49 @@ async function sealBatch(db: Kysely<AuditTables>, limit: number): Promise<BatchR
     const horizon = await latestHorizon(trx);
     // Taken before the lookup: every event committed before it is seen by the lookup.
     const snapshot = await currentSnapshot(trx);
-    const events = await unsealedEvents(trx, horizon, limit);
-    if (events.length === 0) return { locked: true, sealed: 0, complete: true };
-    const complete = events.length < limit;
+    // One more than the batch, to know whether this batch takes all there is.
+    let found = await unsealedEvents(trx, horizon, limit + 1, afterId);
+    let complete = found.length <= limit;
+    if (complete && afterId !== undefined) {
+      // The end of a backlog: late commits below the cursor join this batch, which then covers the
+      // whole window (and records the horizon) if they fit.
+      const below = await unsealedEvents(trx, horizon, limit + 1 - found.length, undefined, afterId);
+      found = [...below, ...found];
+      complete = found.length <= limit;
+    }
+    if (found.length === 0) return { locked: true, sealed: 0, complete: true, lastId: undefined };
+    const events = complete ? found : found.slice(0, limit);
+    const recordHorizon = complete;
     let seq = head ? Number(head.seq) : 0;
     let prevHash = head?.hash ?? GENESIS_HASH;
     const seals: NewSeal[] = events.map((row, index) => {
       const hash = chainHash(prevHash, chainedEventOf(row));
       seq += 1;
-      const seal = { seq, event_id: Number(row.id), prev_hash: prevHash, hash, horizon: complete && index === events.length - 1 ? snapshot : null };
+      const seal = { seq, event_id: Number(row.id), prev_hash: prevHash, hash, horizon: recordHorizon && index === events.length - 1 ? snapshot : null };
       prevHash = hash;
       return seal;
     });
     await insertSeals(trx, seals);
-    return { locked: true, sealed: seals.length, complete };
+    return { locked: true, sealed: seals.length, complete, lastId: Number(events.at(-1)!.id) };
   });
 }
 
-/** Seals until nothing committed is left unsealed; see AuditLog.seal. */
+/**
+ * Seals until nothing committed is left unsealed; see AuditLog.seal. A backlog goes in batches that
+ * each look past the previous one's last id (cheap on a big window); the last one also takes the
+ * late commits below those ids and records the horizon.
+ */
 export async function sealPending(db: Kysely<AuditTables>, options: SealOptions = {}): Promise<number> {
   const limit = options.batch ?? SEAL_BATCH;
   const deadline = Date.now() + (options.waitMs ?? 0);
   let sealed = 0;
+  let afterId: number | undefined;
   for (;;) {
-    const result = await sealBatch(db, limit);
+    const result = await sealBatch(db, limit, afterId);
     if (result.locked) {
       sealed += result.sealed;
       if (result.complete) return sealed;
+      afterId = result.lastId;
     } else {
       if (Date.now() >= deadline) return sealed;
       await sleep(50);
