@@ -235,7 +235,10 @@ describe.each(STORE_KINDS)('audit events (%s)', (kind) => {
     for (const secret of secrets) expect(text.includes(secret), `a secret value (${secret.slice(0, 6)}…) is in the audit log`).toBe(false);
     expect(text).not.toContain('@example.com');
     for (const row of all) if (row.user_id !== null) expect(row.user_id).toMatch(UUID);
-    expect(await verifyChain(idp.server.database.db)).toMatchObject({ intact: true, count: all.length });
+    // Every row is in the chain, or in the unsealed tail the sealer takes within a second.
+    const report = await verifyChain(idp.server.database.db);
+    expect(report).toMatchObject({ intact: true });
+    expect(report.count + report.unsealed.count).toBe(all.length);
   });
 
   // Postgres only: the test breaks the table through an owner connection, which the embedded store (one connection, held by the server) has no room for.
