@@ -51,6 +51,8 @@ export interface RunningServer {
   /** The server's queries and libraries: what the pages use, for tests and tools in this process. */
   queries: Queries;
   libraries: Libraries;
+  /** The audit log: its sealLag() is what a metrics endpoint exports as jobswipe_audit_seal_lag_seconds. */
+  audit: AuditLog;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), then closes the store. */
   close(): Promise<void>;
 }
@@ -403,6 +405,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       database: stores.database,
       queries,
       libraries,
+      audit: stores.audit,
       close() {
         closing ??= stop().then(() => log.info('stopped'));
         return closing;
