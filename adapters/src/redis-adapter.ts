@@ -3,6 +3,12 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { CREDENTIAL_MODELS, storedIdOf, withCredential, withoutCredential } from './credential-ids.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 
+/**
+ * A rotated refresh token's answer, kept sealed for the reuse grace period so that a replay of that
+ * token gets the same tokens again; stored under a hash of the rotated token (idp's refresh-replay.ts).
+ */
+export const REFRESH_REPLAY_MODEL = 'RefreshTokenReplay';
+
 /** The short-lived, hot models that live in Redis when it is configured. */
 export const REDIS_MODELS = new Set([
   'Session',
@@ -12,6 +18,7 @@ export const REDIS_MODELS = new Set([
   'PushedAuthorizationRequest',
   'DeviceCode',
   'BackchannelAuthenticationRequest',
+  REFRESH_REPLAY_MODEL,
 ]);
 
 /** Redis could not answer in time: the request fails fast with a 503 instead of hanging or a 500. */
