@@ -5,6 +5,6 @@ export { StoreInUseError } from './store-in-use.ts';
 export { createOidcAdapter, sweepExpired, AlreadyConsumedError, clientSecretContext } from './oidc-adapter.ts';
 export type { ValueCipher, OidcAdapterOptions } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
-export { createRedisAdapter, REDIS_MODELS, REFRESH_REPLAY_MODEL, StoreUnavailableError } from './redis-adapter.ts';
-export { createStorageAdapter } from './storage.ts';
+export { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
+export { createStorageAdapter, REFRESH_REPLAY_MODEL } from './storage.ts';
 export type { StorageOptions } from './storage.ts';

@@ -3,12 +3,6 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { CREDENTIAL_MODELS, storedIdOf, withCredential, withoutCredential } from './credential-ids.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 
-/**
- * A rotated refresh token's answer, kept sealed for the reuse grace period so that a replay of that
- * token gets the same tokens again; stored under a hash of the rotated token (idp's refresh-replay.ts).
- */
-export const REFRESH_REPLAY_MODEL = 'RefreshTokenReplay';
-
 /** The short-lived, hot models that live in Redis when it is configured. */
 export const REDIS_MODELS = new Set([
   'Session',
@@ -18,7 +12,6 @@ export const REDIS_MODELS = new Set([
   'PushedAuthorizationRequest',
   'DeviceCode',
   'BackchannelAuthenticationRequest',
-  REFRESH_REPLAY_MODEL,
 ]);
 
 /** Redis could not answer in time: the request fails fast with a 503 instead of hanging or a 500. */
@@ -125,11 +118,15 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
       return id ? this.find(id) : undefined;
     }
 
-    /** Only one of any number of concurrent callers consumes; the others get AlreadyConsumedError. */
+    /**
+     * Only one of any number of concurrent callers consumes; the others, and a consume of a key that
+     * is not there (any more), get AlreadyConsumedError.
+     */
     async consume(id: string): Promise<void> {
       const target = key(this.name, id);
       const result = await guard(redis.eval(CONSUME, 1, target, Math.floor(Date.now() / 1000)));
-      if (result !== 0) return;
+      if (result === 1) return;
+      if (result === -1) throw new AlreadyConsumedError(this.name, undefined, true);
       const stored = await guard(redis.hget(target, 'payload'));
       const grantId = stored ? (JSON.parse(stored) as AdapterPayload).grantId : undefined;
       throw new AlreadyConsumedError(this.name, typeof grantId === 'string' ? grantId : undefined);

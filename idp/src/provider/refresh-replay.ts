@@ -189,8 +189,9 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     try {
       await redemptions.run(redemption, async () => handler(ctx));
     } catch (error) {
-      if (!(error instanceof AlreadyConsumedError)) throw error;
-      // Used before this request, longer ago than the grace period: no answer can be kept for it.
+      // Gone since the provider found it (revoked with its grant): nothing to replay.
+      if (!(error instanceof AlreadyConsumedError) || error.gone) throw error;
+      // Used before this request, longer ago than the grace period: no answer is kept for it any more.
       const usedLongAgo = redemption.consumedAt !== undefined && nowSeconds() - redemption.consumedAt > options.graceSeconds + 1;
       const stored = usedLongAgo ? undefined : await waitForAnswer(key);
       if (stored && (await replay(ctx, key, stored))) return;
