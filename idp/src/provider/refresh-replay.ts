@@ -112,7 +112,7 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
   if (!(options.graceSeconds > 0)) throw new Error('a refresh replay needs a positive grace period');
   const waitMs = options.waitMs ?? REPLAY_WAIT_MS;
   const redemptions = new AsyncLocalStorage<Redemption>();
-  const flights = new Map<string, Promise<void>>();
+  const flights = new Map<string, Promise<StoredAnswer | undefined>>();
   const answers = () => new options.adapter(REFRESH_REPLAY_MODEL);
 
   async function findAnswer(key: string): Promise<StoredAnswer | undefined> {
@@ -130,25 +130,31 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     }
   }
 
-  /** Keeps the answer the provider just gave for the grace period. */
-  async function remember(ctx: KoaContextWithOIDC, key: string): Promise<void> {
+  /**
+   * Keeps the answer the provider just gave for the grace period, and returns it for the requests of
+   * this process that wait on the same redemption (they get it even if storing it failed).
+   */
+  async function remember(ctx: KoaContextWithOIDC, key: string): Promise<StoredAnswer | undefined> {
     const { entities, client } = ctx.oidc;
     const body = ctx.body as Record<string, unknown> | undefined;
-    const successor = entities.RefreshToken;
-    if (!entities.RotatedRefreshToken || !successor?.grantId || !client || typeof body?.['refresh_token'] !== 'string') return;
+    const [rotated, successor] = [entities.RotatedRefreshToken, entities.RefreshToken];
+    if (!rotated || !successor?.grantId || !client || typeof body?.['refresh_token'] !== 'string') return undefined;
+    // Sender-constrained tokens (DPoP, mTLS; not enabled here) would need their proof checked again on a replay.
+    if (rotated.jkt || rotated['x5t#S256']) return undefined;
     const answer: SealedAnswer = {
       body: body as SealedAnswer['body'],
       accessTokenExpiresAt: nowSeconds() + Number(body['expires_in'] ?? 0),
       request: requestShape(ctx),
     };
+    let stored: StoredAnswer | undefined;
     try {
-      const sealed = await options.secrets.seal(JSON.stringify(answer), sealContext(key));
-      const stored: StoredAnswer = { clientId: client.clientId, grantId: successor.grantId, sealed };
+      stored = { clientId: client.clientId, grantId: successor.grantId, sealed: await options.secrets.seal(JSON.stringify(answer), sealContext(key)) };
       await answers().upsert(key, { ...stored }, options.graceSeconds);
     } catch (error) {
-      // The client has its tokens; only a replay of this rotation will not be recognised.
+      // The client has its tokens; only a replay of this rotation from another process or later will not be recognised.
       options.onError(error, 'the answer to a refresh could not be kept for its grace period');
     }
+    return stored;
   }
 
   /**
@@ -183,8 +189,11 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     return true;
   }
 
-  /** One redemption: the provider's handler, and on a lost race or a repeat, the kept answer. */
-  async function redeem(ctx: GrantContext, handler: GrantHandler, token: string, key: string): Promise<void> {
+  /**
+   * One redemption: the provider's handler, and on a lost race or a repeat, the kept answer. Returns
+   * the answer given, for the requests of this process waiting on this redemption.
+   */
+  async function redeem(ctx: GrantContext, handler: GrantHandler, token: string, key: string): Promise<StoredAnswer | undefined> {
     const redemption: Redemption = { token };
     try {
       await redemptions.run(redemption, async () => handler(ctx));
@@ -194,10 +203,10 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
       // Used before this request, longer ago than the grace period: no answer is kept for it any more.
       const usedLongAgo = redemption.consumedAt !== undefined && nowSeconds() - redemption.consumedAt > options.graceSeconds + 1;
       const stored = usedLongAgo ? undefined : await waitForAnswer(key);
-      if (stored && (await replay(ctx, key, stored))) return;
+      if (stored && (await replay(ctx, key, stored))) return stored;
       throw error;
     }
-    await remember(ctx, key);
+    return remember(ctx, key);
   }
 
   function wrap(handler: GrantHandler): GrantHandler {
@@ -208,11 +217,11 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
       const flightKey = `${ctx.oidc.client.clientId}\0${key}`;
       const running = flights.get(flightKey);
       if (running) {
-        // Another request of this process is redeeming the same token for the same client.
-        await running.catch(() => undefined);
-        const stored = await findAnswer(key);
+        // Another request of this process is redeeming the same token for the same client: its answer.
+        const stored = (await running.catch(() => undefined)) ?? (await findAnswer(key));
         if (stored && (await replay(ctx, key, stored))) return;
-        return redeem(ctx, handler, token, key);
+        await redeem(ctx, handler, token, key);
+        return;
       }
       const flight = redeem(ctx, handler, token, key);
       flights.set(flightKey, flight);
