@@ -384,3 +384,66 @@ describe('refresh token reuse grace period and token endpoint races (postgres+re
     });
   });
 });
+
+describe.each(['embedded', 'postgres'] as const)('token endpoint races without Redis (%s)', (kind) => {
+  let idp: TestServer;
+  let web: Client;
+  let webRp: RelyingParty;
+
+  beforeAll(async () => {
+    // The longest grace period: 50 requests through one database connection (embedded) take seconds.
+    idp = await startTestServer(kind, { REFRESH_TOKEN_REUSE_GRACE_SECONDS: '60' });
+    await idp.createUser(alice);
+    const metadata = await idp.registerClient({ client_id: 'jobswipe-web', client_name: 'JobSwipe', redirect_uris: [WEB_CALLBACK], first_party: true });
+    web = { id: 'jobswipe-web', secret: String(metadata['client_secret']) };
+    webRp = await relyingParty(idp.issuer, metadata);
+  });
+
+  afterAll(async () => {
+    await idp?.stop();
+  });
+
+  const eventCount = async (type: string, grantId: string) =>
+    (await idp.server.database.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('event_type', '=', type)
+      .where(sql<boolean>`details->>'grant_id' = ${grantId}`)
+      .execute()).length;
+
+  it('answers 50 concurrent redemptions of one refresh token with one successor, and a late repeat too', async () => {
+    const request = await authorizationRequest(webRp, 'openid offline_access');
+    const callback = await signIn(new Browser(), idp.issuer, request, webRp.redirectUri, alice);
+    const tokens = await exchangeCode(webRp, request, callback.location!);
+
+    const answers = await Promise.all(Array.from({ length: 50 }, () => refresh(idp.server.url, web, tokens.refresh_token!)));
+    expect(answers.map((answer) => answer.status)).toEqual(Array.from({ length: 50 }, () => 200));
+    expect(new Set(answers.map((answer) => JSON.stringify(tokensOf(answer)))).size).toBe(1);
+    const repeat = await refresh(idp.server.url, web, tokens.refresh_token!);
+    expect(tokensOf(repeat)).toEqual(tokensOf(answers[0]!));
+
+    const grantId = String((await idp.server.provider.RefreshToken.find(String(answers[0]!.body['refresh_token'])))?.grantId);
+    expect(await eventCount('token.refreshed', grantId)).toBe(1);
+    expect(await eventCount('token.refresh_replayed', grantId)).toBe(50);
+    expect(await eventCount('token.reuse_detected', grantId)).toBe(0);
+    expect((await refresh(idp.server.url, web, String(answers[0]!.body['refresh_token']))).status).toBe(200);
+  });
+
+  it('lets exactly one of 50 concurrent redemptions of an authorization code succeed and revokes its grant', async () => {
+    const request = await authorizationRequest(webRp, 'openid offline_access');
+    const callback = await signIn(new Browser(), idp.issuer, request, webRp.redirectUri, alice);
+    const code = new URL(callback.location!).searchParams.get('code')!;
+
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        tokenRequest(idp.server.url, web, { grant_type: 'authorization_code', code, redirect_uri: WEB_CALLBACK, code_verifier: request.verifier }),
+      ),
+    );
+    const winners = answers.filter((answer) => answer.status === 200);
+    expect(winners).toHaveLength(1);
+    for (const answer of answers.filter((answer) => answer.status !== 200)) expect(answer.body['error']).toBe('invalid_grant');
+    expect((await refresh(idp.server.url, web, String(winners[0]!.body['refresh_token']))).body['error']).toBe('invalid_grant');
+    const userinfo = await fetch(`${idp.server.url}/me`, { headers: { authorization: `Bearer ${String(winners[0]!.body['access_token'])}` } });
+    expect(userinfo.status).toBe(401);
+  });
+});
