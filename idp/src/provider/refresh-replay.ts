@@ -26,14 +26,16 @@ import { requestScope } from '../http/request-scope.ts';
  * - The provider's refresh_token grant handler is wrapped where it is registered (the provider
  *   registers its built-in grants through registerGrantType; a subclass wraps that one).
  * - The first redemption runs the provider's handler; its answer is sealed with the column cipher and
- *   stored under a hash of the rotated token, with the grace period as its lifetime, in the shared
- *   store (Redis when configured, else the database), before the response goes out.
+ *   stored under a hash of the rotated token, with the grace period as its lifetime, in the database
+ *   every process shares (beside the refresh tokens, also with Redis), before the response goes out.
  * - A second redemption must not take the provider's own "already used" path, which revokes the
  *   grant at once: while our handler runs, the provider's view of that token hides that it was used,
  *   so the handler goes on to the adapter's atomic consume, which refuses every redemption but the
- *   first with AlreadyConsumedError. That one is then answered from the stored answer (waiting up to
- *   REPLAY_WAIT_MS for it when the winner, maybe another process, is still issuing), or the error
- *   stands and the grant is revoked as for any reuse (server.ts).
+ *   first with AlreadyConsumedError. Such a loser is then answered from the stored answer (waiting up
+ *   to REPLAY_WAIT_MS for it when the winner, maybe another process, is still issuing) if it may have
+ *   it (replay below), or the error stands and the grant is revoked as for any reuse (server.ts).
+ *   Everything the handler checks before it consumes (client, expiry, grant, account, scope) is
+ *   checked for a repeat too, so a repeat is refused where any other request would be.
  * - Requests of one process for the same token and client share one redemption (single flight).
  */
 
