@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { clientCacheOf } from './client-cache.ts';
 import { storedIdOf, withCredential, withoutCredential, CREDENTIAL_MODELS } from './credential-ids.ts';
 import type { OidcTables } from './tables.ts';
 
@@ -60,6 +61,8 @@ async function openClientSecret(id: string, payload: AdapterPayload, cipher: Val
  * stored under a hash of their value (credential-ids.ts).
  */
 export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOptions = {}): new (name: string) => Adapter {
+  // Shared by every adapter over this database handle; it keeps nothing until the server listens for changes.
+  const clientCache = clientCacheOf(db);
   return class OidcModelAdapter implements Adapter {
     readonly name: string;
 
@@ -83,10 +86,16 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
           conflict.columns(['model', 'id']).doUpdateSet({ payload: json, expires_at: expiresAt }),
         )
         .execute();
+      if (this.name === 'Client') clientCache.changed(id);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      const cache = this.name === 'Client' ? clientCache : undefined;
+      const kept = cache?.get(id);
+      if (kept) return kept;
+      const generation = cache?.generation();
       const payload = await this.#findWhere('id', storedIdOf(this.name, id));
+      if (cache && payload && generation !== undefined) cache.keep(id, payload, generation);
       return payload && withCredential(this.name, id, payload);
     }
 
@@ -143,6 +152,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
     async destroy(id: string): Promise<void> {
       if (hasNul(id)) return;
       await db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', storedIdOf(this.name, id)).execute();
+      if (this.name === 'Client') clientCache.changed(id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -29,6 +29,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
+  /** WORKERS: server processes sharing the port. */
+  workers: number;
   /** Proxies trusted to set X-Forwarded-For (proxy-addr syntax); empty trusts none. */
   trustProxy: string[];
   /** Requests per minute one client may make to the endpoints that authenticate clients. */
@@ -108,6 +110,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       problems.push({ variable: 'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK', message: 'must not be true in production (logout tokens are never sent to loopback addresses there)' });
     }
   }
+  if (parsed.success && parsed.data.WORKERS > 1 && !parsed.data.DATABASE_URL) {
+    problems.push({ variable: 'WORKERS', message: 'more than 1 needs DATABASE_URL (the embedded store belongs to one process)' });
+  }
   if (variables['KEYSTORE_KEK'] && variables['KEYSTORE_KEK_FILE']) {
     problems.push({ variable: 'KEYSTORE_KEK_FILE', message: 'set either KEYSTORE_KEK or KEYSTORE_KEK_FILE, not both' });
   }
@@ -144,6 +149,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: env.LOG_LEVEL,
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+    workers: env.WORKERS,
     trustProxy: env.TRUST_PROXY,
     tokenRateLimitPerMinute: env.TOKEN_RATE_LIMIT_PER_MINUTE,
     refreshTokenReuseGraceSeconds: env.REFRESH_TOKEN_REUSE_GRACE_SECONDS,

@@ -154,7 +154,17 @@ export const environmentSchema = z.object({
   UNVERIFIED_SIGN_IN: flag
     .default(true)
     .describe('Whether users who have not verified their email may sign in. `true`: they may, and their `email_verified` claim is false.'),
+  WORKERS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(1)
+    .describe('Server processes sharing the port (node:cluster), each with its own pools; a crashed one is replaced. More than 1 needs Postgres (the embedded store belongs to one process).'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 
 export type Environment = z.output<typeof environmentSchema>;
+
+/** The name of every environment variable the provider reads (for tools that check deployment files). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.freeze(Object.keys(environmentSchema.shape));

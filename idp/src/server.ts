@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { AlreadyConsumedError, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
+import { AlreadyConsumedError, clientCacheOf, CLIENT_CHANGES_CHANNEL, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
 import type { KeyEvent, Keystore } from '@jobswipe/keystore';
 import type { Redis } from 'ioredis';
@@ -108,6 +108,19 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
   const secrets = serverCipher(await keystore.columnCipher(), (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
   const sealed = await createClientRegistry(db, async () => {}, secrets).sealStored();
   if (sealed > 0) log.info({ count: sealed }, 'sealed client secrets that were stored in the clear');
+  // Clients are kept between requests while every change to them is announced to this process.
+  const clientCache = clientCacheOf(db);
+  const stopListening = await database.listen(CLIENT_CHANGES_CHANNEL, {
+    message: (clientId) => clientCache.changed(clientId),
+    state: (listening) => {
+      clientCache.listening(listening);
+      if (!listening) log.warn('client change notices interrupted: clients are read from the database until they resume');
+    },
+  }).catch((error: unknown) => {
+    log.warn({ err: error }, 'cannot listen for client changes: clients are read from the database on every request');
+    return async () => {};
+  });
+  cleanups.push(stopListening);
   const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined, secrets });
   return { database, redis, audit, keystore, openedKeys, adapter, secrets };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
-import type { Logger } from '../logger.ts';
+import { createRequestLog, type Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
 import { describeProviderError } from '../pages/error-messages.ts';
 import { HttpError } from './errors.ts';
@@ -15,6 +15,7 @@ const INCOMING_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * by our own routes into an error page.
  */
 export function requestContext(log: Logger): Middleware {
+  const logRequest = createRequestLog(log);
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = INCOMING_ID.test(incoming) ? incoming : randomUUID();
@@ -23,13 +24,13 @@ export function requestContext(log: Logger): Middleware {
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     ctx.res.once('finish', () => {
-      log.info({
+      logRequest({
         requestId,
         method: ctx.method,
         path: ctx.path,
         status: ctx.res.statusCode,
         ms: Math.round(performance.now() - started),
-      }, 'request');
+      });
     });
 
     try {

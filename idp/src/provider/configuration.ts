@@ -13,6 +13,7 @@ import { LIFETIMES } from './lifetimes.ts';
 import { accountClient } from '../clients/account-client.ts';
 import { assertClientAssertionLifetime } from './client-assertion-lifetime.ts';
 import { discoveryUnderIssuer } from './discovery-urls.ts';
+import { keepStaticAnswers } from './static-answers.ts';
 import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
@@ -205,6 +206,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const provider = replay
     ? new replay.Provider(deps.issuer, providerConfiguration({ ...deps, adapter: replay.adapter }))
     : new Provider(deps.issuer, providerConfiguration(deps));
+  // Outermost: keeps discovery and the JWKS as the rest of the stack finished them.
+  provider.use(keepStaticAnswers(provider));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
   answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));

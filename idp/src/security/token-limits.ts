@@ -56,21 +56,25 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
       refuse(ctx, error);
       return;
     }
+    // The outcome is counted while the response goes out; the address's slot (and with it the
+    // address's next request in this process) waits for it, so counts never run behind.
+    let counting: Promise<void> = Promise.resolve();
     requestScope(ctx.req).settleClientAuth = async (settled) => {
       if (settled.status === 401) {
         await recordEvent({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: route.path } });
         return;
       }
       // Tokens may already have been issued: a store failure here must not replace the response.
-      const counted = settled.status < 300 ? admitted.authenticated() : admitted.undecided();
-      await counted.catch((error: unknown) => log.warn({ err: error }, 'could not count a client authentication'));
+      counting = (settled.status < 300 ? admitted.authenticated() : admitted.undecided()).catch((error: unknown) =>
+        log.warn({ err: error }, 'could not count a client authentication'),
+      );
     };
     try {
       await next();
       // Our own answers (the method check) are counted here; the provider's by providerOutcomes(), before it responds.
       await settle(ctx);
     } finally {
-      admitted.leave();
+      void counting.finally(() => admitted.leave());
     }
   };
 }
