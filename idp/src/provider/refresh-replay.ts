@@ -202,9 +202,10 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     } catch (error) {
       // Gone since the provider found it (revoked with its grant): nothing to replay.
       if (!(error instanceof AlreadyConsumedError) || error.gone) throw error;
-      // Used before this request, longer ago than the grace period: no answer is kept for it any more.
+      // Used before this request, longer ago than the grace period: its answer is expired, or there is
+      // none to wait for. (The answer's own expiry, on the database's clock, decides: one look.)
       const usedLongAgo = redemption.consumedAt !== undefined && nowSeconds() - redemption.consumedAt > options.graceSeconds + 1;
-      const stored = usedLongAgo ? undefined : await waitForAnswer(key);
+      const stored = usedLongAgo ? await findAnswer(key) : await waitForAnswer(key);
       if (stored && (await replay(ctx, key, stored))) return stored;
       throw error;
     }
