@@ -7,5 +7,5 @@ export { createOidcAdapter, sweepExpired, AlreadyConsumedError, clientSecretCont
 export type { ValueCipher, OidcAdapterOptions } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
 export { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
-export { createStorageAdapter } from './storage.ts';
+export { createStorageAdapter, REFRESH_REPLAY_MODEL } from './storage.ts';
 export type { StorageOptions } from './storage.ts';

@@ -7,13 +7,17 @@ import type { OidcTables } from './tables.ts';
 /**
  * A second redemption of a code or refresh token lost the race to consume it. The provider answers
  * invalid_grant; `grantId` lets the caller revoke the grant, as it does for a sequential reuse.
+ * `gone`: there was nothing left to consume (the provider had found it, and it was deleted since:
+ * revoked with its grant, say); such a redemption must fail too, and there is no grant to name.
  */
 export class AlreadyConsumedError extends errors.InvalidGrant {
   readonly grantId: string | undefined;
+  readonly gone: boolean;
 
-  constructor(model: string, grantId: string | undefined) {
-    super(`${model} already consumed`);
+  constructor(model: string, grantId: string | undefined, gone = false) {
+    super(gone ? `${model} no longer exists` : `${model} already consumed`);
     this.grantId = grantId;
+    this.gone = gone;
   }
 }
 
@@ -120,9 +124,12 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
     }
 
-    /** Marks the row consumed; only one of any number of concurrent callers succeeds. */
+    /**
+     * Marks the row consumed; only one of any number of concurrent callers succeeds. The others, and
+     * a consume of a row that is not there (any more), get AlreadyConsumedError.
+     */
     async consume(value: string): Promise<void> {
-      if (hasNul(value)) return;
+      if (hasNul(value)) throw new AlreadyConsumedError(this.name, undefined, true);
       const id = storedIdOf(this.name, value);
       const updated = await db
         .updateTable('oidc_models')
@@ -139,7 +146,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
         .where('model', '=', this.name)
         .where('id', '=', id)
         .executeTakeFirst();
-      if (existing) throw new AlreadyConsumedError(this.name, existing.grant_id ?? undefined);
+      throw existing ? new AlreadyConsumedError(this.name, existing.grant_id ?? undefined) : new AlreadyConsumedError(this.name, undefined, true);
     }
 
     async destroy(id: string): Promise<void> {

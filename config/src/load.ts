@@ -35,6 +35,8 @@ export interface Config {
   trustProxy: string[];
   /** Requests per minute one client may make to the endpoints that authenticate clients. */
   tokenRateLimitPerMinute: number;
+  /** Seconds after a rotation in which the same client presenting the rotated refresh token gets the same answer again; 0: never. */
+  refreshTokenReuseGraceSeconds: number;
   /** Account mails: SMTP, or (no URL) .eml files under DATA_DIR/mail/. */
   mail: { smtpUrl: string | undefined; from: string };
   signup: 'open' | 'invite' | 'closed';
@@ -150,6 +152,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     workers: env.WORKERS,
     trustProxy: env.TRUST_PROXY,
     tokenRateLimitPerMinute: env.TOKEN_RATE_LIMIT_PER_MINUTE,
+    refreshTokenReuseGraceSeconds: env.REFRESH_TOKEN_REUSE_GRACE_SECONDS,
     mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM },
     signup: env.SIGNUP,
     unverifiedSignIn: env.UNVERIFIED_SIGN_IN,

@@ -22,11 +22,12 @@ import { createClientRegistry } from './clients/registry.ts';
 import { serverCipher } from './clients/secrets.ts';
 import { createClientValidator, createLibraries, createQueries, type Libraries, type Queries } from './composition.ts';
 import { clientIpResolver, type ClientIp } from './http/client-ip.ts';
-import { requestIdOf } from './http/request-scope.ts';
+import { requestIdOf, requestScope } from './http/request-scope.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMailer } from './mail/transport.ts';
 import { createProvider } from './provider/configuration.ts';
 import { LIFETIMES } from './provider/lifetimes.ts';
+import { createRefreshReplay } from './provider/refresh-replay.ts';
 import { revokeGrant } from './sessions/revoke-grant.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { connectRedis, redisReady } from './redis.ts';
@@ -133,6 +134,16 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
 function providerBuilder(config: Config, stores: Stores, queries: Queries, deps: { cookieKeys: string[]; log: Logger; clientIp: ClientIp; recordEvent: RecordEvent; sendLogout: Parameters<typeof createProvider>[0]['sendLogout'] }) {
   const { adapter } = stores;
   const { log } = deps;
+  // One per process, whichever provider instance (signing keys) serves a request: redemptions under way are shared.
+  const refreshReplay =
+    config.refreshTokenReuseGraceSeconds > 0
+      ? createRefreshReplay({
+          graceSeconds: config.refreshTokenReuseGraceSeconds,
+          adapter,
+          secrets: stores.secrets,
+          onError: (error, message) => log.error({ err: error }, message),
+        })
+      : undefined;
   return async (jwks: JWKS): Promise<Provider> => {
     const built = createProvider({
       issuer: config.issuer,
@@ -143,6 +154,7 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
       users: queries.users,
       api: config.api,
       sendLogout: deps.sendLogout,
+      refreshReplay,
     });
     trackSessions(built, queries.sessionRegistry, LIFETIMES.session, log, deps.clientIp);
     auditProviderEvents(built, deps.recordEvent, deps.clientIp);
@@ -155,11 +167,17 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
         log.info({ requestId: requestIdOf(ctx.req), event, error: error.error, description: error.error_description }, 'request refused');
       });
     }
-    // Losing a race to redeem a code or refresh token is a reuse: revoke the grant, as for a sequential one.
-    built.on('grant.error', (_ctx, error) => {
+    // Losing a race to redeem a code or refresh token is a reuse (past a refresh token's grace period,
+    // see refresh-replay.ts): revoke the grant, as for a sequential one, before the refusal goes out.
+    built.on('grant.error', (ctx, error) => {
       if (error instanceof AlreadyConsumedError && error.grantId) {
-        revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+        const revoking = revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+        (requestScope(ctx.req).grantRevocations ??= []).push(revoking);
       }
+    });
+    built.use(async (ctx, next) => {
+      await next();
+      await Promise.all(requestScope(ctx.req).grantRevocations ?? []);
     });
     return built;
   };

@@ -36,8 +36,10 @@ describe.each(STORE_KINDS)('audit events (%s)', (kind) => {
   const nextIp = () => `203.0.113.${(addresses += 1)}`;
 
   beforeAll(async () => {
-    // The per-IP limit counts X-Forwarded-For addresses, and the audit rows record them.
-    idp = await startTestServer(kind, { TRUST_PROXY: 'loopback' });
+    // The per-IP limit counts X-Forwarded-For addresses, and the audit rows record them. Without a
+    // reuse grace period, presenting a rotated refresh token again is a reuse at once (refresh-races.test.ts
+    // covers the grace period and its token.refresh_replayed).
+    idp = await startTestServer(kind, { TRUST_PROXY: 'loopback', REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' });
     aliceId = (await idp.createUser(alice)).id;
     const client = await idp.registerClient({ client_id: 'partner', client_name: 'Partner', redirect_uris: [CALLBACK], post_logout_redirect_uris: ['https://partner.example/'] });
     secrets.push(String(client['client_secret']));
