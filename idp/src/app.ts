@@ -148,7 +148,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(account.allowedMethods());
   app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
-  app.use(tokenEndpointLimits(deps.tokenLimits, deps.clientIp, deps.log, deps.libraries.recordEvent));
+  app.use(tokenEndpointLimits(deps.tokenLimits, deps.provider, deps.clientIp, deps.log, deps.libraries.recordEvent));
   app.use(enforceRegisteredAuthMethod(deps.provider));
 
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();

@@ -14,6 +14,8 @@ export interface ClaimedClient {
   clientId: string | undefined;
   /** The secret method the request used, when it sent a secret. */
   secretMethod: 'client_secret_basic' | 'client_secret_post' | undefined;
+  /** The secret it sent that way, if any: held for the request only, never logged or stored. */
+  secret?: string | undefined;
 }
 
 /**

@@ -152,3 +152,50 @@ describe('with Redis unavailable', () => {
     down.disconnect();
   });
 });
+
+describe.each([
+  ['Redis', () => redisCounterBatch(redis, prefix), redisCount],
+  ['the database', () => databaseCounterBatch(db), databaseCount],
+] as const)('a proven request in %s', (_store, make, count) => {
+  it('is refused while a checked counter has no point left, takes from the budget, and clears the checks', async () => {
+    const batch = make();
+    const id = randomUUID();
+    const checks = [
+      { key: `${id}:ip`, points: 3, seconds: 60 },
+      { key: `${id}:client`, points: 5, seconds: 60 },
+    ];
+    const budget = { key: `${id}:budget`, points: 2, seconds: 60 };
+    await batch.spend([checks[0]!]);
+    await batch.spend([checks[0]!, checks[1]!]);
+    expect(await batch.proven(checks, budget)).toBeUndefined();
+    expect([await count(checks[0]!.key), await count(checks[1]!.key), await count(budget.key)]).toEqual([0, 0, 1]);
+
+    for (let i = 0; i < 3; i += 1) await batch.spend([checks[1]!]);
+    await batch.spend([checks[0]!]);
+    await batch.spend([checks[0]!]);
+    await batch.spend([checks[0]!]);
+    const held = await batch.proven(checks, budget);
+    expect(held).toMatchObject({ index: 0 });
+    expect(held!.msBeforeNext).toBeGreaterThan(50_000);
+    // Refused: nothing taken, nothing cleared.
+    expect([await count(checks[0]!.key), await count(checks[1]!.key), await count(budget.key)]).toEqual([3, 3, 1]);
+
+    await batch.clear([checks[0]!.key, checks[1]!.key]);
+    expect(await batch.proven(checks, budget)).toBeUndefined();
+    expect(await batch.proven(checks, budget)).toMatchObject({ index: 2 });
+  });
+});
+
+describe('round trips of a proven request', () => {
+  it('one command to Redis, one statement in the database', async () => {
+    const id = randomUUID();
+    const checks = [{ key: `${id}:ip`, points: 3, seconds: 60 }];
+    const budget = { key: `${id}:budget`, points: 10, seconds: 60 };
+    const onRedis = redisCounterBatch(redis, prefix);
+    await onRedis.proven(checks, budget);
+    expect(await commandsDuring(() => onRedis.proven(checks, budget))).toEqual(['evalsha']);
+    const before = statements;
+    await databaseCounterBatch(db).proven(checks, budget);
+    expect(statements - before).toBe(1);
+  });
+});

@@ -28,6 +28,12 @@ export interface CounterBatch {
    * are given back (the refused counter keeps its own, as a single counter does) and the refusal says which.
    */
   spend(entries: readonly BatchEntry[]): Promise<BatchRefusal | undefined>;
+  /**
+   * For a request already known to be authenticated: refused (the first check at its limit) if any
+   * `checks` counter has no point left, as a request that takes a point would be, or if `budget` is
+   * over its limit once a point is taken from it; otherwise the `checks` counters are cleared.
+   */
+  proven(checks: readonly BatchEntry[], budget: BatchEntry): Promise<BatchRefusal | undefined>;
   /** Gives back a point to each counter (never below zero). */
   giveBack(keys: readonly string[]): Promise<void>;
   /** Forgets the counters. */
@@ -51,6 +57,22 @@ end
 return {refused, redis.call('pttl', KEYS[refused])}
 `;
 
+/** KEYS: the checks, then the budget; ARGV: the number of checks, their points, the budget's points and ms. */
+const PROVEN_SCRIPT = `
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  if tonumber(redis.call('get', KEYS[i]) or '0') >= tonumber(ARGV[1 + i]) then return {i, redis.call('pttl', KEYS[i])} end
+end
+local budget = KEYS[n + 1]
+local ms = tonumber(ARGV[n + 3])
+redis.call('set', budget, 0, 'PX', ms, 'NX')
+local count = redis.call('incrby', budget, 1)
+if redis.call('pttl', budget) == -1 then redis.call('pexpire', budget, ms) end
+if count > tonumber(ARGV[n + 2]) then return {n + 1, redis.call('pttl', budget)} end
+for i = 1, n do redis.call('del', KEYS[i]) end
+return {0, 0}
+`;
+
 const GIVE_BACK_SCRIPT = `
 for _, key in ipairs(KEYS) do
   if tonumber(redis.call('get', key) or '0') > 0 then redis.call('decrby', key, 1) end
@@ -61,6 +83,7 @@ return 0
 type BatchRedis = Redis & {
   jobswipeSpendBatch(count: number, ...keysAndArgs: Array<string | number>): Promise<[number, number]>;
   jobswipeGiveBackBatch(count: number, ...keys: string[]): Promise<number>;
+  jobswipeProvenBatch(count: number, ...keysAndArgs: Array<string | number>): Promise<[number, number]>;
 };
 
 /** The batch over Redis; `prefix` (REDIS_KEY_PREFIX) goes before every key, as for the limits' own Redis counters. */
@@ -70,6 +93,7 @@ export function redisCounterBatch(client: Redis, prefix: string): CounterBatch {
   if (typeof redis.jobswipeSpendBatch !== 'function') {
     redis.defineCommand('jobswipeSpendBatch', { lua: SPEND_SCRIPT });
     redis.defineCommand('jobswipeGiveBackBatch', { lua: GIVE_BACK_SCRIPT });
+    redis.defineCommand('jobswipeProvenBatch', { lua: PROVEN_SCRIPT });
   }
   const ready = () => {
     // Fail at once rather than queue while Redis is away (the caller decides what to do then).
@@ -80,6 +104,13 @@ export function redisCounterBatch(client: Redis, prefix: string): CounterBatch {
       ready();
       const args = entries.flatMap((entry) => [entry.points, entry.seconds * 1000]);
       const [refused, pttl] = await redis.jobswipeSpendBatch(entries.length, ...prefixed(entries.map((entry) => entry.key)), ...args);
+      return refused === 0 ? undefined : { index: refused - 1, msBeforeNext: Math.max(pttl, 0) };
+    },
+    async proven(checks, budget) {
+      ready();
+      const keys = prefixed([...checks.map((check) => check.key), budget.key]);
+      const args = [checks.length, ...checks.map((check) => check.points), budget.points, budget.seconds * 1000];
+      const [refused, pttl] = await redis.jobswipeProvenBatch(keys.length, ...keys, ...args);
       return refused === 0 ? undefined : { index: refused - 1, msBeforeNext: Math.max(pttl, 0) };
     },
     async giveBack(keys) {
@@ -116,6 +147,35 @@ export function databaseCounterBatch(db: Kysely<RateLimitTables>): CounterBatch 
       const expire = byKey.get(entries[index]!.key)?.expire;
       return { index, msBeforeNext: expire === null || expire === undefined ? 0 : Math.max(Number(expire) - now, 0) };
     },
+    async proven(checks, budget) {
+      const now = Date.now();
+      const checked = checks.length === 0 ? sql`false` : sql.join(checks.map((check) => sql`(key = ${check.key} AND points >= ${check.points})`), sql` OR `);
+      const checkKeys = checks.map((check) => check.key);
+      // One statement: the checks, the budget's point (only when no check refuses) and the clearing.
+      const { rows } = await sql<{ blocked_key: string | null; blocked_expire: string | number | null; budget_points: string | number | null; budget_expire: string | number | null }>`
+        WITH blocked AS (
+          SELECT key, expire FROM rate_limits WHERE expire > ${now} AND (${checked}) LIMIT 1
+        ), budget AS (
+          INSERT INTO rate_limits (key, points, expire)
+          SELECT ${budget.key}, 1, ${now + budget.seconds * 1000}::bigint WHERE NOT EXISTS (SELECT 1 FROM blocked)
+          ON CONFLICT (key) DO UPDATE SET
+            points = CASE WHEN rate_limits.expire <= ${now} THEN 1 ELSE GREATEST(rate_limits.points + 1, 0) END,
+            expire = CASE WHEN rate_limits.expire <= ${now} THEN excluded.expire ELSE rate_limits.expire END
+          RETURNING points, expire
+        ), cleared AS (
+          DELETE FROM rate_limits
+          WHERE key IN (${sql.join(checkKeys.length > 0 ? checkKeys : [''])})
+            AND EXISTS (SELECT 1 FROM budget WHERE points <= ${budget.points})
+        )
+        SELECT (SELECT key FROM blocked) AS blocked_key, (SELECT expire FROM blocked) AS blocked_expire,
+               (SELECT points FROM budget) AS budget_points, (SELECT expire FROM budget) AS budget_expire
+      `.execute(db);
+      const row = rows[0];
+      const left = (expire: string | number | null | undefined) => (expire === null || expire === undefined ? 0 : Math.max(Number(expire) - now, 0));
+      if (row?.blocked_key) return { index: checks.findIndex((check) => check.key === row.blocked_key), msBeforeNext: left(row.blocked_expire) };
+      if (Number(row?.budget_points ?? 0) > budget.points) return { index: checks.length, msBeforeNext: left(row?.budget_expire) };
+      return undefined;
+    },
     async giveBack(keys) {
       if (keys.length === 0) return;
       await db
@@ -144,6 +204,7 @@ export function insuredCounterBatch(primary: CounterBatch, insurance: CounterBat
     };
   return {
     spend: either((batch, entries: readonly BatchEntry[]) => batch.spend(entries)),
+    proven: either((batch, checks: readonly BatchEntry[], budget: BatchEntry) => batch.proven(checks, budget)),
     giveBack: either((batch, keys: readonly string[]) => batch.giveBack(keys)),
     clear: either((batch, keys: readonly string[]) => batch.clear(keys)),
   };

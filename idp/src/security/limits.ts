@@ -6,7 +6,7 @@ import { HttpError } from '../http/errors.ts';
 import { limitedNetwork } from '../http/client-ip.ts';
 import { DatabaseCounters, type RateLimitTables } from './database-counters.ts';
 import { addressGate } from './address-gate.ts';
-import { databaseCounterBatch, insuredCounterBatch, redisCounterBatch, type CounterBatch } from './counter-batch.ts';
+import { databaseCounterBatch, insuredCounterBatch, redisCounterBatch, type BatchEntry, type CounterBatch } from './counter-batch.ts';
 
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
 export const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
@@ -365,7 +365,7 @@ function clientAuthLimits(batch: CounterBatch, requestPoints: number) {
   const refusal = (name: LimitName, error: unknown) => (error instanceof HttpError ? error : new LimitsUnavailable(name, error));
   return {
     /** Takes the points; the caller calls `leave` once the outcome is counted (or the request ended). */
-    async admit(ip: string, clientId: string | undefined): Promise<{ authenticated(): Promise<void>; undecided(): Promise<void>; leave(): void }> {
+    async admit(ip: string, clientId: string | undefined): Promise<Admitted> {
       const limited: Array<{ name: LimitName; key: string; points: number }> = [
         { name: 'client-auth-ip', key: counterKey('client-auth-ip', KEYS.ip({ ip })), points: LIMITS['client-auth-ip'].points },
       ];
@@ -395,9 +395,50 @@ function clientAuthLimits(batch: CounterBatch, requestPoints: number) {
         leave,
         authenticated: () => batch.clear(failures),
         undecided: () => batch.giveBack(failures),
+        failed: async () => {},
+      };
+    },
+    /**
+     * A request whose secret was already found right (http/client-auth-method.ts): refused as any
+     * other while its address or client is held out by failures; else it takes from the client's
+     * request budget only and clears the failures at its address as a success does, in one round
+     * trip, with no place in the address's queue. Should the provider refuse it after all, `failed`
+     * counts the failure then.
+     */
+    async admitProven(ip: string, clientId: string): Promise<Admitted> {
+      const failures: BatchEntry[] = [
+        { key: counterKey('client-auth-ip', KEYS.ip({ ip })), points: LIMITS['client-auth-ip'].points, seconds: LIMITS['client-auth-ip'].seconds },
+        {
+          key: counterKey('client-auth-client-ip', KEYS['client+ip']({ clientId, ip })),
+          points: LIMITS['client-auth-client-ip'].points,
+          seconds: LIMITS['client-auth-client-ip'].seconds,
+        },
+      ];
+      const budget = { key: counterKey('token-requests', KEYS.client({ clientId })), points: requestPoints, seconds: LIMITS['token-requests'].seconds };
+      // An address or client held out by its failures stays held out, right secret or not: else guessing would go on.
+      const refused = await batch.proven(failures, budget).catch((error: unknown) => {
+        throw refusal('token-requests', error);
+      });
+      if (refused) throw new RateLimited(refused.index === 0 ? 'client-auth-ip' : refused.index === 1 ? 'client-auth-client-ip' : 'token-requests', refused.msBeforeNext);
+      return {
+        leave: () => {},
+        authenticated: async () => {},
+        undecided: async () => {},
+        failed: async () => {
+          await batch.spend(failures);
+        },
       };
     },
   };
+}
+
+/** An admitted client authentication: how its outcome is counted once known. */
+export interface Admitted {
+  authenticated(): Promise<void>;
+  undecided(): Promise<void>;
+  /** A failure the points taken at admission did not already count. */
+  failed(): Promise<void>;
+  leave(): void;
 }
 
 export type LoginLimits = ReturnType<typeof loginLimits>;
