@@ -41,8 +41,7 @@ export function requestContext(log: Logger): Middleware {
     } catch (error) {
       if (isStoreUnavailable(error) && !(error instanceof HttpError)) {
         log.warn({ requestId, err: error }, 'store unavailable');
-        storeUnavailable(ctx, requestId);
-        return;
+        if (storeUnavailable(ctx, requestId, error instanceof errors.OIDCProviderError)) return;
       }
       let status = 500;
       let title = 'Something went wrong';
@@ -69,14 +68,21 @@ const UNAVAILABLE = {
   message: 'JobSwipe could not reach one of its services. Nothing was lost: wait a minute, then try again.',
 };
 
-function storeUnavailable(ctx: Context, requestId: string): void {
+/**
+ * Answers 503 for a store that cannot answer: OAuth JSON on the provider's endpoints and to clients that
+ * do not ask for HTML, our page otherwise. Returns false to leave a provider error's page to the
+ * provider's own wording (below).
+ */
+function storeUnavailable(ctx: Context, requestId: string, fromProvider: boolean): boolean {
   ctx.status = 503;
   ctx.set('Retry-After', '5');
   ctx.set('Cache-Control', 'no-store');
   if (providerRouteOf(ctx) !== null || ctx.accepts('html', 'json') !== 'html') {
     ctx.body = { error: 'temporarily_unavailable', error_description: 'a store the provider needs is unavailable; try again shortly' };
-    return;
+    return true;
   }
+  if (fromProvider) return false;
   ctx.type = 'html';
   ctx.body = errorPage({ ...UNAVAILABLE, requestId });
+  return true;
 }

@@ -160,7 +160,9 @@ export interface Balancer {
  * answered 502 otherwise (a POST may have done its work).
  */
 async function startBalancer(): Promise<Balancer> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  // Idle connections are closed after 2 s, before the provider's 5 s keep-alive timeout: a request is
+  // never sent on a connection the provider is closing (which, for a POST, could not be retried).
+  const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 2_000 });
   const port = await freePort();
   let next = 0;
   const balancer: Balancer = {
