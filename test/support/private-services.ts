@@ -16,8 +16,13 @@ const run = promisify(execFile);
  * the test may stop and restart: the shared servers on 5432 and 6379 are never touched.
  */
 
-/** The bin directory of the newest Postgres server installed (Debian layout), or undefined. */
+/**
+ * The bin directory holding initdb and pg_ctl: TEST_POSTGRES_BIN, or the newest Postgres server
+ * installed the Debian way (/usr/lib/postgresql/N/bin); undefined when there is none.
+ */
 export function postgresBinDir(): string | undefined {
+  const given = process.env['TEST_POSTGRES_BIN'];
+  if (given) return existsSync(join(given, 'initdb')) ? given : undefined;
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return undefined;
   // Synchronous on purpose: a suite decides whether it can run while it is being collected.
@@ -56,7 +61,7 @@ function asClusterOwner(command: string, args: string[]): [string, string[]] {
 
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
-  if (!bin) throw new Error('no Postgres server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin; Debian: apt-get install -y postgresql');
+  if (!bin) throw new Error('the resilience tests need the Postgres server binaries (initdb, pg_ctl): Debian: apt-get install -y postgresql; elsewhere set TEST_POSTGRES_BIN to their directory');
   const root = await mkdtemp(join(tmpdir(), 'jobswipe-private-pg-'));
   if (userInfo().uid === 0) await chown(root, Number((await run('id', ['-u', 'postgres'])).stdout.trim()), Number((await run('id', ['-g', 'postgres'])).stdout.trim()));
   const data = join(root, 'data');
