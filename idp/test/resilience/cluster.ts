@@ -156,8 +156,8 @@ export interface Balancer {
 
 /**
  * Round robin over the backends. A refused connection (the process is gone) is retried on the next
- * backend at once; a request whose process died while handling it is retried if it is a GET and
- * answered 502 otherwise (a POST may have done its work).
+ * backend at once, and that backend is tried last for a second; a request whose process died while
+ * handling it is retried if it is a GET and answered 502 otherwise (a POST may have done its work).
  */
 async function startBalancer(): Promise<Balancer> {
   // Idle connections are closed after 2 s, before the provider's 5 s keep-alive timeout: a request is
@@ -165,6 +165,8 @@ async function startBalancer(): Promise<Balancer> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 2_000 });
   const port = await freePort();
   let next = 0;
+  /** Backends that refused a connection, until when they are tried last (a passive health check). */
+  const down = new Map<number, number>();
   const balancer: Balancer = {
     url: `http://127.0.0.1:${port}`,
     backends: [],
@@ -180,7 +182,7 @@ async function startBalancer(): Promise<Balancer> {
         response.on('end', () => resolve({ status: response.statusCode ?? 502, headers: response.headers, body: Buffer.concat(chunks) }));
         response.on('error', reject);
       });
-      upstream.on('error', (error: NodeJS.ErrnoException) => reject(Object.assign(error, { reused: upstream.reusedSocket })));
+      upstream.on('error', reject);
       upstream.end(body);
     });
   const server: Server = createServer((req, res) => {
@@ -190,21 +192,23 @@ async function startBalancer(): Promise<Balancer> {
       void (async () => {
         const body = Buffer.concat(chunks);
         const headers = { ...req.headers };
-        for (let attempt = 0; attempt < balancer.backends.length * 2; attempt += 1) {
-          const backend = balancer.backends[next++ % balancer.backends.length]!;
+        // Each backend once, in turn from the next one; those that refused a connection lately last.
+        const start = next++;
+        const now = Date.now();
+        const order = balancer.backends
+          .map((_, index) => balancer.backends[(start + index) % balancer.backends.length]!)
+          .sort((a, b) => Number((down.get(a) ?? 0) > now) - Number((down.get(b) ?? 0) > now));
+        for (const backend of order) {
           try {
             const answer = await forward(backend, req.method ?? 'GET', req.url ?? '/', headers, body);
             res.writeHead(answer.status, answer.headers);
             res.end(answer.body);
             return;
           } catch (error) {
-            const { code, reused } = error as NodeJS.ErrnoException & { reused?: boolean };
-            // Nothing reached the process: try the next one.
-            if (code === 'ECONNREFUSED' || (reused && req.method === 'GET')) {
-              balancer.failedOver += 1;
-              continue;
-            }
-            if (req.method === 'GET') {
+            const { code } = error as NodeJS.ErrnoException;
+            // Nothing reached the process (or it is a GET, which may be sent again): try the next one.
+            if (code === 'ECONNREFUSED' || req.method === 'GET') {
+              if (code === 'ECONNREFUSED') down.set(backend, Date.now() + 1_000);
               balancer.failedOver += 1;
               continue;
             }
