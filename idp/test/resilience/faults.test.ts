@@ -75,7 +75,8 @@ describe('faults with traffic running (two processes, private Postgres and Redis
       `${s.requests} requests, ${s.ok} ok, ${s.unavailable} clear 503s, ${s.serverErrors} 500s, ${s.timeouts + s.network} unanswered, ${s.lost} lost in flight, ${s.refused} other refusals, max ${s.maxMs} ms`;
     console.log(
       `[faults] ${name}: fault ${Math.round(ended - began)} ms, recovered ${Math.round(recovered - ended)} ms after it ended\n` +
-        `  during: ${format(during)}\n  after:  ${format(after)} (${JSON.stringify(after.okByKind)})`,
+        `  during: ${format(during)} (ok ${JSON.stringify(during.okByKind)}, 503 ${JSON.stringify(during.unavailableByKind)})\n` +
+        `  after:  ${format(after)} (ok ${JSON.stringify(after.okByKind)})`,
     );
     const reuse = (sample: Sample) => sample.kind === 'refresh' && sample.detail === '400 invalid_grant';
     const excused = (sample: Sample) => (sample.outcome === 'lost' && (allowed.lost ?? 0) > 0) || (reuse(sample) && (allowed.lost ?? 0) + (allowed.cutRefreshes ?? 0) > 0);

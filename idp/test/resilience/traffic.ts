@@ -313,7 +313,11 @@ export class Traffic {
     for (const sample of window) byKind[sample.kind] = (byKind[sample.kind] ?? 0) + 1;
     const latencies = window.map((sample) => sample.ms).sort((a, b) => a - b);
     const okByKind: Record<string, number> = {};
-    for (const sample of window) if (sample.outcome === 'ok') okByKind[sample.kind] = (okByKind[sample.kind] ?? 0) + 1;
+    const unavailableByKind: Record<string, number> = {};
+    for (const sample of window) {
+      if (sample.outcome === 'ok') okByKind[sample.kind] = (okByKind[sample.kind] ?? 0) + 1;
+      if (sample.outcome === 'unavailable') unavailableByKind[sample.kind] = (unavailableByKind[sample.kind] ?? 0) + 1;
+    }
     return {
       requests: window.length,
       ok: count('ok'),
@@ -328,6 +332,7 @@ export class Traffic {
       p99Ms: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0),
       byKind,
       okByKind,
+      unavailableByKind,
     };
   }
 
