@@ -10,7 +10,69 @@ export interface Database<DB> {
   readonly kind: StoreOptions['kind'];
   /** true when a trivial query answers within the timeout. */
   ping(timeoutMs?: number): Promise<boolean>;
+  /**
+   * Receives the notifications (NOTIFY) sent on a channel by any connection, this process's or
+   * another's. `state(false)` when notifications may have been missed (the listening connection was
+   * lost: it reconnects by itself), `state(true)` once they are received again. Returns the unlisten.
+   */
+  listen(channel: string, handlers: ChannelHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+export interface ChannelHandlers {
+  message(payload: string): void;
+  state(listening: boolean): void;
+}
+
+const CHANNEL_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const RELISTEN_MS = 1_000;
+
+/**
+ * LISTEN on a connection of its own (a pooled one would be handed to other queries). A lost
+ * connection is reported, then replaced every second until a new one listens.
+ */
+async function listenOnPostgres(url: string, role: string | undefined, channel: string, handlers: ChannelHandlers, onError: (error: Error) => void) {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, ...(role === undefined ? {} : { options: `-c role=${role}` }) });
+    const lost = (error?: Error) => {
+      if (error) onError(error);
+      if (client !== next) return;
+      client = undefined;
+      next.removeAllListeners('notification');
+      next.end().catch(() => {});
+      handlers.state(false);
+      if (!stopped) retry = setTimeout(() => void connect().catch(() => {}), RELISTEN_MS).unref();
+    };
+    next.on('error', lost);
+    next.on('end', () => lost());
+    next.on('notification', (notification) => {
+      if (notification.channel === channel) handlers.message(notification.payload ?? '');
+    });
+    client = next;
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${channel}`);
+    } catch (error) {
+      lost(error as Error);
+      throw error;
+    }
+    if (stopped) {
+      await next.end().catch(() => {});
+      return;
+    }
+    handlers.state(true);
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const last = client;
+    client = undefined;
+    await last?.end().catch(() => {});
+  };
 }
 
 // timestamptz and jsonb come back as Date and objects from both drivers; int8 stays a string in pg.
@@ -108,11 +170,21 @@ export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<
         throw error;
       }
     }
+    const stopListening: Array<() => Promise<void>> = [];
     return {
       db,
       kind: 'postgres',
       ping: (timeoutMs = 2_000) => ping(db as Kysely<unknown>, timeoutMs),
-      close: () => db.destroy(),
+      async listen(channel, handlers) {
+        if (!CHANNEL_NAME.test(channel)) throw new Error(`invalid channel name ${JSON.stringify(channel)}`);
+        const stop = await listenOnPostgres(options.url, role, channel, handlers, onPoolError);
+        stopListening.push(stop);
+        return stop;
+      },
+      async close() {
+        await Promise.all(stopListening.splice(0).map((stop) => stop()));
+        await db.destroy();
+      },
     };
   }
   // Loaded on demand: PGlite's WebAssembly build costs ~1.5 s and ~170 MB that a Postgres deployment never needs.
@@ -135,6 +207,15 @@ export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<
     db,
     kind: 'embedded',
     ping: (timeoutMs = 2_000) => ping(db as Kysely<unknown>, timeoutMs),
+    async listen(channel, handlers) {
+      if (!CHANNEL_NAME.test(channel)) throw new Error(`invalid channel name ${JSON.stringify(channel)}`);
+      // One session, in this process: nothing can be missed while it is open.
+      const unlisten = await store.pglite.listen(channel, (payload) => handlers.message(payload));
+      handlers.state(true);
+      return async () => {
+        await unlisten().catch(() => {});
+      };
+    },
     async close() {
       await db.destroy();
       await store.close();

@@ -61,6 +61,13 @@ async function restrictToOwner(directory: string): Promise<void> {
   }
 }
 
+/**
+ * Postgres' memory settings for one process's small database: its defaults (128 MB of shared
+ * buffers among them) are sized for a server, and in PGlite every byte of them is this process's
+ * own memory. A development database fits in a few megabytes of cache.
+ */
+const EMBEDDED_SETTINGS = ['-c', 'shared_buffers=8MB', '-c', 'work_mem=2MB', '-c', 'maintenance_work_mem=16MB', '-c', 'temp_buffers=2MB'];
+
 export interface EmbeddedStore {
   pglite: PGlite;
   close(): Promise<void>;
@@ -78,7 +85,7 @@ export async function openEmbeddedStore(dataDir: string): Promise<EmbeddedStore>
       const script = new URL('./initdb-child.mjs', import.meta.url).pathname;
       await run(process.execPath, [script, pgdata], { timeout: 120_000 });
     }
-    const pglite = await PGlite.create(pgdata);
+    const pglite = await PGlite.create(pgdata, { startParams: [...PGlite.defaultStartParams, ...EMBEDDED_SETTINGS] });
     await restrictToOwner(pgdata);
     return {
       pglite,

@@ -1,5 +1,6 @@
 export { openDatabase } from './database.ts';
-export type { Database, OpenOptions, StoreOptions } from './database.ts';
+export type { ChannelHandlers, Database, OpenOptions, StoreOptions } from './database.ts';
+export { ClientCache, clientCacheOf, CLIENT_CHANGES_CHANNEL } from './client-cache.ts';
 export { withUser, InvalidUserIdError, SYSTEM_ROLE, USER_ROLE } from './row-level-security.ts';
 export { StoreInUseError } from './store-in-use.ts';
 export { createOidcAdapter, sweepExpired, AlreadyConsumedError, clientSecretContext } from './oidc-adapter.ts';
@@ -7,5 +8,5 @@ export type { ValueCipher, OidcAdapterOptions } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
 export { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
 export { StoreUnavailableError, isStoreUnavailable, unlessUnavailable } from './store-errors.ts';
-export { createStorageAdapter } from './storage.ts';
+export { createStorageAdapter, REFRESH_REPLAY_MODEL } from './storage.ts';
 export type { StorageOptions } from './storage.ts';

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { clientCacheOf } from './client-cache.ts';
 import { storedIdOf, withCredential, withoutCredential, CREDENTIAL_MODELS } from './credential-ids.ts';
 import { unlessUnavailable } from './store-errors.ts';
 import type { OidcTables } from './tables.ts';
@@ -7,13 +8,17 @@ import type { OidcTables } from './tables.ts';
 /**
  * A second redemption of a code or refresh token lost the race to consume it. The provider answers
  * invalid_grant; `grantId` lets the caller revoke the grant, as it does for a sequential reuse.
+ * `gone`: there was nothing left to consume (the provider had found it, and it was deleted since:
+ * revoked with its grant, say); such a redemption must fail too, and there is no grant to name.
  */
 export class AlreadyConsumedError extends errors.InvalidGrant {
   readonly grantId: string | undefined;
+  readonly gone: boolean;
 
-  constructor(model: string, grantId: string | undefined) {
-    super(`${model} already consumed`);
+  constructor(model: string, grantId: string | undefined, gone = false) {
+    super(gone ? `${model} no longer exists` : `${model} already consumed`);
     this.grantId = grantId;
+    this.gone = gone;
   }
 }
 
@@ -57,6 +62,8 @@ async function openClientSecret(id: string, payload: AdapterPayload, cipher: Val
  * stored under a hash of their value (credential-ids.ts).
  */
 export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOptions = {}): new (name: string) => Adapter {
+  // Shared by every adapter over this database handle; it keeps nothing until the server listens for changes.
+  const clientCache = clientCacheOf(db);
   return class OidcModelAdapter implements Adapter {
     readonly name: string;
 
@@ -80,10 +87,16 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
           conflict.columns(['model', 'id']).doUpdateSet({ payload: json, expires_at: expiresAt }),
         )
         .execute());
+      if (this.name === 'Client') clientCache.changed(id);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      const cache = this.name === 'Client' ? clientCache : undefined;
+      const kept = cache?.get(id);
+      if (kept) return kept;
+      const generation = cache?.generation();
       const payload = await this.#findWhere('id', storedIdOf(this.name, id));
+      if (cache && payload && generation !== undefined) cache.keep(id, payload, generation);
       return payload && withCredential(this.name, id, payload);
     }
 
@@ -112,9 +125,12 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
     }
 
-    /** Marks the row consumed; only one of any number of concurrent callers succeeds. */
+    /**
+     * Marks the row consumed; only one of any number of concurrent callers succeeds. The others, and
+     * a consume of a row that is not there (any more), get AlreadyConsumedError.
+     */
     async consume(value: string): Promise<void> {
-      if (hasNul(value)) return;
+      if (hasNul(value)) throw new AlreadyConsumedError(this.name, undefined, true);
       const id = storedIdOf(this.name, value);
       const updated = await unlessUnavailable(db
         .updateTable('oidc_models')
@@ -131,12 +147,13 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
         .where('model', '=', this.name)
         .where('id', '=', id)
         .executeTakeFirst());
-      if (existing) throw new AlreadyConsumedError(this.name, existing.grant_id ?? undefined);
+      throw existing ? new AlreadyConsumedError(this.name, existing.grant_id ?? undefined) : new AlreadyConsumedError(this.name, undefined, true);
     }
 
     async destroy(id: string): Promise<void> {
       if (hasNul(id)) return;
       await unlessUnavailable(db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', storedIdOf(this.name, id)).execute());
+      if (this.name === 'Client') clientCache.changed(id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

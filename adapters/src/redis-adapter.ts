@@ -110,11 +110,15 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
       return id ? this.find(id) : undefined;
     }
 
-    /** Only one of any number of concurrent callers consumes; the others get AlreadyConsumedError. */
+    /**
+     * Only one of any number of concurrent callers consumes; the others, and a consume of a key that
+     * is not there (any more), get AlreadyConsumedError.
+     */
     async consume(id: string): Promise<void> {
       const target = key(this.name, id);
       const result = await guard(redis.eval(CONSUME, 1, target, Math.floor(Date.now() / 1000)));
-      if (result !== 0) return;
+      if (result === 1) return;
+      if (result === -1) throw new AlreadyConsumedError(this.name, undefined, true);
       const stored = await guard(redis.hget(target, 'payload'));
       const grantId = stored ? (JSON.parse(stored) as AdapterPayload).grantId : undefined;
       throw new AlreadyConsumedError(this.name, typeof grantId === 'string' ? grantId : undefined);

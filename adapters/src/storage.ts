@@ -5,6 +5,14 @@ import { createOidcAdapter, type ValueCipher } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
 import type { OidcTables } from './tables.ts';
 
+/**
+ * A rotated refresh token's answer, kept sealed for the reuse grace period so that a replay of that
+ * token gets the same tokens again; stored under a hash of the rotated token (idp's refresh-replay.ts).
+ * It stays in the database beside the refresh tokens, with or without Redis: refreshing depends on
+ * one store only.
+ */
+export const REFRESH_REPLAY_MODEL = 'RefreshTokenReplay';
+
 export interface StorageOptions {
   db: Kysely<OidcTables>;
   /** With Redis, the hot models (REDIS_MODELS) live there; everything else stays in the database. */

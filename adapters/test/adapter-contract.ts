@@ -154,9 +154,14 @@ export function describeAdapterContract(label: string, setup: AdapterContractSet
         expect((await adapter(model).find(id))?.consumed).toBe(consumed);
       });
 
-      it('consume of an unknown id does not throw and creates nothing', async () => {
+      it('consume of an unknown id (one deleted after it was found, say) throws AlreadyConsumedError and creates nothing', async () => {
         const id = newId('nothing');
-        await expect(adapter(model).consume(id)).resolves.toBeUndefined();
+        const error: unknown = await adapter(model).consume(id).then(
+          () => undefined,
+          (rejection: unknown) => rejection,
+        );
+        expect(error).toBeInstanceOf(AlreadyConsumedError);
+        expect(error).toMatchObject({ error: 'invalid_grant', grantId: undefined, gone: true });
         expect(await adapter(model).find(id)).toBeUndefined();
         await storage.afterConsumeUnknown?.(model, id);
       });

@@ -367,6 +367,17 @@ describe('TOKEN_RATE_LIMIT_PER_MINUTE', () => {
   });
 });
 
+describe('REFRESH_TOKEN_REUSE_GRACE_SECONDS', () => {
+  it('is 10 seconds by default, 0 turns it off, and it is a whole number of at most 60', () => {
+    expect(loadConfig({}).refreshTokenReuseGraceSeconds).toBe(10);
+    expect(loadConfig({ REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' }).refreshTokenReuseGraceSeconds).toBe(0);
+    expect(loadConfig({ REFRESH_TOKEN_REUSE_GRACE_SECONDS: '60' }).refreshTokenReuseGraceSeconds).toBe(60);
+    for (const value of ['-1', '61', '2.5', 'soon']) {
+      expect(() => loadConfig({ REFRESH_TOKEN_REUSE_GRACE_SECONDS: value }), value).toThrow(/REFRESH_TOKEN_REUSE_GRACE_SECONDS/);
+    }
+  });
+});
+
 describe('docs/configuration.md', () => {
   it('is what `npm run docs:config` renders from the schema (run it when this fails)', () => {
     const onDisk = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');

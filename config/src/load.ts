@@ -29,10 +29,14 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
+  /** WORKERS: server processes sharing the port. */
+  workers: number;
   /** Proxies trusted to set X-Forwarded-For (proxy-addr syntax); empty trusts none. */
   trustProxy: string[];
   /** Requests per minute one client may make to the endpoints that authenticate clients. */
   tokenRateLimitPerMinute: number;
+  /** Seconds after a rotation in which the same client presenting the rotated refresh token gets the same answer again; 0: never. */
+  refreshTokenReuseGraceSeconds: number;
   /** Account mails: SMTP, or (no URL) .eml files under DATA_DIR/mail/. */
   mail: { smtpUrl: string | undefined; from: string };
   signup: 'open' | 'invite' | 'closed';
@@ -106,6 +110,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       problems.push({ variable: 'BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK', message: 'must not be true in production (logout tokens are never sent to loopback addresses there)' });
     }
   }
+  if (parsed.success && parsed.data.WORKERS > 1 && !parsed.data.DATABASE_URL) {
+    problems.push({ variable: 'WORKERS', message: 'more than 1 needs DATABASE_URL (the embedded store belongs to one process)' });
+  }
   if (variables['KEYSTORE_KEK'] && variables['KEYSTORE_KEK_FILE']) {
     problems.push({ variable: 'KEYSTORE_KEK_FILE', message: 'set either KEYSTORE_KEK or KEYSTORE_KEK_FILE, not both' });
   }
@@ -142,8 +149,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: env.LOG_LEVEL,
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+    workers: env.WORKERS,
     trustProxy: env.TRUST_PROXY,
     tokenRateLimitPerMinute: env.TOKEN_RATE_LIMIT_PER_MINUTE,
+    refreshTokenReuseGraceSeconds: env.REFRESH_TOKEN_REUSE_GRACE_SECONDS,
     mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM },
     signup: env.SIGNUP,
     unverifiedSignIn: env.UNVERIFIED_SIGN_IN,

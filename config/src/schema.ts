@@ -130,6 +130,13 @@ export const environmentSchema = z.object({
     .max(1_000_000)
     .default(6000)
     .describe('Requests one client may make per minute to the token, introspection, revocation, pushed authorization and device authorization endpoints, counted by the client id the request names; further requests get 429. The default (100 a second) is far above what a client makes: each signed-in user refreshes about 4 times an hour.'),
+  REFRESH_TOKEN_REUSE_GRACE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60)
+    .default(10)
+    .describe('For how long after a refresh token was rotated the same client may present it again and get the same new tokens (a retry after a lost response, two tabs or two app instances refreshing at once) instead of the grant being revoked as a stolen token. `0` turns the grace period off: any second use revokes the grant. At most 60. See docs/sessions.md.'),
   SMTP_URL: z
     .url({ protocol: /^smtps?$/ })
     .optional()
@@ -147,7 +154,17 @@ export const environmentSchema = z.object({
   UNVERIFIED_SIGN_IN: flag
     .default(true)
     .describe('Whether users who have not verified their email may sign in. `true`: they may, and their `email_verified` claim is false.'),
+  WORKERS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(1)
+    .describe('Server processes sharing the port (node:cluster), each with its own pools; a crashed one is replaced. More than 1 needs Postgres (the embedded store belongs to one process).'),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 
 export type Environment = z.output<typeof environmentSchema>;
+
+/** The name of every environment variable the provider reads (for tools that check deployment files). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.freeze(Object.keys(environmentSchema.shape));

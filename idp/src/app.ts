@@ -5,7 +5,8 @@ import { accountRoutes } from './account/routes.ts';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
 import { healthRoutes, type Readiness } from './http/health.ts';
 import { requestContext } from './http/request-context.ts';
-import { providerRouteOf, resolveProviderRoute } from './http/route-resolution.ts';
+import { providerRouteOf, resolveProviderRoute, routePathOf } from './http/route-resolution.ts';
+import { staticAnswerOf } from './provider/static-answers.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { deviceCodeRoutes } from './interactions/device.ts';
@@ -132,6 +133,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(securityHeaders({ production: deps.production }));
   app.use(corsAllowList(deps.isRegisteredOrigin));
   app.use(requestContext(deps.log));
+  app.use(staticProviderAnswers(deps.provider, deps.jwksCacheSeconds));
   // Our checks in front of the provider decide by the route its router will take, not the raw path.
   app.use(resolveProviderRoute(deps.provider));
   app.use(health.routes());
@@ -146,7 +148,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(account.allowedMethods());
   app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
-  app.use(tokenEndpointLimits(deps.tokenLimits, deps.clientIp, deps.log, deps.libraries.recordEvent));
+  app.use(tokenEndpointLimits(deps.tokenLimits, deps.provider, deps.clientIp, deps.log, deps.libraries.recordEvent));
   app.use(enforceRegisteredAuthMethod(deps.provider));
 
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();
@@ -164,4 +166,23 @@ export function createApp(deps: AppDependencies): Koa {
     await handler(requestForProvider(ctx.req), ctx.res);
   });
   return app;
+}
+
+/**
+ * Discovery and the JWKS as the serving provider instance first answered them, without going through
+ * the rest of the stack. Only plain GETs of the exact paths: a request with an Origin (CORS is
+ * answered per origin) or any other spelling of the path goes to the provider as before.
+ */
+function staticProviderAnswers(provider: () => Provider, jwksCacheSeconds: number): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'GET' || ctx.get('origin') !== '') return next();
+    const serving = provider();
+    const route = ctx.path === routePathOf(serving, 'jwks') ? 'jwks' : ctx.path === routePathOf(serving, 'discovery') ? 'discovery' : undefined;
+    const answer = route && staticAnswerOf(serving, route);
+    if (!route || !answer) return next();
+    if (route === 'jwks') ctx.set('Cache-Control', `public, max-age=${jwksCacheSeconds}`);
+    ctx.set('Vary', 'Origin');
+    ctx.type = answer.contentType;
+    ctx.body = answer.body;
+  };
 }

@@ -17,17 +17,47 @@ const SECRET_FIELDS = [
   'private_jwk',
 ];
 
+const BASE = { service: 'jobswipe-identity' };
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const paths = SECRET_FIELDS.flatMap((field) => [`"${field}"`, `*["${field}"]`, `*.*["${field}"]`]);
   return pino(
     {
       level,
-      base: { service: 'jobswipe-identity' },
+      base: BASE,
       redact: { paths, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,
   );
+}
+
+/**
+ * Standard output for the server: written asynchronously (lines queued while a write is under way go
+ * out together), so no request waits on a write to the terminal or a pipe. Flushed on exit.
+ */
+export function serverLogDestination(): pino.DestinationStream & { flushSync(): void } {
+  return pino.destination({ dest: 1, sync: false, minLength: 0 });
+}
+
+/** One line per request, with fixed fields that hold no secret. */
+export interface RequestLine {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+}
+
+/**
+ * The request log: the same stream and level as `log`, without redaction, which walks every logged
+ * object for secret fields and costs more than the line itself. Its lines have fixed fields only
+ * (never headers, query strings or bodies), so there is nothing to redact.
+ */
+export function createRequestLog(log: Logger): (line: RequestLine) => void {
+  const stream = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym];
+  const plain = pino({ level: log.level, base: BASE, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+  return (line) => plain.info(line, 'request');
 }
 
 export type { Logger };

@@ -2,6 +2,9 @@ import { StoreInUseError } from '@jobswipe/adapters';
 import { ConfigError, loadConfig, type Config } from '@jobswipe/config';
 import { KeystoreError } from '@jobswipe/keystore';
 import { DataDirError, OWNER_ONLY_UMASK } from './data-dir.ts';
+import cluster from 'node:cluster';
+import { createLogger, serverLogDestination } from './logger.ts';
+import { superviseWorkers } from './workers.ts';
 import { startServer } from './server.ts';
 import { StartupError } from './store.ts';
 
@@ -20,34 +23,61 @@ try {
   throw error;
 }
 
+const logDestination = serverLogDestination();
+/** Exits once the log lines still queued are written. */
+const exit = (code: number): never => {
+  logDestination.flushSync();
+  process.exit(code);
+};
+
+if (config.workers > 1 && cluster.isPrimary) {
+  try {
+    exit(await superviseWorkers(config, createLogger(config.logLevel, logDestination), HARD_STOP_MS + 2_000));
+  } catch (error) {
+    process.stderr.write(`jobswipe-identity: ${(error as Error).message}\n`);
+    exit(2);
+  }
+}
+
+// A stop asked for while the server starts takes effect once it has started (then it closes cleanly).
+let stopSignal: NodeJS.Signals | undefined;
+let shutDown: ((signal: NodeJS.Signals) => void) | undefined;
+const stop = (signal: NodeJS.Signals) => {
+  stopSignal ??= signal;
+  shutDown?.(signal);
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
+
 try {
-  const server = await startServer(config);
-  const stop = (signal: NodeJS.Signals) => {
+  const server = await startServer(config, { logDestination });
+  shutDown = (signal) => {
+    shutDown = undefined;
     server.log.info({ signal }, 'shutting down');
-    setTimeout(() => process.exit(1), HARD_STOP_MS).unref();
+    setTimeout(() => exit(1), HARD_STOP_MS).unref();
     server.close().then(
-      () => process.exit(0),
+      () => exit(0),
       (error: unknown) => {
         server.log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  if (stopSignal) shutDown(stopSignal);
 } catch (error) {
   // A wrong or missing key-encryption key is a configuration problem: exit 2, like invalid settings.
   if (error instanceof KeystoreError) {
     process.stderr.write(`jobswipe-identity: signing keys: ${error.message}\n`);
-    process.exit(2);
+    exit(2);
   }
   if (error instanceof DataDirError) {
     process.stderr.write(`jobswipe-identity: ${error.message}\n`);
-    process.exit(2);
+    exit(2);
   }
   if (error instanceof StartupError || error instanceof StoreInUseError) {
     process.stderr.write(`jobswipe-identity: ${error.message}\n`);
-    process.exit(1);
+    exit(1);
   }
+  logDestination.flushSync();
   throw error;
 }

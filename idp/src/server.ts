@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { AlreadyConsumedError, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
+import { AlreadyConsumedError, clientCacheOf, CLIENT_CHANGES_CHANNEL, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
 import type { KeyEvent, Keystore } from '@jobswipe/keystore';
 import type { Redis } from 'ioredis';
@@ -14,6 +14,7 @@ import { keyAuditEvent } from './audit/events.ts';
 import type { RecordEvent } from './audit/record-event.ts';
 import { createAuditLog, type AuditLog } from './audit/log.ts';
 import { auditProviderEvents } from './audit/provider-events.ts';
+import { startSealing, type SealingOptions } from './audit/sealer.ts';
 import { createCliContext } from './cli/context.ts';
 import { runCommand } from './cli/run.ts';
 import { registeredRedirectOrigins } from './clients/origins.ts';
@@ -21,11 +22,12 @@ import { createClientRegistry } from './clients/registry.ts';
 import { serverCipher } from './clients/secrets.ts';
 import { createClientValidator, createLibraries, createQueries, type Libraries, type Queries } from './composition.ts';
 import { clientIpResolver, type ClientIp } from './http/client-ip.ts';
-import { requestIdOf } from './http/request-scope.ts';
+import { requestIdOf, requestScope } from './http/request-scope.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMailer } from './mail/transport.ts';
 import { createProvider } from './provider/configuration.ts';
 import { LIFETIMES } from './provider/lifetimes.ts';
+import { createRefreshReplay } from './provider/refresh-replay.ts';
 import { revokeGrant } from './sessions/revoke-grant.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { connectRedis, redisReady } from './redis.ts';
@@ -50,12 +52,16 @@ export interface RunningServer {
   /** The server's queries and libraries: what the pages use, for tests and tools in this process. */
   queries: Queries;
   libraries: Libraries;
+  /** The audit log: its sealLag() is what a metrics endpoint exports as jobswipe_audit_seal_lag_seconds. */
+  audit: AuditLog;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), then closes the store. */
   close(): Promise<void>;
 }
 
 export interface StartOptions {
   logDestination?: DestinationStream;
+  /** How often the audit sealer runs and the chain head is logged (tests shorten them). */
+  audit?: SealingOptions;
 }
 
 /** Undoes what a start-up step did; run in reverse order of the steps. */
@@ -107,6 +113,19 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
   const secrets = serverCipher(await keystore.columnCipher(), (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
   const sealed = await createClientRegistry(db, async () => {}, secrets).sealStored();
   if (sealed > 0) log.info({ count: sealed }, 'sealed client secrets that were stored in the clear');
+  // Clients are kept between requests while every change to them is announced to this process.
+  const clientCache = clientCacheOf(db);
+  const stopListening = await database.listen(CLIENT_CHANGES_CHANNEL, {
+    message: (clientId) => clientCache.changed(clientId),
+    state: (listening) => {
+      clientCache.listening(listening);
+      if (!listening) log.warn('client change notices interrupted: clients are read from the database until they resume');
+    },
+  }).catch((error: unknown) => {
+    log.warn({ err: error }, 'cannot listen for client changes: clients are read from the database on every request');
+    return async () => {};
+  });
+  cleanups.push(stopListening);
   const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined, secrets });
   return { database, redis, audit, keystore, openedKeys, adapter, secrets };
 }
@@ -115,6 +134,16 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
 function providerBuilder(config: Config, stores: Stores, queries: Queries, deps: { cookieKeys: string[]; log: Logger; clientIp: ClientIp; recordEvent: RecordEvent; sendLogout: Parameters<typeof createProvider>[0]['sendLogout'] }) {
   const { adapter } = stores;
   const { log } = deps;
+  // One per process, whichever provider instance (signing keys) serves a request: redemptions under way are shared.
+  const refreshReplay =
+    config.refreshTokenReuseGraceSeconds > 0
+      ? createRefreshReplay({
+          graceSeconds: config.refreshTokenReuseGraceSeconds,
+          adapter,
+          secrets: stores.secrets,
+          onError: (error, message) => log.error({ err: error }, message),
+        })
+      : undefined;
   return async (jwks: JWKS): Promise<Provider> => {
     const built = createProvider({
       issuer: config.issuer,
@@ -125,6 +154,7 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
       users: queries.users,
       api: config.api,
       sendLogout: deps.sendLogout,
+      refreshReplay,
     });
     trackSessions(built, queries.sessionRegistry, LIFETIMES.session, log, deps.clientIp);
     auditProviderEvents(built, deps.recordEvent, deps.clientIp);
@@ -137,11 +167,17 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
         log.info({ requestId: requestIdOf(ctx.req), event, error: error.error, description: error.error_description }, 'request refused');
       });
     }
-    // Losing a race to redeem a code or refresh token is a reuse: revoke the grant, as for a sequential one.
-    built.on('grant.error', (_ctx, error) => {
+    // Losing a race to redeem a code or refresh token is a reuse (past a refresh token's grace period,
+    // see refresh-replay.ts): revoke the grant, as for a sequential one, before the refusal goes out.
+    built.on('grant.error', (ctx, error) => {
       if (error instanceof AlreadyConsumedError && error.grantId) {
-        revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+        const revoking = revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
+        (requestScope(ctx.req).grantRevocations ??= []).push(revoking);
       }
+    });
+    built.use(async (ctx, next) => {
+      await next();
+      await Promise.all(requestScope(ctx.req).grantRevocations ?? []);
     });
     return built;
   };
@@ -351,6 +387,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   };
   try {
     const stores = await openStores(config, log, cleanups);
+    // Chains the audit events off the request path; stopped after the listeners (it seals their last events).
+    const sealing = startSealing(stores.audit, log, options.audit);
+    cleanups.push(() => sealing.stop());
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const clientIp = clientIpResolver(config.trustProxy);
     let serving: Serving | undefined;
@@ -384,6 +423,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       database: stores.database,
       queries,
       libraries,
+      audit: stores.audit,
       close() {
         closing ??= stop().then(() => log.info('stopped'));
         return closing;

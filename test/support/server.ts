@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { loadConfig } from '@jobswipe/config';
-import { startServer, type RunningServer } from '@jobswipe/idp';
+import { startServer, type RunningServer, type StartOptions } from '@jobswipe/idp';
 import { withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
 import { freePort } from './processes.ts';
 import { scanKeys, TEST_REDIS_URL } from './redis.ts';
@@ -33,7 +33,7 @@ export { TEST_REDIS_URL };
 export async function startTestServer(
   setup: StoreKind | ServerSetup,
   env: Record<string, string> = {},
-  options: { store?: TestStore } = {},
+  options: { store?: TestStore; start?: Omit<StartOptions, 'logDestination'> } = {},
 ): Promise<TestServer> {
   const kind: StoreKind = setup === 'embedded' ? 'embedded' : 'postgres';
   const redisPrefix = setup === 'postgres+redis' ? `jobswipe-test:${randomUUID()}:` : undefined;
@@ -55,7 +55,7 @@ export async function startTestServer(
     ...(redisPrefix ? { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix } : {}),
     ...env,
   });
-  const server = await startServer(config, { logDestination: destination });
+  const server = await startServer(config, { ...options.start, logDestination: destination });
   // The server's own libraries: they check the clients a test registers as the CLI does, and its keys seal their secrets.
   const { accounts, clients } = server.libraries;
   return {

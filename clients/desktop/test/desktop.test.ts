@@ -66,7 +66,8 @@ describe('desktop sign-in (postgres)', () => {
   const cli = (args: string[], timeoutMs = 30_000) => runToExit(BIN, [...args, '--issuer', idp.issuer], env, timeoutMs);
 
   beforeAll(async () => {
-    [idp, chromium, dir] = await Promise.all([startTestServer('postgres'), launchChromium(), mkdtemp(join(tmpdir(), 'jobswipe-desktop-'))]);
+    // Without the provider's reuse grace period, so that presenting a rotated-out token is a reuse at once.
+    [idp, chromium, dir] = await Promise.all([startTestServer('postgres', { REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' }), launchChromium(), mkdtemp(join(tmpdir(), 'jobswipe-desktop-'))]);
     // The client comes from the example seed, imported with the provider's own CLI.
     const imported = await runToExit('idp/src/cli/main.ts', ['import', '--file', 'clients/desktop/seed.example.json'], storeEnvironment(idp.store), 60_000);
     expect(imported.out.at(-1)).toBe('1 clients, 0 users imported, 0 changed');

@@ -27,8 +27,10 @@ const keyOf = (refreshToken: string) => createHash('sha256').update(refreshToken
 
 /**
  * Spends `refreshToken` at most once in this process. The provider rotates refresh tokens and treats a
- * second use as theft (it revokes the grant), so concurrent requests of one session share one refresh,
- * and requests that arrive with the old cookie after it finished get its result.
+ * second use as theft (it revokes the grant) once its reuse grace period (10 s by default) is over, so
+ * concurrent requests of one session share one refresh, and requests that arrive with the old cookie
+ * after it finished get its result for longer than that. Another instance presenting the same token
+ * within the grace period gets the same new tokens from the provider.
  */
 export function refreshOnce(settings: Settings, refreshToken: string): Promise<RefreshOutcome> {
   const key = keyOf(refreshToken);

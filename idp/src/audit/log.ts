@@ -1,21 +1,17 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
-import { chainHash, GENESIS_HASH, type ChainedEvent } from './chain.ts';
+import type { Kysely } from 'kysely';
 import type { AuditEvent } from './events.ts';
-import type { AuditDetails, AuditEventsTable, AuditTables } from './tables.ts';
-
-/**
- * Serializes appends across every process and connection (servers, the CLI): each writer reads the
- * chain's last row and adds the next one while holding this transaction-scoped advisory lock. It
- * needs no table rights beyond INSERT and SELECT (LOCK TABLE would need UPDATE).
- */
-export const AUDIT_CHAIN_LOCK = 0x4a5341756469; // "JSAudi"
+import type { AuditRow } from './seal-queries.ts';
+import { chainedEventOf, chainHeadOf, sealLagOf, sealPending, type ChainHead, type SealOptions } from './sealer.ts';
+import type { AuditDetails, AuditTables } from './tables.ts';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Details keys that would invite a secret value; a programming error, refused before writing. */
 const SECRET_KEY = /password|secret|token|cookie|verifier|^code$|jwk|kek/i;
+/** At most this many events in one INSERT; more wait for the next one. */
+const MAX_GROUP = 500;
 
-export type AuditRow = Selectable<AuditEventsTable>;
+export type { AuditRow };
 
 export class AuditWriteError extends Error {
   readonly code = 'ERR_AUDIT_WRITE';
@@ -38,76 +34,122 @@ function cleanDetails(details: AuditDetails | undefined): AuditDetails {
   return clean;
 }
 
-/** A stored row as the chain sees it. */
-export function chainedEventOf(row: AuditRow): ChainedEvent {
-  return {
-    id: Number(row.id),
-    occurredAt: row.occurred_at,
-    type: row.event_type,
-    outcome: row.outcome,
-    userId: row.user_id,
-    clientId: row.client_id,
-    sessionId: row.session_id,
-    ip: row.ip,
-    userAgent: row.user_agent,
-    details: row.details,
-  };
-}
+export { chainedEventOf };
 
 export interface AuditLog {
-  /** Appends one event to the chain; throws if it cannot. */
-  append(event: AuditEvent): Promise<{ id: number; hash: string }>;
   /**
-   * Appends one event; never throws. A failed write goes to the error handler (the server logs it,
+   * Writes one event; resolves with its id once the row is committed (durable before the response
+   * that it describes), throws if it cannot. No lock: the chain is made later by the sealer.
+   */
+  append(event: AuditEvent): Promise<{ id: number }>;
+  /**
+   * Writes one event; never throws. A failed write goes to the error handler (the server logs it,
    * with the event) and the action it describes goes ahead: see docs/audit.md, "When a write fails".
    */
   record(event: AuditEvent): Promise<void>;
+  /** Resolves once every write started so far has finished. */
+  settled(): Promise<void>;
+  /** Events this log has written (a CLI seals before it exits when it wrote any). */
+  readonly written: number;
+  /**
+   * Seals committed unsealed events (from any process) until none is left or `options.waitMs` has
+   * passed while another sealer held the lock; returns how many this call sealed.
+   */
+  seal(options?: SealOptions): Promise<number>;
+  /** Age in seconds of the oldest unsealed event, 0 when none (`jobswipe_audit_seal_lag_seconds`). */
+  sealLag(): Promise<number>;
+  /** The chain's last seal: its position and hash (the anchor to keep), or undefined for an empty chain. */
+  head(): Promise<ChainHead | undefined>;
+}
+
+type Row = {
+  occurred_at: Date;
+  event_type: string;
+  outcome: string;
+  user_id: string | null;
+  client_id: string | null;
+  session_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  details: string;
+};
+
+interface Pending {
+  row: Row;
+  resolve(value: { id: number }): void;
+  reject(error: unknown): void;
+}
+
+function rowOf(event: AuditEvent): Row {
+  const userId = event.userId?.toLowerCase();
+  return {
+    occurred_at: new Date(),
+    event_type: event.type,
+    outcome: event.outcome,
+    // Only a uuid identifies a user here: anything else (an email by mistake) is not written.
+    user_id: userId !== undefined && UUID.test(userId) ? userId : null,
+    client_id: text(event.clientId, 200),
+    session_id: text(event.sessionId, 200),
+    ip: text(event.ip, 100),
+    user_agent: text(event.userAgent, 512),
+    details: JSON.stringify(cleanDetails(event.details)),
+  };
 }
 
 export function createAuditLog(db: Kysely<AuditTables>, onError: (error: unknown, event: AuditEvent) => void): AuditLog {
-  async function append(event: AuditEvent): Promise<{ id: number; hash: string }> {
-    const userId = event.userId?.toLowerCase();
-    const fields = {
-      type: event.type,
-      outcome: event.outcome,
-      // Only a uuid identifies a user here: anything else (an email by mistake) is not written.
-      userId: userId !== undefined && UUID.test(userId) ? userId : null,
-      clientId: text(event.clientId, 200),
-      sessionId: text(event.sessionId, 200),
-      ip: text(event.ip, 100),
-      userAgent: text(event.userAgent, 512),
-      details: cleanDetails(event.details),
-    };
-    return db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(${sql.lit(AUDIT_CHAIN_LOCK)})`.execute(trx);
-      const last = await trx.selectFrom('audit_events').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
-      const chained: ChainedEvent = {
-        ...fields,
-        id: last ? Number(last.id) + 1 : 1,
-        // Taken under the lock, so times never run backwards along the chain on one clock.
-        occurredAt: new Date(),
-      };
-      const prevHash = last?.hash ?? GENESIS_HASH;
-      const hash = chainHash(prevHash, chained);
-      await trx
-        .insertInto('audit_events')
-        .values({
-          id: chained.id,
-          occurred_at: chained.occurredAt,
-          event_type: chained.type,
-          outcome: chained.outcome,
-          user_id: chained.userId,
-          client_id: chained.clientId,
-          session_id: chained.sessionId,
-          ip: chained.ip,
-          user_agent: chained.userAgent,
-          details: JSON.stringify(chained.details),
-          prev_hash: prevHash,
-          hash,
-        })
-        .execute();
-      return { id: chained.id, hash };
-    });
+  // Group commit: one INSERT in flight at a time; events that arrive meanwhile go together in the next.
+  let queue: Pending[] = [];
+  let flushing: Promise<void> = Promise.resolve();
+  let running = false;
+  let written = 0;
+
+  async function insert(group: Pending[]): Promise<void> {
+    const rows = await db
+      .insertInto('audit_events')
+      .values(group.map((pending) => pending.row))
+      .returning('id')
+      .execute();
+    // One statement, so one commit: every row is durable when it returns. Ids come from the sequence
+    // in the order of the values, and RETURNING gives them back in that order.
+    written += rows.length;
+    group.forEach((pending, index) => pending.resolve({ id: Number(rows[index]!.id) }));
+  }
+
+  async function flush(): Promise<void> {
+    try {
+      while (queue.length > 0) {
+        const group = queue.slice(0, MAX_GROUP);
+        queue = queue.slice(group.length);
+        try {
+          await insert(group);
+        } catch (error) {
+          if (group.length === 1) {
+            group[0]!.reject(error);
+            continue;
+          }
+          // One bad row must not lose the others: each on its own, so only the culprit fails.
+          await Promise.all(group.map((pending) => insert([pending]).catch((cause: unknown) => pending.reject(cause))));
+        }
+      }
+    } finally {
+      // In the same turn as the last look at the queue: an append after this starts a new flush.
+      running = false;
+    }
+  }
+
+  function append(event: AuditEvent): Promise<{ id: number }> {
+    let row: Row;
+    try {
+      row = rowOf(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const done = new Promise<{ id: number }>((resolve, reject) => queue.push({ row, resolve, reject }));
+    if (!running) {
+      running = true;
+      flushing = flush();
+    }
+    return done;
   }
 
   return {
@@ -119,5 +161,14 @@ export function createAuditLog(db: Kysely<AuditTables>, onError: (error: unknown
         onError(error, event);
       }
     },
+    async settled() {
+      while (running) await flushing;
+    },
+    get written() {
+      return written;
+    },
+    seal: (options) => sealPending(db, options),
+    sealLag: () => sealLagOf(db),
+    head: () => chainHeadOf(db),
   };
 }

@@ -43,6 +43,19 @@ export function auditProviderEvents(provider: Provider, recordEvent: RecordEvent
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const { entities, client } = ctx.oidc;
     const grantType = String(ctx.oidc.params?.['grant_type'] ?? '');
+    const replayed = requestScope(ctx.req).refreshReplayed;
+    if (replayed) {
+      // Answered with the tokens of an earlier rotation (provider/refresh-replay.ts): nothing new was issued.
+      write(ctx, {
+        type: 'token.refresh_replayed',
+        outcome: 'success',
+        userId: replayed.userId,
+        clientId: client?.clientId,
+        sessionId: replayed.sessionId,
+        details: { grant_type: grantType, scope: replayed.scope ?? null, grant_id: replayed.grantId },
+      });
+      return;
+    }
     const token = entities.AccessToken ?? entities.ClientCredentials;
     const grantId = entities.AccessToken?.grantId ?? entities.RefreshToken?.grantId;
     write(ctx, {

@@ -1,16 +1,21 @@
 import type { Kysely } from 'kysely';
-import type { AuditRow } from './log.ts';
+import { latestSealedEvents, sealedEventsAfter, type AuditRow } from './seal-queries.ts';
 import type { AuditTables } from './tables.ts';
 
-/** The newest `count` events, oldest first. */
-export async function latestEvents(db: Kysely<AuditTables>, count: number): Promise<AuditRow[]> {
-  const rows = await db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(count).execute();
-  return rows.reverse();
+export interface TailedEvent {
+  /** Chain position: followed in this order, so an event that commits late is not skipped. */
+  seq: number;
+  event: AuditRow;
 }
 
-/** Events after the given id, in order (at most `limit`). */
-export async function eventsAfter(db: Kysely<AuditTables>, id: number, limit = 500): Promise<AuditRow[]> {
-  return db.selectFrom('audit_events').selectAll().where('id', '>', id).orderBy('id').limit(limit).execute();
+/** The newest `count` sealed events, oldest first. */
+export async function latestEvents(db: Kysely<AuditTables>, count: number): Promise<TailedEvent[]> {
+  return count === 0 ? [] : latestSealedEvents(db, count);
+}
+
+/** Events sealed after chain position `seq`, in chain order (at most `limit`). */
+export async function eventsAfter(db: Kysely<AuditTables>, seq: number, limit = 500): Promise<TailedEvent[]> {
+  return sealedEventsAfter(db, seq, limit);
 }
 
 const dash = (value: string | null) => (value === null || value === '' ? '-' : value);

@@ -154,6 +154,19 @@ export function createCliContext(config: Config, io: CommandIo, shared?: SharedS
           const redisOption = redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined;
           return createStorageAdapter({ db, redis: redisOption, secrets: lazyCipher(secrets) });
         });
+        const audit = createAuditLog(db, (error, event) =>
+          io.err(`idp: warning: audit event ${event.type} was not recorded: ${error instanceof Error ? error.message : String(error)}`),
+        );
+        // No server may be running to seal what this command wrote: seal it before the store closes.
+        closers.push(async () => {
+          await audit.settled();
+          if (audit.written === 0) return;
+          try {
+            await audit.seal({ waitMs: 2_000 });
+          } catch (error) {
+            io.err(`idp: warning: audit events were written but not sealed yet: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        });
         const libraries = createLibraries({
           config,
           db,
@@ -164,9 +177,7 @@ export function createCliContext(config: Config, io: CommandIo, shared?: SharedS
           sendLogout: notifier.deliver,
           // Commands print their links and log nothing: the audit log is their record.
           mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: false }, createLogger('silent')),
-          audit: createAuditLog(db, (error, event) =>
-            io.err(`idp: warning: audit event ${event.type} was not recorded: ${error instanceof Error ? error.message : String(error)}`),
-          ),
+          audit,
           log: createLogger('silent'),
         });
         return await fn({ database, queries, libraries, secrets, keystore });

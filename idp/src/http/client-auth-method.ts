@@ -59,17 +59,23 @@ async function readBody(req: IncomingMessage): Promise<Buffer | 'too large' | 'a
   return Buffer.concat(chunks);
 }
 
-function basicClientId(header: string): string | undefined {
+function basicCredentials(header: string): { clientId: string | undefined; secret: string | undefined } {
+  const none = { clientId: undefined, secret: undefined };
   const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!match?.[1]) return undefined;
+  if (!match?.[1]) return none;
   const decoded = Buffer.from(match[1], 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon < 1) return undefined;
-  try {
-    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, '%20'));
-  } catch {
-    return undefined;
-  }
+  if (colon < 1) return none;
+  // As oidc-provider decodes them (RFC 6749 §2.3.1: each part form-urlencoded).
+  const part = (value: string) => {
+    try {
+      return decodeURIComponent(value.replace(/\+/g, '%20'));
+    } catch {
+      return undefined;
+    }
+  };
+  const clientId = part(decoded.slice(0, colon));
+  return clientId === undefined ? none : { clientId, secret: part(decoded.slice(colon + 1)) };
 }
 
 /** The `sub` of a client assertion (private_key_jwt, client_secret_jwt), not verified: only a name to count under. */
@@ -95,8 +101,8 @@ export function claimedClient(ctx: Context): Promise<ClaimedClient | 'too large'
 async function readClaim(ctx: Context): Promise<ClaimedClient | 'too large' | 'aborted'> {
   const authorization = ctx.get('authorization');
   if (authorization) {
-    const clientId = basicClientId(authorization);
-    return { clientId, secretMethod: clientId ? 'client_secret_basic' : undefined };
+    const { clientId, secret } = basicCredentials(authorization);
+    return { clientId, secretMethod: clientId ? 'client_secret_basic' : undefined, secret };
   }
   if (!ctx.is('application/x-www-form-urlencoded')) return { clientId: undefined, secretMethod: undefined };
   const body = await readBody(ctx.req);
@@ -107,7 +113,28 @@ async function readClaim(ctx: Context): Promise<ClaimedClient | 'too large' | 'a
   return {
     clientId: params.get('client_id') ?? (assertion ? assertionSubject(assertion) : undefined),
     secretMethod: params.has('client_secret') ? 'client_secret_post' : undefined,
+    secret: params.get('client_secret') ?? undefined,
   };
+}
+
+interface SecretClient {
+  clientAuthMethod?: string;
+  clientSecretExpiresAt?: number;
+  compareClientSecret(actual: string): boolean;
+}
+
+/**
+ * Whether the request's secret is its client's current secret, sent the registered way: checked as
+ * the provider will check it (its own comparison, on the client it will find), before it does. A
+ * request that proves itself needs no failure points held while the provider works (security/token-limits.ts).
+ */
+export async function provesClientSecret(provider: Provider, claim: ClaimedClient): Promise<boolean> {
+  const { clientId, secretMethod, secret } = claim;
+  if (!clientId || !secretMethod || secret === undefined || secret === '') return false;
+  const client = (await provider.Client.find(clientId).catch(() => undefined)) as unknown as SecretClient | undefined;
+  if (!client || client.clientAuthMethod !== secretMethod) return false;
+  if (client.clientSecretExpiresAt && client.clientSecretExpiresAt <= Math.floor(Date.now() / 1000)) return false;
+  return client.compareClientSecret(secret);
 }
 
 /** Answers a request whose body could not be read; true when it did. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import { isStoreUnavailable } from '@jobswipe/adapters';
-import type { Logger } from '../logger.ts';
+import { createRequestLog, type Logger } from '../logger.ts';
 import { errorPage } from '../pages/views.ts';
 import { describeProviderError } from '../pages/error-messages.ts';
 import { HttpError } from './errors.ts';
@@ -19,6 +19,7 @@ const INCOMING_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * front of them read the store too), a page elsewhere; never a 500.
  */
 export function requestContext(log: Logger): Middleware {
+  const logRequest = createRequestLog(log);
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = INCOMING_ID.test(incoming) ? incoming : randomUUID();
@@ -27,13 +28,13 @@ export function requestContext(log: Logger): Middleware {
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     ctx.res.once('finish', () => {
-      log.info({
+      logRequest({
         requestId,
         method: ctx.method,
         path: ctx.path,
         status: ctx.res.statusCode,
         ms: Math.round(performance.now() - started),
-      }, 'request');
+      });
     });
 
     try {

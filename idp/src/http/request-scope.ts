@@ -14,6 +14,8 @@ export interface ClaimedClient {
   clientId: string | undefined;
   /** The secret method the request used, when it sent a secret. */
   secretMethod: 'client_secret_basic' | 'client_secret_post' | undefined;
+  /** The secret it sent that way, if any: held for the request only, never logged or stored. */
+  secret?: string | undefined;
 }
 
 /**
@@ -37,6 +39,18 @@ export interface RequestScope {
   auditWrites?: Array<Promise<void>>;
   /** sessions/tracking.ts: the session registry update the provider's response waits for. */
   sessionRecorded?: Promise<void>;
+  /** provider/refresh-replay.ts: the earlier rotation this refresh request was answered with again. */
+  refreshReplayed?: ReplayedRefresh;
+  /** server.ts: grant revocations after a lost redemption race, which the provider's response waits for. */
+  grantRevocations?: Array<Promise<void>>;
+}
+
+/** What the audit records about a refresh answered with the tokens of an earlier rotation. */
+export interface ReplayedRefresh {
+  grantId: string;
+  userId: string | undefined;
+  sessionId: string | undefined;
+  scope: string | undefined;
 }
 
 const SCOPE = Symbol('jobswipe.requestScope');

@@ -27,13 +27,21 @@ function sameRoutePath(requested: string, routePath: string): boolean {
   return requested.length === routePath.length && /^[\x21-\x7e]*$/.test(requested) && requested.toUpperCase() === routePath.toUpperCase();
 }
 
+const routePaths = new WeakMap<Provider, Map<string, string | undefined>>();
+
 /** The path the router matches for a route name (ctx.path, below any mount path); none when its feature is off. */
-function routePathOf(provider: Provider, name: string): string | undefined {
+export function routePathOf(provider: Provider, name: string): string | undefined {
+  let paths = routePaths.get(provider);
+  if (!paths) routePaths.set(provider, (paths = new Map()));
+  if (paths.has(name)) return paths.get(name);
+  let path: string | undefined;
   try {
-    return provider.pathFor(name, { mountPath: '' });
+    path = provider.pathFor(name, { mountPath: '' });
   } catch {
-    return undefined;
+    path = undefined;
   }
+  paths.set(name, path);
+  return path;
 }
 
 /** The guarded route `method path` reaches in the provider, or null: decided as its router decides. */

@@ -14,9 +14,11 @@ import { LIFETIMES } from './lifetimes.ts';
 import { accountClient } from '../clients/account-client.ts';
 import { assertClientAssertionLifetime } from './client-assertion-lifetime.ts';
 import { discoveryUnderIssuer } from './discovery-urls.ts';
+import { keepStaticAnswers } from './static-answers.ts';
 import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
+import type { RefreshReplay } from './refresh-replay.ts';
 
 export interface ProviderDependencies {
   issuer: string;
@@ -32,6 +34,11 @@ export interface ProviderDependencies {
    * happens in the background (see installLogoutHooks). Without it, no logout token is sent.
    */
   sendLogout?: ((notices: LogoutNotice[]) => void) | undefined;
+  /**
+   * The reuse grace period of refresh tokens (refresh-replay.ts), shared by the provider instances of
+   * one process. Without it, any second use of a refresh token revokes its grant.
+   */
+  refreshReplay?: RefreshReplay | undefined;
 }
 
 function clientName(ctx: KoaContextWithOIDC): string | undefined {
@@ -197,7 +204,12 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
-  const provider = new Provider(deps.issuer, providerConfiguration(deps));
+  const replay = deps.refreshReplay;
+  const provider = replay
+    ? new replay.Provider(deps.issuer, providerConfiguration({ ...deps, adapter: replay.adapter }))
+    : new Provider(deps.issuer, providerConfiguration(deps));
+  // Outermost: keeps discovery and the JWKS as the rest of the stack finished them.
+  provider.use(keepStaticAnswers(provider));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
   answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));

@@ -6,6 +6,7 @@ import { HttpError } from '../http/errors.ts';
 import { limitedNetwork } from '../http/client-ip.ts';
 import { DatabaseCounters, type RateLimitTables } from './database-counters.ts';
 import { addressGate } from './address-gate.ts';
+import { databaseCounterBatch, insuredCounterBatch, redisCounterBatch, type BatchEntry, type CounterBatch } from './counter-batch.ts';
 
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
 export const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
@@ -346,47 +347,109 @@ function deviceCodeLimits(byIp: Counter<'device-code-ip'>) {
   };
 }
 
+/** A limit's counter key as its own counters write it (rate-limiter-flexible's `keyPrefix:key`). */
+const counterKey = (name: LimitName, key: string) => `ratelimit:${name}:${key}`;
+
 /**
  * Failed client authentications per address and per client id at that address, and the request
  * budget per client id. Points are taken before the credentials are checked; the outcome then
  * decides: a failure keeps them, an authenticated client clears both counts at its address, any
- * other answer (no authentication was decided) gives them back.
+ * other answer (no authentication was decided) gives them back. Each step is one round trip to the
+ * store for all three counters (counter-batch.ts).
  */
-function clientAuthLimits(byIp: Counter<'client-auth-ip'>, byClientAtIp: Counter<'client-auth-client-ip'>, requests: Counter<'token-requests'>) {
+function clientAuthLimits(batch: CounterBatch, requestPoints: number) {
   // Points taken count as failures until the outcome is known, so a client's own burst from one
   // address would refuse itself: in this process, at most points - 1 of an address's requests hold
   // points at once and the rest wait their turn (a burst of wrong secrets is still refused at the limit).
   const enter = addressGate(LIMITS['client-auth-ip'].points - 1);
+  const refusal = (name: LimitName, error: unknown) => (error instanceof HttpError ? error : new LimitsUnavailable(name, error));
   return {
     /** Takes the points; the caller calls `leave` once the outcome is counted (or the request ended). */
-    async admit(ip: string, clientId: string | undefined): Promise<{ authenticated(): Promise<void>; undecided(): Promise<void>; leave(): void }> {
-      const failures = [{ spend: () => byIp.spend({ ip }), giveBack: () => byIp.giveBack({ ip }) }];
+    async admit(ip: string, clientId: string | undefined): Promise<Admitted> {
+      const limited: Array<{ name: LimitName; key: string; points: number }> = [
+        { name: 'client-auth-ip', key: counterKey('client-auth-ip', KEYS.ip({ ip })), points: LIMITS['client-auth-ip'].points },
+      ];
       if (clientId !== undefined) {
-        failures.push({ spend: () => byClientAtIp.spend({ clientId, ip }), giveBack: () => byClientAtIp.giveBack({ clientId, ip }) });
+        limited.push(
+          { name: 'client-auth-client-ip', key: counterKey('client-auth-client-ip', KEYS['client+ip']({ clientId, ip })), points: LIMITS['client-auth-client-ip'].points },
+          { name: 'token-requests', key: counterKey('token-requests', KEYS.client({ clientId })), points: requestPoints },
+        );
       }
+      const failures = limited.filter(({ name }) => name !== 'token-requests').map(({ key }) => key);
       const leave = await enter(KEYS.ip({ ip }));
       try {
-        await spendAll(clientId === undefined ? failures : [...failures, { spend: () => requests.spend({ clientId }), giveBack: async () => {} }]);
+        const refused = await batch
+          .spend(limited.map(({ name, key, points }) => ({ key, points, seconds: LIMITS[name].seconds })))
+          .catch((error: unknown) => {
+            throw refusal('client-auth-ip', error);
+          });
+        if (refused) {
+          const { name } = limited[refused.index]!;
+          throw new RateLimited(name, refused.msBeforeNext);
+        }
       } catch (error) {
         leave();
         throw error;
       }
       return {
         leave,
-        authenticated: async () => {
-          await Promise.all([byIp.clear({ ip }), clientId === undefined ? undefined : byClientAtIp.clear({ clientId, ip })]);
+        authenticated: () => batch.clear(failures),
+        undecided: () => batch.giveBack(failures),
+        failed: async () => {},
+      };
+    },
+    /**
+     * A request whose secret was already found right (http/client-auth-method.ts): refused as any
+     * other while its address or client is held out by failures; else it takes from the client's
+     * request budget only and clears the failures at its address as a success does, in one round
+     * trip, with no place in the address's queue. Should the provider refuse it after all, `failed`
+     * counts the failure then.
+     */
+    async admitProven(ip: string, clientId: string): Promise<Admitted> {
+      const failures: BatchEntry[] = [
+        { key: counterKey('client-auth-ip', KEYS.ip({ ip })), points: LIMITS['client-auth-ip'].points, seconds: LIMITS['client-auth-ip'].seconds },
+        {
+          key: counterKey('client-auth-client-ip', KEYS['client+ip']({ clientId, ip })),
+          points: LIMITS['client-auth-client-ip'].points,
+          seconds: LIMITS['client-auth-client-ip'].seconds,
         },
-        undecided: async () => {
-          await Promise.all(failures.map(({ giveBack }) => giveBack()));
+      ];
+      const budget = { key: counterKey('token-requests', KEYS.client({ clientId })), points: requestPoints, seconds: LIMITS['token-requests'].seconds };
+      // An address or client held out by its failures stays held out, right secret or not: else guessing would go on.
+      const refused = await batch.proven(failures, budget).catch((error: unknown) => {
+        throw refusal('token-requests', error);
+      });
+      if (refused) throw new RateLimited(refused.index === 0 ? 'client-auth-ip' : refused.index === 1 ? 'client-auth-client-ip' : 'token-requests', refused.msBeforeNext);
+      return {
+        leave: () => {},
+        authenticated: async () => {},
+        undecided: async () => {},
+        failed: async () => {
+          await batch.spend(failures);
         },
       };
     },
   };
 }
 
+/** An admitted client authentication: how its outcome is counted once known. */
+export interface Admitted {
+  authenticated(): Promise<void>;
+  undecided(): Promise<void>;
+  /** A failure the points taken at admission did not already count. */
+  failed(): Promise<void>;
+  leave(): void;
+}
+
 export type LoginLimits = ReturnType<typeof loginLimits>;
 export type DeviceCodeLimits = ReturnType<typeof deviceCodeLimits>;
 export type ClientAuthLimits = ReturnType<typeof clientAuthLimits>;
+
+/** Redis when configured, counting in the database while Redis cannot answer; else the database. */
+function counterBatch(store: LimitStore): CounterBatch {
+  const database = databaseCounterBatch(store.db);
+  return store.redis ? insuredCounterBatch(redisCounterBatch(store.redis.client, store.redis.prefix), database) : database;
+}
 
 /** Every limit's counters over one store; TOKEN_RATE_LIMIT_PER_MINUTE sets the request budget. */
 export function createLimits(store: LimitStore, options: { tokenRequestsPerMinute: number }) {
@@ -397,7 +460,7 @@ export function createLimits(store: LimitStore, options: { tokenRequestsPerMinut
   return {
     login: loginLimits(of('login-ip'), of('login-account')),
     deviceCodes: deviceCodeLimits(of('device-code-ip')),
-    clientAuth: clientAuthLimits(of('client-auth-ip'), of('client-auth-client-ip'), of('token-requests')),
+    clientAuth: clientAuthLimits(counterBatch(store), options.tokenRequestsPerMinute),
     signup: of('signup-ip'),
     verificationResend: of('verify-resend-ip'),
     resetRequests: of('reset-ip'),

@@ -1,11 +1,12 @@
 import type { Context, Middleware } from 'koa';
-import { claimedClient, refusedUnreadBody } from '../http/client-auth-method.ts';
+import { claimedClient, provesClientSecret, refusedUnreadBody } from '../http/client-auth-method.ts';
 import { requestScope } from '../http/request-scope.ts';
 import { CLIENT_AUTH_ROUTES, providerRouteOf } from '../http/route-resolution.ts';
 import type { ClientIp } from '../http/client-ip.ts';
 import type { RecordEvent } from '../audit/record-event.ts';
 import type { Logger } from '../logger.ts';
-import { LIMITS, RateLimited, type ClientAuthLimits } from './limits.ts';
+import type Provider from 'oidc-provider';
+import { LIMITS, RateLimited, type Admitted, type ClientAuthLimits } from './limits.ts';
 
 /**
  * RFC 6749 has no error code for "too many requests". temporarily_unavailable (RFC 6749 §4.1.2.1)
@@ -36,7 +37,7 @@ async function settle(ctx: Context): Promise<void> {
  * is a failed client authentication (the provider's invalid_client, or our method check), and its
  * points stay spent; a 2xx means the client authenticated.
  */
-export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp, log: Logger, recordEvent: RecordEvent): Middleware {
+export function tokenEndpointLimits(limits: ClientAuthLimits, provider: () => Provider, clientIp: ClientIp, log: Logger, recordEvent: RecordEvent): Middleware {
   return async (ctx, next) => {
     const route = providerRouteOf(ctx);
     if (ctx.method !== 'POST' || !route || !CLIENT_AUTH_ROUTES.has(route.name)) return next();
@@ -44,9 +45,11 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
     if (refusedUnreadBody(ctx, claim)) return;
     const ip = clientIp(ctx.req);
     const about = { clientId: claim.clientId, ip, userAgent: ctx.get('user-agent') || undefined };
-    let admitted: Awaited<ReturnType<ClientAuthLimits['admit']>>;
+    let admitted: Admitted;
     try {
-      admitted = await limits.admit(ip, claim.clientId);
+      // A right secret needs no failure points held meanwhile (nor a place in the address's queue).
+      const proven = claim.clientId !== undefined && (await provesClientSecret(provider(), claim));
+      admitted = proven ? await limits.admitProven(ip, claim.clientId!) : await limits.admit(ip, claim.clientId);
     } catch (error) {
       if (error instanceof RateLimited) {
         await recordEvent({ type: 'client_auth.rate_limited', outcome: 'failure', ...about, details: { endpoint: route.path, limit: error.reported } });
@@ -56,21 +59,28 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, clientIp: ClientIp
       refuse(ctx, error);
       return;
     }
+    // The outcome is counted while the response goes out; the address's slot (and with it the
+    // address's next request in this process) waits for it, so counts never run behind.
+    let counting: Promise<void> = Promise.resolve();
     requestScope(ctx.req).settleClientAuth = async (settled) => {
       if (settled.status === 401) {
-        await recordEvent({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: route.path } });
+        await Promise.all([
+          recordEvent({ type: 'client_auth.failure', outcome: 'failure', ...about, details: { endpoint: route.path } }),
+          admitted.failed().catch((error: unknown) => log.warn({ err: error }, 'could not count a client authentication')),
+        ]);
         return;
       }
       // Tokens may already have been issued: a store failure here must not replace the response.
-      const counted = settled.status < 300 ? admitted.authenticated() : admitted.undecided();
-      await counted.catch((error: unknown) => log.warn({ err: error }, 'could not count a client authentication'));
+      counting = (settled.status < 300 ? admitted.authenticated() : admitted.undecided()).catch((error: unknown) =>
+        log.warn({ err: error }, 'could not count a client authentication'),
+      );
     };
     try {
       await next();
       // Our own answers (the method check) are counted here; the provider's by providerOutcomes(), before it responds.
       await settle(ctx);
     } finally {
-      admitted.leave();
+      void counting.finally(() => admitted.leave());
     }
   };
 }

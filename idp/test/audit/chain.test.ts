@@ -2,22 +2,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database, type StoreOptions } from '@jobswipe/adapters';
-import { migrateToLatest } from '@jobswipe/migrations';
+import { openDatabase, SYSTEM_ROLE, type Database, type StoreOptions } from '@jobswipe/adapters';
+import { migrateTo, migrateToLatest } from '@jobswipe/migrations';
 import { runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
-import { chainHash } from '../../src/audit/chain.ts';
+import { chainHash, GENESIS_HASH, type ChainedEvent } from '../../src/audit/chain.ts';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { chainedEventOf, createAuditLog, type AuditLog } from '../../src/audit/log.ts';
+import { AUDIT_SEALER_LOCK } from '../../src/audit/seal-queries.ts';
+import { startSealing } from '../../src/audit/sealer.ts';
 import type { AuditTables } from '../../src/audit/tables.ts';
 import { verifyChain } from '../../src/audit/verify.ts';
+import { createLogger } from '../../src/logger.ts';
 
 const CLI_ENTRY = 'idp/src/cli/main.ts';
 const USER = '0b5e4c0e-3f55-4a4e-9d7e-6c1f1c2b9a01';
 
-function storeOptions(store: TestStore): StoreOptions {
-  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax: 5 } : { kind: 'embedded', dataDir: store.dataDir };
+function storeOptions(store: TestStore, poolMax = 5): StoreOptions {
+  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax } : { kind: 'embedded', dataDir: store.dataDir };
 }
 
 function event(n: number): AuditEvent {
@@ -39,10 +42,54 @@ async function until<T>(check: () => T | undefined | Promise<T | undefined>, wha
   }
 }
 
+const count = async (db: Kysely<AuditTables>, table: 'audit_events' | 'audit_seals') =>
+  Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+
+/** Owner-only escape hatch of the tests: the append-only triggers off while `fn` runs. */
+async function disabledTriggers<T>(db: Kysely<AuditTables>, fn: () => Promise<T>): Promise<T> {
+  await sql`alter table audit_events disable trigger audit_events_append_only`.execute(db);
+  await sql`alter table audit_seals disable trigger audit_seals_append_only`.execute(db);
+  try {
+    return await fn();
+  } finally {
+    await sql`alter table audit_events enable trigger audit_events_append_only`.execute(db);
+    await sql`alter table audit_seals enable trigger audit_seals_append_only`.execute(db);
+  }
+}
+
+/** What a superuser covering their tracks does: rewrites every seal from `fromSeq` on so the chain verifies again. */
+async function recomputeSeals(db: Kysely<AuditTables>, fromSeq: number): Promise<void> {
+  const seals = await db.selectFrom('audit_seals').selectAll().where('seq', '>=', fromSeq - 1).orderBy('seq').execute();
+  let prev = fromSeq === 1 ? GENESIS_HASH : seals.shift()!.hash;
+  for (const seal of seals) {
+    const row = await db.selectFrom('audit_events').selectAll().where('id', '=', Number(seal.event_id)).executeTakeFirstOrThrow();
+    const hash = chainHash(prev, chainedEventOf(row));
+    await sql`update audit_seals set prev_hash = ${prev}, hash = ${hash} where seq = ${seal.seq}`.execute(db);
+    prev = hash;
+  }
+}
+
 describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
   let store: TestStore;
   let database: Database<AuditTables>;
   let db: Kysely<AuditTables>;
+  /** The server's role: pools of their own on Postgres; on the embedded store (one session), SET ROLE around fn. */
+  async function asSystem<T>(fn: (dbs: Array<Kysely<AuditTables>>) => Promise<T>, pools = 3): Promise<T> {
+    if (store.kind === 'embedded') {
+      await sql`set role ${sql.id(SYSTEM_ROLE)}`.execute(db);
+      try {
+        return await fn([db]);
+      } finally {
+        await sql`reset role`.execute(db);
+      }
+    }
+    const opened = await Promise.all(Array.from({ length: pools }, () => openDatabase<AuditTables>(storeOptions(store), { role: SYSTEM_ROLE })));
+    try {
+      return await fn(opened.map((one) => one.db));
+    } finally {
+      await Promise.all(opened.map((one) => one.close()));
+    }
+  }
 
   beforeAll(async () => {
     store = await createTestStore(kind);
@@ -58,11 +105,11 @@ describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
   });
 
   /** Runs one statement as the server's role, inside a transaction rolled back afterwards. */
-  async function asServerRole(statement: string): Promise<string> {
+  async function asServerRole(statement: string, role = 'jobswipe_system'): Promise<string> {
     const rolledBack = new Error('rolled back');
     try {
       await db.transaction().execute(async (trx) => {
-        await sql`set local role jobswipe_system`.execute(trx);
+        await sql`set local role ${sql.id(role)}`.execute(trx);
         await sql.raw(statement).execute(trx);
         throw rolledBack;
       });
@@ -72,78 +119,170 @@ describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
     return 'allowed';
   }
 
-  async function disabledTriggers<T>(fn: () => Promise<T>): Promise<T> {
-    await sql`alter table audit_events disable trigger audit_events_append_only`.execute(db);
-    try {
-      return await fn();
-    } finally {
-      await sql`alter table audit_events enable trigger audit_events_append_only`.execute(db);
-    }
-  }
-
-  it('keeps one linear chain when writers on several connections append at once', async () => {
-    // Two pools on Postgres stand for two server processes; the embedded store has one connection.
-    const other = kind === 'postgres' ? await openDatabase<AuditTables>(storeOptions(store)) : undefined;
-    try {
-      const logs = [strictLog(db), strictLog(other?.db ?? db)];
-      const results = await Promise.all(Array.from({ length: 40 }, (_, n) => logs[n % 2]!.append(event(n))));
-      expect(results.map((result) => result.id).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, n) => n + 1));
-    } finally {
-      await other?.close();
-    }
-    const rows = await db.selectFrom('audit_events').select(['id', 'prev_hash', 'hash']).orderBy('id').execute();
-    expect(rows).toHaveLength(40);
-    // Each row's predecessor is the row before it: no two rows share one, nothing branches.
-    rows.forEach((row, index) => index > 0 && expect(row.prev_hash).toBe(rows[index - 1]!.hash));
-    expect(await verifyChain(db)).toEqual({ intact: true, count: 40, head: { id: 40, hash: rows[39]!.hash } });
+  it('seals events written at once from several connections into one chain, each exactly once', async () => {
+    await asSystem(async (dbs) => {
+      const logs = dbs.map(strictLog);
+      // Sealers race the writers (and each other) in small batches: many sealing transactions.
+      let writing = true;
+      const sealers = logs.map(async (log) => {
+        while (writing) await log.seal({ batch: 7 });
+      });
+      const results = await Promise.all(Array.from({ length: 300 }, (_, n) => logs[n % logs.length]!.append(event(n))));
+      writing = false;
+      await Promise.all(sealers);
+      await logs[0]!.seal({ waitMs: 5_000 });
+      expect(new Set(results.map((result) => result.id)).size).toBe(300);
+    });
+    const seals = await db.selectFrom('audit_seals').select(['seq', 'event_id', 'prev_hash', 'hash']).orderBy('seq').execute();
+    expect(seals).toHaveLength(300);
+    expect(new Set(seals.map((seal) => Number(seal.event_id))).size).toBe(300);
+    expect(seals.map((seal) => Number(seal.seq))).toEqual(Array.from({ length: 300 }, (_, n) => n + 1));
+    // Each seal's predecessor is the seal before it: nothing branches.
+    seals.forEach((seal, index) => index > 0 && expect(seal.prev_hash).toBe(seals[index - 1]!.hash));
+    expect(await verifyChain(db)).toEqual({ intact: true, count: 300, head: { id: 300, hash: seals[299]!.hash }, unsealed: { count: 0, oldest: undefined } });
   });
 
-  it('lets the server role insert and read audit rows, but not change or delete them', async () => {
-    expect(await asServerRole('select count(*) from audit_events')).toBe('allowed');
-    expect(
-      await asServerRole(
-        `insert into audit_events (id, occurred_at, event_type, outcome, prev_hash, hash) values (1000, now(), 'login.success', 'success', '${'a'.repeat(64)}', '${'b'.repeat(64)}')`,
-      ),
-    ).toBe('allowed');
-    // Refused by the missing grants, before the trigger is reached.
-    for (const statement of ["update audit_events set outcome = 'success' where id = 1", 'delete from audit_events where id = 40', 'truncate audit_events']) {
-      expect(await asServerRole(statement), statement).toMatch(/permission denied for table audit_events/);
-    }
-    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 40 });
+  it('groups the appends that arrive while an insert is in flight into one multi-row insert', async () => {
+    const log = strictLog(db);
+    const ids = (await Promise.all(Array.from({ length: 50 }, (_, n) => log.append(event(n))))).map((result) => result.id);
+    // Rows of one INSERT share its transaction: the first went alone, the 49 that queued behind it together.
+    const { rows } = await sql<{ transactions: string | number }>`select count(distinct tx) as transactions from audit_events where id in (${sql.join(ids)})`.execute(db);
+    expect(Number(rows[0]!.transactions)).toBe(2);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(await log.seal()).toBe(50);
+    await expect(log.append({ type: 'login.failure', outcome: 'failure', details: { token: 'x' } })).rejects.toThrow(/may not carry/);
   });
 
-  it('refuses UPDATE, DELETE and TRUNCATE even to the owner while the triggers are on', async () => {
-    for (const statement of ["update audit_events set outcome = 'success' where id = 1", 'delete from audit_events where id = 40', 'truncate audit_events']) {
-      await expect(sql.raw(statement).execute(db), statement).rejects.toThrow(/audit_events is append-only: (UPDATE|DELETE|TRUNCATE) refused/);
-    }
-    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 40 });
+  it('reports the unsealed tail and its age, and seals it', async () => {
+    const log = strictLog(db);
+    for (let n = 0; n < 3; n += 1) await log.append(event(n));
+    await sleep(50);
+    const report = await verifyChain(db);
+    expect(report).toMatchObject({ intact: true, count: 350, unsealed: { count: 3, oldest: expect.any(Date) } });
+    expect(await log.sealLag()).toBeGreaterThan(0.03);
+    expect(await log.seal()).toBe(3);
+    expect(await log.sealLag()).toBe(0);
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353, unsealed: { count: 0 } });
   });
 
-  it('names a changed row, a rewritten row and a deleted row; an intact chain again once repaired', async () => {
-    const original = await db.selectFrom('audit_events').selectAll().where('id', '=', 7).executeTakeFirstOrThrow();
-
-    await disabledTriggers(() => sql`update audit_events set ip = '192.0.2.99' where id = 7`.execute(db));
-    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 7, count: 6, problem: 'audit event 7 was changed: its fields do not match its hash' });
-
-    // Changed with a recomputed hash: the next row no longer follows it.
-    const forged = chainHash(original.prev_hash, { ...chainedEventOf(original), ip: '192.0.2.99' });
-    await disabledTriggers(() => sql`update audit_events set hash = ${forged} where id = 7`.execute(db));
-    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 8, problem: expect.stringMatching(/^audit event 8 does not follow event 7/) });
-
-    await disabledTriggers(() => sql`update audit_events set ip = ${original.ip}, hash = ${original.hash} where id = 7`.execute(db));
-    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 40 });
-
-    const deleted = await db.selectFrom('audit_events').selectAll().where('id', 'in', [1, 12]).orderBy('id').execute();
-    await disabledTriggers(() => sql`delete from audit_events where id = 12`.execute(db));
-    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 12, count: 11, problem: 'audit event 12 is missing (event 13 follows event 11)' });
-    await disabledTriggers(() => sql`delete from audit_events where id = 1`.execute(db));
-    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 1, count: 0, problem: 'audit event 1 is missing (event 2 follows the start of the chain)' });
-
-    // The same rows put back: every byte the hashes cover survives the round trip through the store.
-    for (const row of deleted) {
-      await sql`insert into audit_events values (${row.id}, ${row.occurred_at}, ${row.event_type}, ${row.outcome}, ${row.user_id}, ${row.client_id}, ${row.session_id}, ${row.ip}, ${row.user_agent}, ${JSON.stringify(row.details)}, ${row.prev_hash}, ${row.hash})`.execute(db);
+  it('lets the server role insert and read events and seals, but not change or delete them, nor choose tx', async () => {
+    for (const table of ['audit_events', 'audit_seals']) expect(await asServerRole(`select count(*) from ${table}`)).toBe('allowed');
+    expect(await asServerRole(`insert into audit_events (occurred_at, event_type, outcome) values (now(), 'login.success', 'success')`)).toBe('allowed');
+    expect(await asServerRole(`insert into audit_seals (seq, event_id, prev_hash, hash) values (100000, 100000, '${'a'.repeat(64)}', '${'b'.repeat(64)}')`)).toBe('allowed');
+    // The inserting transaction is recorded by the trigger, whatever the writer says.
+    let tx: { tx: string; current: string } | undefined;
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`set local role jobswipe_system`.execute(trx);
+        const { rows } = await sql<{ tx: string; current: string }>`insert into audit_events (occurred_at, event_type, outcome, tx) values (now(), 'login.success', 'success', '3') returning tx::text as tx, pg_current_xact_id()::text as current`.execute(trx);
+        tx = rows[0];
+        throw new Error('rolled back');
+      })
+      .catch(() => {});
+    expect(tx?.tx).toBe(tx?.current);
+    for (const table of ['audit_events', 'audit_seals']) {
+      for (const statement of [`update ${table} set event_id = 1 where false`.replace('event_id', table === 'audit_events' ? 'outcome' : 'event_id'), `delete from ${table} where true`, `truncate ${table}`]) {
+        expect(await asServerRole(statement), statement).toMatch(new RegExp(`permission denied for table ${table}`));
+      }
+      // The user-facing role has nothing on the audit log.
+      expect(await asServerRole(`select count(*) from ${table}`, 'jobswipe_user')).toMatch(new RegExp(`permission denied for table ${table}`));
     }
-    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 40 });
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353 });
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE of events and seals even to the owner while the triggers are on', async () => {
+    for (const statement of [
+      "update audit_events set outcome = 'success' where id = 1",
+      'delete from audit_events where id = 40',
+      'truncate audit_events',
+      "update audit_seals set prev_hash = hash where seq = 2",
+      'delete from audit_seals where seq = 40',
+      'truncate audit_seals',
+    ]) {
+      await expect(sql.raw(statement).execute(db), statement).rejects.toThrow(/audit_(events|seals) is append-only: (UPDATE|DELETE|TRUNCATE) refused/);
+    }
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353 });
+  });
+
+  it('names a changed event, a rewritten seal, a deleted seal and a deleted event; intact again once repaired', async () => {
+    const seal7 = await db.selectFrom('audit_seals').selectAll().where('seq', '=', 7).executeTakeFirstOrThrow();
+    const event7 = await db.selectFrom('audit_events').selectAll().where('id', '=', Number(seal7.event_id)).executeTakeFirstOrThrow();
+    const e7 = Number(seal7.event_id);
+
+    await disabledTriggers(db, () => sql`update audit_events set ip = '192.0.2.99' where id = ${e7}`.execute(db));
+    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 7, count: 6, problem: `audit event ${e7} (sealed at position 7) was changed: its fields do not match its seal's hash` });
+
+    // Changed with a recomputed seal: the next seal no longer follows it.
+    const forged = chainHash(seal7.prev_hash, { ...chainedEventOf(event7), ip: '192.0.2.99' });
+    await disabledTriggers(db, () => sql`update audit_seals set hash = ${forged} where seq = 7`.execute(db));
+    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 8, problem: expect.stringMatching(/^audit seal 8 does not follow seal 7: its prev_hash/) });
+
+    await disabledTriggers(db, async () => {
+      await sql`update audit_events set ip = ${event7.ip} where id = ${e7}`.execute(db);
+      await sql`update audit_seals set hash = ${seal7.hash} where seq = 7`.execute(db);
+    });
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353 });
+
+    const seals = await db.selectFrom('audit_seals').selectAll().where('seq', 'in', [1, 12]).orderBy('seq').execute();
+    await disabledTriggers(db, () => sql`delete from audit_seals where seq = 12`.execute(db));
+    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 12, count: 11, problem: 'audit seal 12 is missing (seal 13 follows seal 11)' });
+    await disabledTriggers(db, () => sql`delete from audit_seals where seq = 1`.execute(db));
+    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 1, count: 0, problem: 'audit seal 1 is missing (seal 2 follows the start of the chain)' });
+    for (const seal of seals) {
+      await sql`insert into audit_seals (seq, event_id, prev_hash, hash, sealed_at) values (${seal.seq}, ${seal.event_id}, ${seal.prev_hash}, ${seal.hash}, ${seal.sealed_at})`.execute(db);
+    }
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353 });
+
+    const e20 = Number((await db.selectFrom('audit_seals').select('event_id').where('seq', '=', 20).executeTakeFirstOrThrow()).event_id);
+    const row = await db.selectFrom('audit_events').selectAll().where('id', '=', e20).executeTakeFirstOrThrow();
+    await disabledTriggers(db, () => sql`delete from audit_events where id = ${e20}`.execute(db));
+    expect(await verifyChain(db)).toMatchObject({ intact: false, id: 20, count: 19, problem: `audit event ${e20} (sealed at position 20) is missing` });
+    // The same row put back: every byte the hashes cover survives the round trip through the store.
+    await sql`insert into audit_events (id, occurred_at, event_type, outcome, user_id, client_id, session_id, ip, user_agent, details) values (${row.id}, ${row.occurred_at}, ${row.event_type}, ${row.outcome}, ${row.user_id}, ${row.client_id}, ${row.session_id}, ${row.ip}, ${row.user_agent}, ${JSON.stringify(row.details)})`.execute(db);
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353, unsealed: { count: 0 } });
+  });
+
+  it('a rewritten and recomputed chain verifies without an anchor, and fails against a kept one', async () => {
+    const log = strictLog(db);
+    const kept = (await log.head())!;
+    expect(kept.id).toBe(353);
+    const early = await db.selectFrom('audit_seals').select(['seq', 'hash']).where('seq', '=', 50).executeTakeFirstOrThrow();
+    expect(await verifyChain(db, kept)).toMatchObject({ intact: true, count: 353, anchor: kept });
+
+    const e100 = Number((await db.selectFrom('audit_seals').select('event_id').where('seq', '=', 100).executeTakeFirstOrThrow()).event_id);
+    const original = await db.selectFrom('audit_events').select('outcome').where('id', '=', e100).executeTakeFirstOrThrow();
+    await disabledTriggers(db, async () => {
+      await sql`update audit_events set outcome = 'success' where id = ${e100}`.execute(db);
+      await recomputeSeals(db, 100);
+    });
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 353 });
+    const report = await verifyChain(db, kept);
+    expect(report).toMatchObject({ intact: false, anchor: true, id: 353, problem: expect.stringMatching(/^the chain does not contain the anchor 353:[0-9a-f]{64}: seal 353 has hash [0-9a-f]{64} \(the chain was rewritten at or before it\)$/) });
+    // A head kept before the rewritten part still holds.
+    expect(await verifyChain(db, { id: 50, hash: early.hash })).toMatchObject({ intact: true });
+
+    // Back as it was, then the newest seals and their events removed: shorter, consistent, and short of the anchor.
+    await disabledTriggers(db, async () => {
+      await sql`update audit_events set outcome = ${original.outcome} where id = ${e100}`.execute(db);
+      await recomputeSeals(db, 100);
+    });
+    expect(await verifyChain(db, kept)).toMatchObject({ intact: true });
+    const tail = await db.selectFrom('audit_seals').selectAll().where('seq', '>', 350).execute();
+    const tailEvents = await db.selectFrom('audit_events').selectAll().where('id', 'in', tail.map((seal) => Number(seal.event_id))).execute();
+    await disabledTriggers(db, async () => {
+      await sql`delete from audit_seals where seq > 350`.execute(db);
+      await sql`delete from audit_events where id in (${sql.join(tailEvents.map((row) => Number(row.id)))})`.execute(db);
+    });
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 350 });
+    expect(await verifyChain(db, kept)).toMatchObject({ intact: false, anchor: true, problem: `the chain does not contain the anchor 353:${kept.hash}: it ends at seal 350 (seals were removed)` });
+    for (const row of tailEvents) {
+      await sql`insert into audit_events (id, occurred_at, event_type, outcome, user_id, client_id, session_id, ip, user_agent, details) values (${row.id}, ${row.occurred_at}, ${row.event_type}, ${row.outcome}, ${row.user_id}, ${row.client_id}, ${row.session_id}, ${row.ip}, ${row.user_agent}, ${JSON.stringify(row.details)})`.execute(db);
+    }
+    for (const seal of tail) {
+      await sql`insert into audit_seals (seq, event_id, prev_hash, hash, sealed_at, horizon) values (${seal.seq}, ${seal.event_id}, ${seal.prev_hash}, ${seal.hash}, ${seal.sealed_at}, ${seal.horizon}::pg_snapshot)`.execute(db);
+    }
+    expect(await verifyChain(db, kept)).toMatchObject({ intact: true, count: 353 });
   });
 
   it('refuses details that would carry a secret, and stores only uuids as user ids', async () => {
@@ -154,7 +293,181 @@ describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
     const row = await db.selectFrom('audit_events').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     expect(row.user_id).toBeNull();
     expect(row.user_agent).toBe('nul and \ufffd lone');
-    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 41 });
+    await log.seal();
+    expect(await verifyChain(db)).toMatchObject({ intact: true, count: 354 });
+  });
+
+  it('keeps the seal lag under 2 s while events are appended continuously', async () => {
+    await asSystem(async (dbs) => {
+      const logs = dbs.map(strictLog);
+      const sealing = logs.map((log) => startSealing(log, createLogger('silent')));
+      let lag = 0;
+      let written = 0;
+      const until = Date.now() + 4_000;
+      const writers = logs.map(async (log) => {
+        while (Date.now() < until) {
+          await Promise.all(Array.from({ length: 8 }, (_, n) => log.append(event(n))));
+          written += 8;
+        }
+      });
+      const sampler = (async () => {
+        while (Date.now() < until) {
+          lag = Math.max(lag, await logs[0]!.sealLag());
+          await sleep(100);
+        }
+      })();
+      await Promise.all([...writers, sampler]);
+      await Promise.all(sealing.map((one) => one.stop()));
+      expect(written).toBeGreaterThan(100);
+      expect(lag).toBeLessThan(2);
+      expect(lag).toBeGreaterThan(0);
+    }, 2);
+    expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 0 } });
+  });
+
+  // Postgres only: a second connection while the first holds a transaction open (the embedded store is one session).
+  const postgresOnly = kind === 'postgres' ? it : it.skip;
+
+  postgresOnly('seals an event that commits after later ones were sealed, and the chain stays intact', async () => {
+    if (store.kind !== 'postgres') return;
+    const late = new pg.Client({ connectionString: store.url });
+    await late.connect();
+    try {
+      await late.query('begin');
+      await late.query('set local role jobswipe_system');
+      const { rows } = await late.query<{ id: string }>(
+        "insert into audit_events (occurred_at, event_type, outcome, details) values (date_trunc('milliseconds', now()), 'login.failure', 'failure', '{\"late\": true}') returning id",
+      );
+      const lateId = Number(rows[0]!.id);
+      await asSystem(async ([system]) => {
+        const log = strictLog(system!);
+        for (let n = 0; n < 5; n += 1) {
+          await log.append(event(n));
+          expect(await log.seal()).toBe(1);
+        }
+        // Later ids are sealed; the open one is invisible to everyone else.
+        expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 0 } });
+        await late.query('commit');
+        expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 1 } });
+        expect(await log.sealLag()).toBeGreaterThan(0);
+        expect(await log.seal()).toBe(1);
+      }, 1);
+      const lateSeal = await db.selectFrom('audit_seals').select('seq').where('event_id', '=', lateId).executeTakeFirstOrThrow();
+      const nextSeal = await db.selectFrom('audit_seals').select('seq').where('event_id', '=', lateId + 1).executeTakeFirstOrThrow();
+      expect(Number(lateSeal.seq)).toBeGreaterThan(Number(nextSeal.seq));
+      expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 0, oldest: undefined } });
+    } finally {
+      await late.end();
+    }
+  });
+
+  postgresOnly('takes no lock on the write path: appends complete while another connection holds the sealer lock', async () => {
+    if (store.kind !== 'postgres') return;
+    const holder = new pg.Client({ connectionString: store.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select pg_advisory_xact_lock(${AUDIT_SEALER_LOCK})`);
+      await asSystem(async ([system]) => {
+        const log = strictLog(system!);
+        const started = Date.now();
+        await Promise.all(Array.from({ length: 100 }, (_, n) => log.append(event(n))));
+        for (let n = 0; n < 10; n += 1) await log.append(event(n));
+        expect(Date.now() - started).toBeLessThan(3_000);
+        // The sealer does not wait for the lock: it skips.
+        const skipped = Date.now();
+        expect(await log.seal()).toBe(0);
+        expect(Date.now() - skipped).toBeLessThan(1_000);
+        expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 110 } });
+        await holder.query('commit');
+        expect(await log.seal()).toBe(110);
+      }, 1);
+    } finally {
+      await holder.end();
+    }
+    expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 0 } });
+  });
+
+  postgresOnly('never forks: a seal at a taken position, or with a used prev_hash, is refused', async () => {
+    const head = (await strictLog(db).head())!;
+    const { id } = await strictLog(db).append(event(1));
+    const row = await db.selectFrom('audit_events').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const prev = await db.selectFrom('audit_seals').select('hash').where('seq', '=', head.id - 1).executeTakeFirstOrThrow();
+    // A second successor of the head's predecessor (what two sealers without the lock would write).
+    await expect(
+      sql`insert into audit_seals (seq, event_id, prev_hash, hash) values (${head.id}, ${id}, ${prev.hash}, ${chainHash(prev.hash, chainedEventOf(row))})`.execute(db),
+    ).rejects.toThrow(/duplicate key value violates unique constraint "audit_seals_pkey"/);
+    await expect(
+      sql`insert into audit_seals (seq, event_id, prev_hash, hash) values (${head.id + 1}, ${id}, ${prev.hash}, ${chainHash(prev.hash, chainedEventOf(row))})`.execute(db),
+    ).rejects.toThrow(/duplicate key value violates unique constraint "audit_seals_prev_hash_key"/);
+    expect(await strictLog(db).seal()).toBe(1);
+    expect(await verifyChain(db)).toMatchObject({ intact: true, unsealed: { count: 0 } });
+  });
+});
+
+describe.each(STORE_KINDS)('migration 0014 on a database with a chain written before it (%s store)', (kind) => {
+  let store: TestStore;
+  let database: Database<AuditTables>;
+
+  beforeAll(async () => {
+    store = await createTestStore(kind);
+    database = await openDatabase<AuditTables>(storeOptions(store));
+  });
+
+  afterAll(async () => {
+    await database?.close();
+    await store?.drop();
+  });
+
+  it('turns the existing chain into the first seals unchanged, and goes on from there', async () => {
+    const { db } = database;
+    await migrateTo(db, '0013_credential_ids_hashed');
+    // The writer before 0014: id = last + 1, prev_hash and hash on the event itself.
+    let prev = GENESIS_HASH;
+    const start = Date.UTC(2026, 0, 1);
+    for (let id = 1; id <= 25; id += 1) {
+      const chained: ChainedEvent = { id, occurredAt: new Date(start + id * 1000), type: 'login.success', outcome: 'success', userId: USER, clientId: 'web', sessionId: null, ip: '192.0.2.1', userAgent: 'old writer', details: { n: id, amr: 'pwd' } };
+      const hash = chainHash(prev, chained);
+      await sql`insert into audit_events (id, occurred_at, event_type, outcome, user_id, client_id, ip, user_agent, details, prev_hash, hash) values (${id}, ${chained.occurredAt}, 'login.success', 'success', ${USER}, 'web', '192.0.2.1', 'old writer', ${JSON.stringify(chained.details)}, ${prev}, ${hash})`.execute(db);
+      prev = hash;
+    }
+    const oldHead = { id: 25, hash: prev };
+    expect(await migrateToLatest(db)).toContain('0014_audit_seals');
+
+    expect(await verifyChain(db, oldHead)).toEqual({ intact: true, count: 25, head: oldHead, unsealed: { count: 0, oldest: undefined }, anchor: oldHead });
+    const log = strictLog(db);
+    const { id } = await log.append(event(1));
+    expect(id).toBe(26);
+    expect(await log.seal()).toBe(1);
+    expect(await verifyChain(db, oldHead)).toMatchObject({ intact: true, count: 26, head: { id: 26 }, unsealed: { count: 0 } });
+    expect(await count(db, 'audit_seals')).toBe(26);
+  });
+});
+
+describe.each(STORE_KINDS)('migration 0014 keeps a broken chain broken (%s store)', (kind) => {
+  it('a row changed and one deleted before the migration are still named after it', async () => {
+    const store = await createTestStore(kind);
+    const database = await openDatabase<AuditTables>(storeOptions(store));
+    try {
+      const { db } = database;
+      await migrateTo(db, '0013_credential_ids_hashed');
+      let prev = GENESIS_HASH;
+      for (let id = 1; id <= 6; id += 1) {
+        const chained: ChainedEvent = { id, occurredAt: new Date(Date.UTC(2026, 0, 1, 0, 0, id)), type: 'login.failure', outcome: 'failure', userId: null, clientId: null, sessionId: null, ip: null, userAgent: null, details: {} };
+        const hash = chainHash(prev, chained);
+        await sql`insert into audit_events (id, occurred_at, event_type, outcome, details, prev_hash, hash) values (${id}, ${chained.occurredAt}, 'login.failure', 'failure', '{}', ${prev}, ${hash})`.execute(db);
+        prev = hash;
+      }
+      await sql.raw("alter table audit_events disable trigger audit_events_append_only; update audit_events set outcome = 'success' where id = 3; delete from audit_events where id = 5; alter table audit_events enable trigger audit_events_append_only").execute(db);
+      await migrateToLatest(db);
+      expect(await verifyChain(db)).toMatchObject({ intact: false, id: 3, problem: "audit event 3 (sealed at position 3) was changed: its fields do not match its seal's hash" });
+      await sql.raw("alter table audit_events disable trigger audit_events_append_only; update audit_events set outcome = 'failure' where id = 3; alter table audit_events enable trigger audit_events_append_only").execute(db);
+      // The deleted row left a gap in the chain positions.
+      expect(await verifyChain(db)).toMatchObject({ intact: false, id: 5, problem: 'audit seal 5 is missing (seal 6 follows seal 4)' });
+    } finally {
+      await database.close();
+      await store.drop();
+    }
   });
 });
 
@@ -192,7 +505,8 @@ describe.each(STORE_KINDS)('idp audit verify / tail against a running server (%s
     expect(JSON.stringify(await rows())).not.toContain(secret);
   });
 
-  it('prints the newest events, then follows new ones', async () => {
+  it('prints the newest events, then follows new ones as they are sealed', async () => {
+    await until(async () => ((await verifyChain(idp.server.database.db)).unsealed.count === 0 ? true : undefined), 'every event sealed');
     const before = await rows();
     tail = spawnNode(CLI_ENTRY, ['audit', 'tail', '--lines', '2'], env);
     const lines = () => tail!.stdout().split('\n').filter(Boolean);
@@ -207,14 +521,16 @@ describe.each(STORE_KINDS)('idp audit verify / tail against a running server (%s
   });
 
   it('reports an intact chain, and the first changed event once one is changed', async () => {
+    await until(async () => ((await verifyChain(idp.server.database.db)).unsealed.count === 0 ? true : undefined), 'every event sealed');
     const intact = await cli(['audit', 'verify']);
     expect(intact.err).toEqual([]);
     expect(intact.code).toBe(0);
     const count = (await rows()).length;
-    expect(intact.out).toEqual([expect.stringMatching(new RegExp(`^audit chain intact: ${count} events \\(last: ${count} [0-9a-f]{64}\\)$`))]);
+    expect(intact.out).toEqual([expect.stringMatching(new RegExp(`^audit chain intact: ${count} sealed events \\(head ${count}:[0-9a-f]{64}\\)$`)), 'unsealed tail: none']);
 
     // The owner changes a row behind the server's back (the embedded store: once the server has stopped).
-    const tamper = 'alter table audit_events disable trigger audit_events_append_only; update audit_events set outcome = \'failure\' where id = 2;';
+    const tamper =
+      "alter table audit_events disable trigger audit_events_append_only; update audit_events set outcome = case outcome when 'success' then 'failure' else 'success' end where id = (select event_id from audit_seals where seq = 2);";
     if (idp.store.kind === 'postgres') {
       const owner = new pg.Client({ connectionString: idp.store.url });
       await owner.connect();
@@ -227,6 +543,40 @@ describe.each(STORE_KINDS)('idp audit verify / tail against a running server (%s
     const broken = await cli(['audit', 'verify']);
     expect(broken.code).toBe(1);
     expect(broken.stdout).toBe('');
-    expect(broken.err).toEqual([`idp audit verify: audit chain broken at event 2: audit event 2 was changed: its fields do not match its hash (1 event(s) before it are intact)`]);
+    expect(broken.err).toEqual([
+      expect.stringMatching(/^idp audit verify: audit chain broken at seal 2: audit event \d+ \(sealed at position 2\) was changed: its fields do not match its seal's hash \(1 seal\(s\) before it are intact\)$/),
+    ]);
+  });
+});
+
+describe.each(STORE_KINDS)('the chain head in the log (%s)', { timeout: 90_000 }, (kind) => {
+  it('is logged on an interval and on shutdown, with the chain position and hash', async () => {
+    const idp = await startTestServer(kind, {}, { start: { audit: { headIntervalMs: 200 } } });
+    try {
+      type Line = { msg?: string; level?: number; id?: number; hash?: string; anchor?: string };
+      const heads = () => idp.logs.map((line) => JSON.parse(line) as Line).filter((line) => line.msg === 'audit chain head');
+      await until(() => (heads().length > 0 ? true : undefined), 'an audit chain head line');
+      expect(heads()[0]).toMatchObject({ level: 30, id: expect.any(Number), hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      const { id } = await strictLog(idp.server.database.db).append(event(1));
+      // The running server's sealer takes it within a second or two; its lag, as a metric would read it, goes back to 0.
+      await until(async () => ((await idp.server.audit.sealLag()) === 0 ? true : undefined), 'a seal lag of 0', 5_000);
+      const { id: lastId } = await strictLog(idp.server.database.db).append(event(2));
+      const before = heads().length;
+      await idp.server.close();
+      const last = heads().at(-1)!;
+      expect(heads().length).toBeGreaterThan(before);
+      // The shutdown line names the head after this process's last event was sealed.
+      const reopened = await openDatabase<AuditTables>(storeOptions(idp.store));
+      try {
+        const head = await reopened.db.selectFrom('audit_seals').select(['seq', 'hash', 'event_id']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+        expect(id).toBeLessThan(lastId);
+        expect(Number(head.event_id)).toBe(lastId);
+        expect(last).toMatchObject({ id: Number(head.seq), hash: head.hash, anchor: `${head.seq}:${head.hash}` });
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await idp.stop();
+    }
   });
 });

@@ -62,6 +62,9 @@ function providerEnvironment(databaseUrl: string, redisUrl: string, issuer: stri
     TOKEN_RATE_LIMIT_PER_MINUTE: '1000000',
     DATABASE_POOL_MAX: String(poolMax),
     LOG_LEVEL: 'warn',
+    // As `npm start` and the Docker image run it (the soak measures its memory).
+    NODE_OPTIONS: '--max-semi-space-size=4',
+    MALLOC_ARENA_MAX: '2',
   };
 }
 
