@@ -102,6 +102,25 @@ export interface OpenOptions<DB> {
   onPoolError?: ((error: Error) => void) | undefined;
 }
 
+/** How long a query waits for a pooled connection (the pool is full, or the server is away). */
+const CONNECTION_TIMEOUT_MS = 3_000;
+/** How long a query waits for its answer before the connection is given up; far above any of ours. */
+const QUERY_TIMEOUT_MS = 15_000;
+
+/**
+ * A connection that loses its server (a restart, a failover) emits 'error'. pg-pool listens only while
+ * the connection is idle in the pool: one checked out between two statements of a transaction has
+ * no listener, and an unhandled 'error' event ends the process. Every connection gets a listener for
+ * its whole life; the statement under way fails, the pool drops the connection when it is released,
+ * and the next query opens a fresh one.
+ */
+function keepClientErrorsHandled(pool: pg.Pool, onError: (error: Error) => void): void {
+  pool.on('error', onError);
+  pool.on('connect', (client) => {
+    client.on('error', onError);
+  });
+}
+
 // The role goes into the startup options (Postgres) and SET ROLE (embedded): a plain name, nothing else.
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -122,7 +141,7 @@ export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<
   if (options.kind === 'postgres') {
     if (prepare) {
       const ownerPool = new pg.Pool({ connectionString: options.url, max: 1, connectionTimeoutMillis: 5_000 });
-      ownerPool.on('error', onPoolError);
+      keepClientErrorsHandled(ownerPool, onPoolError);
       const owner = new Kysely<DB>({ dialect: new PostgresDialect({ pool: ownerPool }) });
       try {
         await prepare(owner);
@@ -134,12 +153,14 @@ export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<
       connectionString: options.url,
       max: options.poolMax,
       idleTimeoutMillis: 30_000,
-      connectionTimeoutMillis: 5_000,
+      // A request waiting for a connection gives up within this (and answers 503), rather than hang.
+      connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+      // A query that gets no answer at all (a server that stopped responding) fails instead of hanging.
+      query_timeout: QUERY_TIMEOUT_MS,
       // Every connection of the pool, including those opened after a reconnect, starts as the role.
       ...(role === undefined ? {} : { options: `-c role=${role}` }),
     });
-    // An idle client losing its server must not crash the process; the next query reconnects.
-    pool.on('error', onPoolError);
+    keepClientErrorsHandled(pool, onPoolError);
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     if (role !== undefined) {
       try {

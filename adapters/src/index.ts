@@ -6,6 +6,7 @@ export { StoreInUseError } from './store-in-use.ts';
 export { createOidcAdapter, sweepExpired, AlreadyConsumedError, clientSecretContext } from './oidc-adapter.ts';
 export type { ValueCipher, OidcAdapterOptions } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
-export { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
+export { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
+export { StoreUnavailableError, isStoreUnavailable, unlessUnavailable } from './store-errors.ts';
 export { createStorageAdapter, REFRESH_REPLAY_MODEL } from './storage.ts';
 export type { StorageOptions } from './storage.ts';

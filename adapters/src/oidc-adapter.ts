@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { clientCacheOf } from './client-cache.ts';
 import { storedIdOf, withCredential, withoutCredential, CREDENTIAL_MODELS } from './credential-ids.ts';
+import { unlessUnavailable } from './store-errors.ts';
 import type { OidcTables } from './tables.ts';
 
 /**
@@ -79,13 +80,13 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       }
       const stored = withoutCredential(this.name, payload);
       const json = JSON.stringify(this.name === 'Client' ? await sealClientSecret(id, stored, options.secrets) : stored);
-      await db
+      await unlessUnavailable(db
         .insertInto('oidc_models')
         .values({ model: this.name, id: storedIdOf(this.name, id), payload: json, expires_at: expiresAt, consumed_at: null })
         .onConflict((conflict) =>
           conflict.columns(['model', 'id']).doUpdateSet({ payload: json, expires_at: expiresAt }),
         )
-        .execute();
+        .execute());
       if (this.name === 'Client') clientCache.changed(id);
     }
 
@@ -111,13 +112,13 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       if (hasNul(value)) return undefined;
       // A credential is found by its value only: a lookup by another key could not give the value back.
       if (column !== 'id' && CREDENTIAL_MODELS.has(this.name)) return undefined;
-      const row = await db
+      const row = await unlessUnavailable(db
         .selectFrom('oidc_models')
         .select(['payload', 'consumed_at'])
         .where('model', '=', this.name)
         .where(column, '=', value)
         .where(live)
-        .executeTakeFirst();
+        .executeTakeFirst());
       if (!row) return undefined;
       let payload = row.payload as AdapterPayload;
       if (this.name === 'Client') payload = await openClientSecret(String(payload['client_id'] ?? value), payload, options.secrets);
@@ -131,33 +132,33 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
     async consume(value: string): Promise<void> {
       if (hasNul(value)) throw new AlreadyConsumedError(this.name, undefined, true);
       const id = storedIdOf(this.name, value);
-      const updated = await db
+      const updated = await unlessUnavailable(db
         .updateTable('oidc_models')
         .set({ consumed_at: sql<Date>`now()` })
         .where('model', '=', this.name)
         .where('id', '=', id)
         .where('consumed_at', 'is', null)
         .returning('id')
-        .executeTakeFirst();
+        .executeTakeFirst());
       if (updated) return;
-      const existing = await db
+      const existing = await unlessUnavailable(db
         .selectFrom('oidc_models')
         .select('grant_id')
         .where('model', '=', this.name)
         .where('id', '=', id)
-        .executeTakeFirst();
+        .executeTakeFirst());
       throw existing ? new AlreadyConsumedError(this.name, existing.grant_id ?? undefined) : new AlreadyConsumedError(this.name, undefined, true);
     }
 
     async destroy(id: string): Promise<void> {
       if (hasNul(id)) return;
-      await db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', storedIdOf(this.name, id)).execute();
+      await unlessUnavailable(db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', storedIdOf(this.name, id)).execute());
       if (this.name === 'Client') clientCache.changed(id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       if (hasNul(grantId)) return;
-      await db.deleteFrom('oidc_models').where('model', '=', this.name).where('grant_id', '=', grantId).execute();
+      await unlessUnavailable(db.deleteFrom('oidc_models').where('model', '=', this.name).where('grant_id', '=', grantId).execute());
     }
   };
 }

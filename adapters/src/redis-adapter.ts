@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { CREDENTIAL_MODELS, storedIdOf, withCredential, withoutCredential } from './credential-ids.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
+import { StoreUnavailableError } from './store-errors.ts';
+
+export { StoreUnavailableError };
 
 /** The short-lived, hot models that live in Redis when it is configured. */
 export const REDIS_MODELS = new Set([
@@ -13,18 +16,6 @@ export const REDIS_MODELS = new Set([
   'DeviceCode',
   'BackchannelAuthenticationRequest',
 ]);
-
-/** Redis could not answer in time: the request fails fast with a 503 instead of hanging or a 500. */
-export class StoreUnavailableError extends errors.OIDCProviderError {
-  override readonly error_description = 'the session store is unavailable; try again shortly';
-
-  constructor(cause: unknown) {
-    super(503, 'temporarily_unavailable', { cause });
-    // oidc-provider turns unexposed (5xx) errors into server_error; this one is a standard OAuth
-    // error (RFC 6749 §4.1.2.1) that the client should see as it is.
-    this.expose = true;
-  }
-}
 
 // Adds a key to a grant's index and makes the index live at least as long as that key. A plain
 // EXPIRE on every add would shorten the index when a short-lived model joins a long-lived grant,
@@ -48,6 +39,7 @@ const CONSUME = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])`;
 
+/** Any failure of Redis itself (a reply error included) is the store being unavailable: 503, never 500. */
 async function guard<T>(operation: Promise<T>): Promise<T> {
   try {
     return await operation;

@@ -1,4 +1,5 @@
 import Provider, { errors, type Adapter, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import { unlessUnavailable } from '@jobswipe/adapters';
 import type { UserQueries } from '../users/queries.ts';
 import type { Context } from 'koa';
 import { errorPage, logoutPage, signedOutPage } from '../pages/views.ts';
@@ -179,7 +180,8 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       },
     },
     async findAccount(_ctx, sub) {
-      const user = await deps.users.findById(sub);
+      // The database being away is a 503 (temporarily_unavailable) for the client, not a server_error.
+      const user = await unlessUnavailable(deps.users.findById(sub));
       if (!user || user.disabled_at) return undefined;
       return {
         accountId: user.id,
