@@ -234,9 +234,11 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
       for (const name of scenarioTargets(scenario)) {
         if (aborted()) throw new Error('interrupted');
         const state = states.get(name)!;
-        const run = { duration: options.duration, connections: options.connections };
+        // A sign-in waits for bcrypt: the run lasts long enough for each connection to finish about two.
+        const signInSeconds = Math.min(30, Math.ceil((2 * options.connections) / Math.max(0.1, ceilings.bcryptPerSecond)));
+        const run = { duration: options.duration, connections: options.connections, signInSeconds };
         if (round === 1 && options.warmup > 0) {
-          await runScenario(scenario, state, credentials, { ...run, duration: options.warmup });
+          await runScenario(scenario, state, credentials, { duration: options.warmup, connections: options.connections });
           await repairUsers(state, credentials);
         }
         const measurement = await runScenario(scenario, state, credentials, run);

@@ -36,6 +36,8 @@ export interface UserState {
   accessToken: string;
   /** A refresh failed: the token may be spent, the user is signed in again before the next scenario. */
   broken: boolean;
+  /** A refresh is under way (its answer, and the next token, may be lost when the run stops). */
+  refreshing?: boolean;
 }
 
 export interface Measurement {
@@ -51,6 +53,8 @@ export interface Measurement {
   errorSample?: string | undefined;
   /** RSS of the target's process(es) right after the run, bytes. */
   rss: number[];
+  /** How long the run was, seconds. */
+  seconds: number;
   /** sign-in only: p99 (ms) of a cheap endpoint at a low rate, idle and during the sign-ins. */
   probe?: { endpoint: string; idleP99: number; loadedP99: number } | undefined;
 }
@@ -108,15 +112,19 @@ async function signInUser(target: RunningTarget, credentials: Credentials, email
   return { email, refreshToken: tokens.refresh_token, accessToken: tokens.access_token, broken: false };
 }
 
-/** Signs users whose refresh chain broke in again, so the next scenario starts from working tokens. */
+/** Signs users whose refresh chain broke in again (four at a time), so the next scenario starts from working tokens. */
 export async function repairUsers(state: TargetState, credentials: Credentials): Promise<number> {
-  let repaired = 0;
-  for (const [index, user] of state.users.entries()) {
-    if (!user.broken) continue;
-    state.users[index] = await signInUser(state.target, credentials, user.email);
-    repaired += 1;
-  }
-  return repaired;
+  const broken = [...state.users.entries()].filter(([, user]) => user.broken);
+  const count = broken.length;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let entry = broken.shift(); entry; entry = broken.shift()) {
+        const [index, user] = entry;
+        state.users[index] = await signInUser(state.target, credentials, user.email);
+      }
+    }),
+  );
+  return count;
 }
 
 const lowerCaseHeaders = (headers: Record<string, unknown>): StepResponse['headers'] =>
@@ -156,6 +164,8 @@ const toRequest = (base: Request, step: StepRequest): Request => ({
 interface RunOptions {
   duration: number;
   connections?: number;
+  /** The sign-in runs at least this long (a sign-in waits for bcrypt: a short run would finish none). */
+  signInSeconds?: number;
 }
 
 function options(target: RunningTarget, run: RunOptions, extra: Partial<autocannon.Options>): autocannon.Options {
@@ -182,6 +192,7 @@ function fromResult(result: autocannon.Result, target: RunningTarget, failures: 
     errors: bad,
     errorSample: failures.sample(),
     rss: targetRss(target),
+    seconds: result.duration,
   };
 }
 
@@ -209,8 +220,15 @@ export async function runScenario(scenario: ScenarioName, state: TargetState, cr
       };
       return fromResult(await cannon(options(target, run, { requests: [request] })), target, failures);
     }
-    case 'refresh':
-      return fromResult(await cannon(options(target, run, { setupClient: perUser(state, (user) => refreshRequest(user, target, credentials, failures)) })), target, failures);
+    case 'refresh': {
+      const result = await cannon(options(target, run, { setupClient: perUser(state, (user) => refreshRequest(user, target, credentials, failures)) }));
+      // A refresh whose answer never came (the run stopped first) may have spent the token: sign that user in again.
+      for (const user of state.users) {
+        if (user.refreshing) user.broken = true;
+        user.refreshing = false;
+      }
+      return fromResult(result, target, failures);
+    }
     case 'introspection':
       return fromResult(
         await cannon(
@@ -262,8 +280,12 @@ function refreshRequest(user: UserState, target: RunningTarget, credentials: Cre
     method: 'POST',
     path: target.endpoints.token,
     headers: { authorization: basicAuth(WEB_CLIENT, credentials.webSecret), 'content-type': 'application/x-www-form-urlencoded' },
-    setupRequest: (request) => ({ ...request, body: form({ grant_type: 'refresh_token', refresh_token: user.refreshToken }) }),
+    setupRequest: (request) => {
+      user.refreshing = true;
+      return { ...request, body: form({ grant_type: 'refresh_token', refresh_token: user.refreshToken }) };
+    },
     onResponse: (status, body) => {
+      user.refreshing = false;
       if (status !== 200) {
         user.broken = true;
         return;
@@ -337,7 +359,9 @@ async function runSignIns(state: TargetState, credentials: Credentials, run: Run
     client.setRequests(slots);
   };
 
-  const probeSeconds = Math.max(1, run.duration - 2);
+  const seconds = Math.max(run.duration, run.signInSeconds ?? 0);
+  run = { ...run, duration: seconds };
+  const probeSeconds = Math.max(1, Math.min(10, seconds - 2));
   const probeEndpoint = target.endpoints.discovery;
   const idle = await probe(`${target.base}${probeEndpoint}`, probeSeconds);
   const load = cannon(options(target, run, { setupClient }));
@@ -354,6 +378,7 @@ async function runSignIns(state: TargetState, credentials: Credentials, run: Run
     errors: failures.count + result.errors,
     errorSample: failures.sample(),
     rss: targetRss(target),
+    seconds: result.duration,
     probe: { endpoint: probeEndpoint, idleP99: idle.p99, loadedP99: loaded.p99 },
   };
 }
