@@ -53,7 +53,7 @@ export async function bcryptPerSecond(seconds = 3, cost = 12, concurrency = thre
 export async function measureCeilings(seconds: number): Promise<Ceilings> {
   const rs256 = rs256PerSecond(Math.min(2, seconds));
   const concurrency = threadpoolSize();
-  const bcryptRate = await bcryptPerSecond(Math.max(2, Math.min(4, seconds)), 12, concurrency);
+  const bcryptRate = await bcryptPerSecond(seconds, 12, concurrency);
   return { rs256PerSecond: rs256, bcryptPerSecond: bcryptRate, bcryptConcurrency: concurrency, bcryptCost: 12 };
 }
 

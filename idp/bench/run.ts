@@ -14,13 +14,14 @@ import { cores, measureCeilings } from './ceilings.ts';
 import { createSeed, type Credentials } from './seed.ts';
 import { renderMarkdown, renderSvg, type BenchResult, type Machine } from './report.ts';
 import { repairUsers, runScenario, SCENARIOS, signInUsers, stopLoad, type ScenarioName, type TargetState } from './scenarios.ts';
-import { Cleanup, POSTGRES_ADMIN_URL, REDIS_URL, ROOT, startTarget, TARGETS, targetRss, unsupported, type TargetName } from './targets.ts';
+import { Cleanup, POSTGRES_ADMIN_URL, REDIS_URL, ROOT, startTarget, stopStarting, TARGETS, targetRss, unsupported, type TargetName } from './targets.ts';
 
 export interface BenchOptions {
   duration: number;
   rounds: number;
   warmup: number;
   connections: number;
+  ceilingSeconds: number;
   scenarios: ScenarioName[];
   targets: TargetName[];
   cpuProf: string | undefined;
@@ -36,6 +37,7 @@ const USAGE = `npm run bench -- [options]
   --rounds N          rounds per scenario, alternating between targets; medians reported (default 3)
   --warmup S          unmeasured seconds before each target's first run of a scenario (default 1)
   --connections N     autocannon connections (default 16)
+  --ceiling-seconds S how long each ceiling is measured (default 3; RS256 at most 2)
   --scenarios a,b     of ${SCENARIOS.join(', ')} (default all)
   --targets x,y       of ${TARGETS.join(', ')} (default all; WORKERS=2 runs client credentials only)
   --cpu-prof DIR      start our provider under node --cpu-prof --cpu-prof-dir DIR/<target>
@@ -61,6 +63,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     rounds: 3,
     warmup: 1,
     connections: 16,
+    ceilingSeconds: 3,
     scenarios: [...SCENARIOS],
     targets: [...TARGETS],
     cpuProf: undefined,
@@ -94,6 +97,9 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case '--connections':
         options.connections = Math.floor(number(flag, value(), 1));
+        break;
+      case '--ceiling-seconds':
+        options.ceilingSeconds = number(flag, value(), 0.5);
         break;
       case '--scenarios':
         options.scenarios = list(value(), SCENARIOS, 'scenarios');
@@ -186,7 +192,7 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
 
   const startedAt = Date.now();
   log('measuring the ceilings (RS256, bcrypt)');
-  const ceilings = await measureCeilings(3);
+  const ceilings = await measureCeilings(options.ceilingSeconds);
   log(`RS256 ${ceilings.rs256PerSecond.toFixed(0)}/s on one core; bcrypt cost 12 ${ceilings.bcryptPerSecond.toFixed(1)}/s at ${ceilings.bcryptConcurrency} at a time`);
   const credentials: Credentials = await createSeed(12);
 
@@ -194,7 +200,7 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
     command: commandLine(argv),
     machine: await machine(),
     ceilings,
-    settings: { duration: options.duration, rounds: options.rounds, connections: options.connections, warmup: options.warmup },
+    settings: { duration: options.duration, rounds: options.rounds, connections: options.connections, warmup: options.warmup, short: options.duration < 5 || options.rounds < 3 },
     scenarios: options.scenarios,
     targets: options.targets,
     notRun: {},
@@ -254,6 +260,8 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
       }
     }
   }
+  // An interrupted run writes nothing: a partial report must not replace a whole one.
+  if (aborted()) throw new Error('interrupted');
   for (const [name, state] of states) result.finalRss[name] = targetRss(state.target);
   log(`measured in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
 
@@ -277,6 +285,7 @@ async function main(): Promise<void> {
     interrupted = true;
     process.stderr.write(`[bench] ${signal}: stopping the load and cleaning up\n`);
     stopLoad();
+    stopStarting();
     void cleanUp().then((problems) => {
       for (const problem of problems) process.stderr.write(`[bench] clean-up: ${problem}\n`);
       process.exit(130);

@@ -100,15 +100,27 @@ function baseEnvironment(): NodeJS.ProcessEnv {
   return env;
 }
 
+let stopping = false;
+/** CLI commands under way (servers are stopped by their clean-up step, cleanly). */
+const commands = new Set<ChildProcess>();
+
+/** Interrupted: start nothing more, and kill the CLI commands under way. */
+export function stopStarting(): void {
+  stopping = true;
+  for (const command of commands) command.kill('SIGKILL');
+}
+
 /** `node [nodeArgs] --import tsx entry args`, output to a log file (a pipe nobody reads would fill and block). */
 function spawnNode(entry: string, args: string[], env: Record<string, string>, logFile: string, nodeArgs: string[] = []): ChildProcess {
+  if (stopping) throw new Error('interrupted');
   const fd = openSync(logFile, 'a');
   try {
-    return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], {
       cwd: ROOT,
       env: { ...baseEnvironment(), ...env },
       stdio: ['ignore', fd, fd],
     });
+    return child;
   } finally {
     closeSync(fd);
   }
@@ -131,6 +143,8 @@ const tail = (file: string) => {
 /** Runs a CLI command of ours to completion (the same entry point as `npm run idp -- ...`). */
 async function runCli(args: string[], env: Record<string, string>, logFile: string): Promise<void> {
   const child = spawnNode('idp/src/cli/main.ts', args, env, logFile);
+  commands.add(child);
+  child.once('exit', () => commands.delete(child));
   const timeout = setTimeout(() => child.kill('SIGKILL'), 180_000);
   const code = await exitOf(child);
   clearTimeout(timeout);
