@@ -33,7 +33,7 @@ export interface BenchOptions {
 
 const USAGE = `npm run bench -- [options]
 
-  --duration S        seconds per measured run (default 7)
+  --duration S        seconds per measured run (default 6; the whole run then takes about 10 minutes)
   --rounds N          rounds per scenario, alternating between targets; medians reported (default 3)
   --warmup S          unmeasured seconds before each target's first run of a scenario (default 1)
   --connections N     autocannon connections (default 16)
@@ -59,7 +59,7 @@ function list<T extends string>(value: string, allowed: readonly T[], what: stri
 
 export function parseOptions(argv: string[]): BenchOptions {
   const options: BenchOptions = {
-    duration: 7,
+    duration: 6,
     rounds: 3,
     warmup: 1,
     connections: 16,
@@ -293,13 +293,23 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A throw in a load generator's callback would end the process: clean up first.
+  const onCrash = (error: unknown) => {
+    process.stderr.write(`[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
+    stopLoad();
+    stopStarting();
+    void cleanUp().finally(() => process.exit(1));
+  };
+  process.on('uncaughtException', onCrash);
+  process.on('unhandledRejection', onCrash);
   let status = 0;
   try {
     await runBench(process.argv.slice(2), cleanup, () => interrupted);
   } catch (error) {
     if (interrupted) return;
-    status = error instanceof UsageError ? 2 : 1;
-    process.stderr.write(error instanceof UsageError ? `${error.message}\n` : `[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
+    status = error instanceof UsageError ? (error.message === USAGE ? 0 : 2) : 1;
+    if (status === 0) process.stdout.write(USAGE);
+    else process.stderr.write(error instanceof UsageError ? `${error.message}\n` : `[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
   }
   if (interrupted) return;
   for (const problem of await cleanUp()) process.stderr.write(`[bench] clean-up: ${problem}\n`);
