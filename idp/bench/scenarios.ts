@@ -181,11 +181,13 @@ function options(target: RunningTarget, run: RunOptions, extra: Partial<autocann
 
 /** A measurement from autocannon's own counters: every response should be a 2xx. */
 function fromResult(result: autocannon.Result, target: RunningTarget, failures: Failures): Measurement {
-  const bad = result.non2xx + result.errors + failures.count;
+  // Our own checks (a 2xx with the wrong body) count against the rate; autocannon's against nothing else.
+  const wrongBodies = failures.count;
+  const bad = result.non2xx + result.errors + wrongBodies;
   if (result.non2xx > 0) failures.add(`${result.non2xx} non-2xx responses (${Object.keys(result.statusCodeStats ?? {}).join(', ')})`);
   if (result.errors > 0) failures.add(`${result.errors} connection errors (${result.timeouts} timeouts)`);
   return {
-    rate: Math.max(0, result['2xx'] - failures.count) / result.duration,
+    rate: Math.max(0, result['2xx'] - wrongBodies) / result.duration,
     requestRate: result.requests.total / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
