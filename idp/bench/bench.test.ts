@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchResult } from './report.ts';
 import { parseOptions, UsageError } from './run.ts';
+import { signInRate } from './scenarios.ts';
 import { ROOT } from './targets.ts';
 
 /**
@@ -71,5 +72,13 @@ describe('npm run bench', () => {
     expect(() => parseOptions(['--scenarios', 'discovery,nope'])).toThrow(UsageError);
     expect(() => parseOptions(['--targets', 'elsewhere'])).toThrow(/choose from bare, ours-pg/);
     expect(parseOptions(['--scenarios', 'jwks,discovery']).scenarios).toEqual(['discovery', 'jwks']);
+  });
+
+  it('counts sign-ins per second from the first completion, once there are enough', () => {
+    // 16 connections, a sign-in takes 2 s: the first complete at 2 s, then 8 per second until 10 s.
+    expect(signInRate(65, 2_000, 0, 10)).toBeCloseTo(8, 5);
+    // Too few to tell a steady state: completions over the whole run.
+    expect(signInRate(2, 9_500, 0, 10)).toBeCloseTo(0.2, 5);
+    expect(signInRate(0, undefined, 0, 10)).toBe(0);
   });
 });

@@ -240,8 +240,8 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
       for (const name of scenarioTargets(scenario)) {
         if (aborted()) throw new Error('interrupted');
         const state = states.get(name)!;
-        // A sign-in waits for bcrypt: the run lasts long enough for each connection to finish about two.
-        const signInSeconds = Math.min(30, Math.ceil((2 * options.connections) / Math.max(0.1, ceilings.bcryptPerSecond)));
+        // A sign-in waits for bcrypt: the run lasts long enough for each connection to finish about four.
+        const signInSeconds = Math.min(40, Math.ceil((4 * options.connections) / Math.max(0.1, ceilings.bcryptPerSecond)));
         const run = { duration: options.duration, connections: options.connections, signInSeconds };
         if (round === 1 && options.warmup > 0) {
           await runScenario(scenario, state, credentials, { duration: options.warmup, connections: options.connections });
