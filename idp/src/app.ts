@@ -168,6 +168,9 @@ export function createApp(deps: AppDependencies): Koa {
   return app;
 }
 
+/** The provider answers discovery at both (its route `discovery`; pathFor names only the second). */
+const DISCOVERY_PATHS = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']);
+
 /**
  * Discovery and the JWKS as the serving provider instance first answered them, without going through
  * the rest of the stack. Only plain GETs of the exact paths: a request with an Origin (CORS is
@@ -177,7 +180,7 @@ function staticProviderAnswers(provider: () => Provider, jwksCacheSeconds: numbe
   return async (ctx, next) => {
     if (ctx.method !== 'GET' || ctx.get('origin') !== '') return next();
     const serving = provider();
-    const route = ctx.path === routePathOf(serving, 'jwks') ? 'jwks' : ctx.path === routePathOf(serving, 'discovery') ? 'discovery' : undefined;
+    const route = ctx.path === routePathOf(serving, 'jwks') ? 'jwks' : DISCOVERY_PATHS.has(ctx.path) ? 'discovery' : undefined;
     const answer = route && staticAnswerOf(serving, route);
     if (!route || !answer) return next();
     if (route === 'jwks') ctx.set('Cache-Control', `public, max-age=${jwksCacheSeconds}`);
