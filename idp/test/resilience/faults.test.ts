@@ -87,7 +87,10 @@ describe('faults with traffic running (two processes, private Postgres and Redis
     // (a request lost at the kill, or cut by the restart, may have started just before it)
     expect(problems.filter(reuse).length).toBeLessThanOrEqual(traffic.summary(began - 10_000).lost + (allowed.cutRefreshes ?? 0));
     expect(during.maxMs).toBeLessThan(5_000);
-    expect(after.ok, JSON.stringify(traffic.problems(recovered).slice(0, 5))).toBe(after.requests);
+    // Once recovered everything succeeds, but for the retries of refreshes the fault cut short (excused
+    // and bounded above: the retry comes whenever that client next refreshes, often after the recovery).
+    const excusedAfter = traffic.problems(recovered).filter(excused).length;
+    expect(after.ok + excusedAfter, JSON.stringify(traffic.problems(recovered).slice(0, 5))).toBe(after.requests);
     return during;
   }
 
