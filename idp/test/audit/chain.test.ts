@@ -15,6 +15,7 @@ import { startSealing } from '../../src/audit/sealer.ts';
 import type { AuditTables } from '../../src/audit/tables.ts';
 import { verifyChain } from '../../src/audit/verify.ts';
 import { createLogger } from '../../src/logger.ts';
+import { until } from '../../../test/support/waiting.ts';
 
 const CLI_ENTRY = 'idp/src/cli/main.ts';
 const USER = '0b5e4c0e-3f55-4a4e-9d7e-6c1f1c2b9a01';
@@ -32,15 +33,6 @@ const strictLog = (db: Kysely<AuditTables>): AuditLog =>
     throw error;
   });
 
-async function until<T>(check: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const count = async (db: Kysely<AuditTables>, table: 'audit_events' | 'audit_seals') =>
   Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);

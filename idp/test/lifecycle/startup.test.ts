@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, ownLines, runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
 import { createTestStore, POSTGRES_ADMIN_URL, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { statusOf } from '../../../test/support/waiting.ts';
 
 const SERVER_ENTRY = 'idp/src/main.ts';
 
@@ -17,22 +18,13 @@ const startServer = (env: Record<string, string>): Running => spawnNode(SERVER_E
 /** Runs the server to completion (it is expected to refuse to start) within the timeout. */
 const runServerToExit = (env: Record<string, string>, timeoutMs = 20_000) => runToExit(SERVER_ENTRY, [], env, timeoutMs);
 
-async function status(url: string): Promise<number | undefined> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
-    await response.arrayBuffer();
-    return response.status;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Polls until url answers with the wanted status; fails with the last answer otherwise. */
 async function waitForStatus(url: string, wanted: number, timeoutMs: number, server?: Running): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: number | undefined;
   while (Date.now() < deadline) {
-    last = await status(url);
+    last = await statusOf(url);
     if (last === wanted) return;
     if (server && server.child.exitCode !== null) {
       throw new Error(`server exited with ${server.child.exitCode} before ${url} answered; stderr: ${server.stderr()}`);
@@ -131,7 +123,7 @@ describe('readiness against Postgres', () => {
   });
 
   it('is ready while the database answers, and not ready (but alive) when it does not', async () => {
-    expect(await status(`${base}/readyz`)).toBe(200);
+    expect(await statusOf(`${base}/readyz`)).toBe(200);
     const ready = await fetch(`${base}/readyz`);
     expect(await ready.json()).toEqual({ status: 'ready' });
     expect(ready.headers.get('cache-control')).toBe('no-store');
@@ -189,7 +181,7 @@ describe('embedded store: shutdown and exclusive use', () => {
     expect(lines[0]).toContain(String(server?.child.pid));
     expect(result.stderr).not.toMatch(/^ {4}at /m);
     // The running server was not disturbed.
-    expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
+    expect(await statusOf(`http://127.0.0.1:${port}/readyz`)).toBe(200);
   }, 30_000);
 
   it('on SIGTERM refuses new connections, finishes the request in flight and exits 0', async () => {

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, ownLines, runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
 import { createTestStore, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { statusOf, until } from '../../../test/support/waiting.ts';
 
 const SERVER_ENTRY = 'idp/src/main.ts';
 
@@ -19,25 +20,7 @@ async function childrenOf(pid: number): Promise<number[]> {
   return children.sort();
 }
 
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
-async function status(url: string): Promise<number | undefined> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
-    await response.arrayBuffer();
-    return response.status;
-  } catch {
-    return undefined;
-  }
-}
 
 describe('WORKERS', () => {
   it('more than one on the embedded store is refused at start, naming WORKERS', async () => {
@@ -56,7 +39,7 @@ describe('WORKERS', () => {
       const port = await freePort();
       base = `http://127.0.0.1:${port}`;
       server = spawnNode(SERVER_ENTRY, [], { ...storeEnvironment(store), PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', WORKERS: '2' });
-      await until(async () => ((await status(`${base}/readyz`)) === 200 ? true : undefined), 'the workers to be ready', 60_000);
+      await until(async () => ((await statusOf(`${base}/readyz`)) === 200 ? true : undefined), 'the workers to be ready', 60_000);
     }, 90_000);
 
     afterAll(async () => {
@@ -71,20 +54,20 @@ describe('WORKERS', () => {
         return found.length === 2 ? found : undefined;
       }, 'two worker processes', 20_000);
 
-      const answers = await Promise.all(Array.from({ length: 40 }, () => status(`${base}/.well-known/openid-configuration`)));
+      const answers = await Promise.all(Array.from({ length: 40 }, () => statusOf(`${base}/.well-known/openid-configuration`)));
       expect(answers.every((answer) => answer === 200)).toBe(true);
 
       process.kill(workers[0]!, 'SIGKILL');
       // The other worker answers meanwhile; new connections never go to the dead one.
       await sleep(200);
-      const during = await Promise.all(Array.from({ length: 20 }, () => status(`${base}/jwks`)));
+      const during = await Promise.all(Array.from({ length: 20 }, () => statusOf(`${base}/jwks`)));
       expect(during.every((answer) => answer === 200)).toBe(true);
       const replaced = await until(async () => {
         const found = await childrenOf(primary);
         return found.length === 2 && !found.includes(workers[0]!) ? found : undefined;
       }, 'a replacement worker', 30_000);
       expect(replaced).toContain(workers[1]);
-      await until(async () => ((await status(`${base}/readyz`)) === 200 ? true : undefined), 'ready again', 30_000);
+      await until(async () => ((await statusOf(`${base}/readyz`)) === 200 ? true : undefined), 'ready again', 30_000);
 
       server!.signal('SIGTERM');
       expect(await Promise.race([server!.exited, sleep(15_000).then(() => 'still running')])).toBe(0);
