@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,9 +51,17 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts `node --import tsx <entry> ...args` from ROOT, with `stdin` (or nothing) on its standard input. */
-export function spawnNode(entry: string, args: string[], env: Record<string, string>, stdin?: string): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+/** The Node flags `npm start` runs the server with (package.json: `node <flags> --import tsx idp/src/main.ts`). */
+export function serverNodeFlags(): string[] {
+  const manifest = JSON.parse(readFileSync(new URL('package.json', `file://${ROOT}`), 'utf8')) as { scripts: Record<string, string> };
+  const words = (manifest.scripts['start'] ?? '').split(/\s+/);
+  const end = words.indexOf('--import');
+  return words[0] === 'node' && end > 0 ? words.slice(1, end) : [];
+}
+
+/** Starts `node [nodeArgs] --import tsx <entry> ...args` from ROOT, with `stdin` (or nothing) on its standard input. */
+export function spawnNode(entry: string, args: string[], env: Record<string, string>, stdin?: string, nodeArgs: string[] = []): Running {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], {
     cwd: ROOT,
     env: { ...baseEnvironment(), ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
