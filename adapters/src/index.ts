@@ -8,5 +8,5 @@ export type { ValueCipher, OidcAdapterOptions } from './oidc-adapter.ts';
 export type { OidcTables, OidcModelsTable } from './tables.ts';
 export { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
 export { StoreUnavailableError, isStoreUnavailable, unlessUnavailable } from './store-errors.ts';
-export { createStorageAdapter, REFRESH_REPLAY_MODEL } from './storage.ts';
+export { createStorageAdapter, REDIS_PREFERRED_MODELS, REFRESH_REPLAY_MODEL } from './storage.ts';
 export type { StorageOptions } from './storage.ts';

@@ -157,6 +157,64 @@ describe.each(STORE_KINDS)('oidc adapter on the %s store', (kind) => {
     );
   });
 
+  describe('rotate (consume a refresh token and save its successor in one statement)', () => {
+    type Rotating = Adapter & { rotate(used: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<void> };
+    const rotating = () => adapter('RefreshToken') as Rotating;
+
+    it('of 20 concurrent rotations of one token exactly one wins, and only its successor is stored', async () => {
+      const used = newId('rotate-used');
+      const grantId = newId('rotate-grant');
+      await adapter('RefreshToken').upsert(used, payloadFor('RefreshToken', used, { grantId }), 600);
+      const successors = Array.from({ length: 20 }, (_, i) => newId(`rotate-next-${i}`));
+
+      const results = await Promise.allSettled(
+        successors.map((next) => rotating().rotate(used, next, payloadFor('RefreshToken', next, { grantId }), 600)),
+      );
+
+      const won = results.flatMap((result, i) => (result.status === 'fulfilled' ? [successors[i]!] : []));
+      expect(won).toHaveLength(1);
+      for (const result of results) {
+        if (result.status === 'rejected') {
+          expect(result.reason).toBeInstanceOf(AlreadyConsumedError);
+          expect((result.reason as AlreadyConsumedError).grantId).toBe(grantId);
+          expect((result.reason as AlreadyConsumedError).gone).toBe(false);
+        }
+      }
+      expect(typeof (await adapter('RefreshToken').find(used))?.consumed).toBe('number');
+      const stored = await storedRows(successors);
+      expect(stored.map((row) => row.id)).toEqual(won);
+      expect(stored[0]).toMatchObject({ grant_id: grantId, consumed_at: null });
+      expect(stored[0]?.expires_at).toBeInstanceOf(Date);
+      expect(await adapter('RefreshToken').find(won[0]!)).toMatchObject({ grantId });
+    });
+
+    it('stores nothing when the token is gone, and says so', async () => {
+      const next = newId('rotate-orphan');
+      const error = await rotating().rotate(newId('rotate-missing'), next, payloadFor('RefreshToken', next), 600).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(AlreadyConsumedError);
+      expect((error as AlreadyConsumedError).gone).toBe(true);
+      expect(await storedRows([next])).toEqual([]);
+    });
+
+    it('leaves the token unused when the successor cannot be stored (both or neither)', async () => {
+      const used = newId('rotate-atomic');
+      await adapter('RefreshToken').upsert(used, payloadFor('RefreshToken', used), 600);
+      const next = newId('rotate-refused');
+      // The successor's insert fails inside the statement: a check no successor can pass, for this test only.
+      await sql`alter table oidc_models add constraint rotate_test_refuses check (payload ->> 'refuse' is null) not valid`.execute(db());
+      try {
+        await expect(rotating().rotate(used, next, { ...payloadFor('RefreshToken', next), refuse: true }, 600)).rejects.toThrow();
+      } finally {
+        await sql`alter table oidc_models drop constraint rotate_test_refuses`.execute(db());
+      }
+      expect((await adapter('RefreshToken').find(used))?.consumed).toBeUndefined();
+      expect(await storedRows([next])).toEqual([]);
+      // And the token can still be rotated.
+      await rotating().rotate(used, next, payloadFor('RefreshToken', next), 600);
+      expect(typeof (await adapter('RefreshToken').find(used))?.consumed).toBe('number');
+    });
+  });
+
   describe('revokeByGrantId', () => {
     // The grant_id column is generated from the payload, so it follows the latest upsert.
     it('follows a grantId changed by a later upsert', async () => {

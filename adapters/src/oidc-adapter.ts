@@ -71,7 +71,8 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       this.name = name;
     }
 
-    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    /** The row to store: the payload as JSON (a client's secret sealed) and its expiry on the database's clock. */
+    async #row(id: string, payload: AdapterPayload, expiresIn: number) {
       // 0 or no value: no expiry. A negative value (oidc-provider saves with exp - now) is already expired.
       const expiresAt =
         Number.isFinite(expiresIn) && expiresIn !== 0 ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
@@ -80,14 +81,57 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       }
       const stored = withoutCredential(this.name, payload);
       const json = JSON.stringify(this.name === 'Client' ? await sealClientSecret(id, stored, options.secrets) : stored);
+      return { id: storedIdOf(this.name, id), json, expiresAt };
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      const row = await this.#row(id, payload, expiresIn);
       await unlessUnavailable(db
         .insertInto('oidc_models')
-        .values({ model: this.name, id: storedIdOf(this.name, id), payload: json, expires_at: expiresAt, consumed_at: null })
+        .values({ model: this.name, id: row.id, payload: row.json, expires_at: row.expiresAt, consumed_at: null })
         .onConflict((conflict) =>
-          conflict.columns(['model', 'id']).doUpdateSet({ payload: json, expires_at: expiresAt }),
+          conflict.columns(['model', 'id']).doUpdateSet({ payload: row.json, expires_at: row.expiresAt }),
         )
         .execute());
       if (this.name === 'Client') clientCache.changed(id);
+    }
+
+    /**
+     * A rotation in one statement: consumes `usedValue` and stores its successor `id`, both or
+     * neither, so a rotation cut short (the process killed, the database gone) leaves the used token
+     * redeemable rather than used with no successor. Only one of any number of concurrent rotations
+     * of the same token succeeds; the others, and a rotation of a token that is not there (any more),
+     * get AlreadyConsumedError and store nothing.
+     */
+    async rotate(usedValue: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (hasNul(usedValue)) throw new AlreadyConsumedError(this.name, undefined, true);
+      const used = storedIdOf(this.name, usedValue);
+      const row = await this.#row(id, payload, expiresIn);
+      const stored = await unlessUnavailable(db
+        .with('used', (query) => query
+          .updateTable('oidc_models')
+          .set({ consumed_at: sql<Date>`now()` })
+          .where('model', '=', this.name)
+          .where('id', '=', used)
+          .where('consumed_at', 'is', null)
+          .returning('id'))
+        .insertInto('oidc_models')
+        .columns(['model', 'id', 'payload', 'expires_at', 'consumed_at'])
+        .expression((eb) => eb
+          .selectFrom('used')
+          .select([
+            sql<string>`${this.name}::text`.as('model'),
+            sql<string>`${row.id}::text`.as('id'),
+            sql<string>`${row.json}::jsonb`.as('payload'),
+            (row.expiresAt ?? sql<Date | null>`null::timestamptz`).as('expires_at'),
+            sql<Date | null>`null::timestamptz`.as('consumed_at'),
+          ]))
+        .onConflict((conflict) =>
+          conflict.columns(['model', 'id']).doUpdateSet({ payload: row.json, expires_at: row.expiresAt }),
+        )
+        .returning('id')
+        .executeTakeFirst());
+      if (!stored) throw await this.#notConsumed(used);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -141,13 +185,18 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
         .returning('id')
         .executeTakeFirst());
       if (updated) return;
+      throw await this.#notConsumed(id);
+    }
+
+    /** Why a consume of the stored id `id` found nothing to consume: used before, or gone. */
+    async #notConsumed(id: string): Promise<AlreadyConsumedError> {
       const existing = await unlessUnavailable(db
         .selectFrom('oidc_models')
         .select('grant_id')
         .where('model', '=', this.name)
         .where('id', '=', id)
         .executeTakeFirst());
-      throw existing ? new AlreadyConsumedError(this.name, existing.grant_id ?? undefined) : new AlreadyConsumedError(this.name, undefined, true);
+      return existing ? new AlreadyConsumedError(this.name, existing.grant_id ?? undefined) : new AlreadyConsumedError(this.name, undefined, true);
     }
 
     async destroy(id: string): Promise<void> {

@@ -12,7 +12,7 @@ import { CREDENTIAL_MODELS, storedIdOf } from './credential-ids.ts';
 import { openDatabase, type Database } from './database.ts';
 import { AlreadyConsumedError } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS, StoreUnavailableError } from './redis-adapter.ts';
-import { createStorageAdapter } from './storage.ts';
+import { createStorageAdapter, REDIS_PREFERRED_MODELS } from './storage.ts';
 import type { OidcTables } from './tables.ts';
 
 
@@ -256,5 +256,43 @@ describe('createStorageAdapter with Redis', () => {
     expect((await new Storage('Grant').find(grant))?.jti).toBe(grant);
     expect(await rowsFor(grant)).toStrictEqual([{ model: 'Grant', id: grant }]);
     expect(await scanKeys(redis, `${glob(storagePrefix)}*${glob(grant)}*`)).toStrictEqual([]);
+  });
+
+  it('keeps access tokens in Redis while it answers and in the database while it does not, and finds and revokes them in both', async () => {
+    if (!database) throw new Error('database not open');
+    const db = database.db;
+    const Storage = createStorageAdapter({ db, redis: { client: redis, prefix: storagePrefix } });
+    // A Redis that is not there: nothing listens on the port, and commands fail at once.
+    const away = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    away.on('error', () => {});
+    const Degraded = createStorageAdapter({ db, redis: { client: away, prefix: storagePrefix } });
+    const rowsFor = (model: string, id: string) => db.selectFrom('oidc_models').select('model').where('model', '=', model).where('id', '=', storedIdOf(model, id)).execute();
+    const grantId = newId('preferred-grant');
+    try {
+      for (const model of REDIS_PREFERRED_MODELS) {
+        const hot = newId(`hot-${model}`);
+        await new Storage(model).upsert(hot, payloadFor('AccessToken', hot, { grantId }), 600);
+        expect(await rowsFor(model, hot)).toEqual([]);
+        expect(await scanKeys(redis, modelKey(model, hot).replace(prefix, `${glob(prefix)}storage:`))).toHaveLength(1);
+
+        const cold = newId(`cold-${model}`);
+        await new Degraded(model).upsert(cold, payloadFor('AccessToken', cold, { grantId }), 600);
+        expect(await rowsFor(model, cold)).toHaveLength(1);
+        // Written during the outage, found once Redis is back; and found while it is away.
+        expect((await new Storage(model).find(cold))?.grantId).toBe(grantId);
+        expect((await new Degraded(model).find(cold))?.grantId).toBe(grantId);
+        expect((await new Storage(model).find(hot))?.grantId).toBe(grantId);
+        expect(await new Degraded(model).find(hot)).toBeUndefined();
+
+        // A removal reaches both stores, and is refused (not reported done) while Redis is away.
+        await expect(new Degraded(model).revokeByGrantId(grantId)).rejects.toBeInstanceOf(StoreUnavailableError);
+        await new Storage(model).revokeByGrantId(grantId);
+        expect(await new Storage(model).find(hot)).toBeUndefined();
+        expect(await new Storage(model).find(cold)).toBeUndefined();
+        expect(await rowsFor(model, cold)).toEqual([]);
+      }
+    } finally {
+      away.disconnect();
+    }
   });
 });

@@ -7,6 +7,17 @@ import { StoreUnavailableError } from './store-errors.ts';
 export { StoreUnavailableError };
 
 /** The short-lived, hot models that live in Redis when it is configured. */
+/**
+ * A rotated refresh token's answer, kept sealed for the reuse grace period so that a replay of that
+ * token gets the same tokens again; stored under a hash of the rotated token (idp's refresh-replay.ts).
+ */
+export const REFRESH_REPLAY_MODEL = 'RefreshTokenReplay';
+
+/**
+ * The models that live in Redis when it is configured: sessions and interactions, codes, PAR and
+ * CIBA requests, device codes, replay detection. Grants, refresh tokens and clients stay in the
+ * database: losing them would sign users out. See also REDIS_PREFERRED_MODELS (storage.ts).
+ */
 export const REDIS_MODELS = new Set([
   'Session',
   'Interaction',

@@ -1,24 +1,62 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import type { Adapter } from 'oidc-provider';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { createOidcAdapter, type ValueCipher } from './oidc-adapter.ts';
-import { createRedisAdapter, REDIS_MODELS } from './redis-adapter.ts';
+import { createRedisAdapter, REDIS_MODELS, REFRESH_REPLAY_MODEL } from './redis-adapter.ts';
+import { isStoreUnavailable } from './store-errors.ts';
 import type { OidcTables } from './tables.ts';
 
+export { REFRESH_REPLAY_MODEL } from './redis-adapter.ts';
+
 /**
- * A rotated refresh token's answer, kept sealed for the reuse grace period so that a replay of that
- * token gets the same tokens again; stored under a hash of the rotated token (idp's refresh-replay.ts).
- * It stays in the database beside the refresh tokens, with or without Redis: refreshing depends on
- * one store only.
+ * Models written on every token request that must not make refreshing depend on Redis: kept in
+ * Redis while it answers, in the database while it does not, and looked up in Redis first.
+ * - Opaque access tokens (AccessToken, ClientCredentials; 15 minutes at most).
+ * - A rotation's kept answer (REFRESH_REPLAY_MODEL; the reuse grace period, seconds).
+ * A token Redis loses (a restart: it keeps nothing on disk) is gone: the client gets 401 at userinfo
+ * or `active: false` at introspection, and refreshes.
  */
-export const REFRESH_REPLAY_MODEL = 'RefreshTokenReplay';
+export const REDIS_PREFERRED_MODELS = new Set(['AccessToken', 'ClientCredentials', REFRESH_REPLAY_MODEL]);
 
 export interface StorageOptions {
   db: Kysely<OidcTables>;
-  /** With Redis, the hot models (REDIS_MODELS) live there; everything else stays in the database. */
+  /** With Redis, the hot models (REDIS_MODELS, REDIS_PREFERRED_MODELS) live there; everything else stays in the database. */
   redis?: { client: Redis; prefix: string } | undefined;
   /** Seals client secrets at rest; see createOidcAdapter. */
   secrets?: ValueCipher | undefined;
+}
+
+/** Runs `first`; when its store is unavailable (not for any other error), runs `fallback` instead. */
+async function orElse<T>(first: () => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+  try {
+    return await first();
+  } catch (error) {
+    if (!isStoreUnavailable(error)) throw error;
+    return fallback();
+  }
+}
+
+/**
+ * Redis first, the database when Redis is unavailable. Finds look in Redis, then in the database
+ * (what was written there during an outage); removals go to both, and fail if either fails, so a
+ * revocation is never reported done while a copy lives on.
+ */
+function preferring(hot: Adapter, cold: Adapter): Adapter {
+  const find = (method: 'find' | 'findByUid' | 'findByUserCode') => async (value: string): Promise<AdapterPayload | undefined> =>
+    (await orElse(async () => (await hot[method](value)) ?? undefined, async () => undefined)) ?? ((await cold[method](value)) ?? undefined);
+  return {
+    upsert: (id, payload, expiresIn) => orElse(() => hot.upsert(id, payload, expiresIn), () => cold.upsert(id, payload, expiresIn)),
+    find: find('find'),
+    findByUid: find('findByUid'),
+    findByUserCode: find('findByUserCode'),
+    consume: (id) => orElse(() => hot.consume(id), () => cold.consume(id)),
+    async destroy(id) {
+      await Promise.all([hot.destroy(id), cold.destroy(id)]);
+    },
+    async revokeByGrantId(grantId) {
+      await Promise.all([hot.revokeByGrantId(grantId), cold.revokeByGrantId(grantId)]);
+    },
+  };
 }
 
 /** The one adapter the provider is given: each model goes to Redis or to the database by configuration. */
@@ -26,7 +64,10 @@ export function createStorageAdapter(options: StorageOptions): new (name: string
   const Database = createOidcAdapter(options.db, { secrets: options.secrets });
   const Hot = options.redis ? createRedisAdapter(options.redis.client, options.redis.prefix) : undefined;
   function StorageAdapter(name: string): Adapter {
-    return Hot && REDIS_MODELS.has(name) ? new Hot(name) : new Database(name);
+    if (!Hot) return new Database(name);
+    if (REDIS_MODELS.has(name)) return new Hot(name);
+    if (REDIS_PREFERRED_MODELS.has(name)) return preferring(new Hot(name), new Database(name));
+    return new Database(name);
   }
   return StorageAdapter as unknown as new (name: string) => Adapter;
 }

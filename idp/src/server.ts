@@ -172,12 +172,12 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
     built.on('grant.error', (ctx, error) => {
       if (error instanceof AlreadyConsumedError && error.grantId) {
         const revoking = revokeGrant(adapter, error.grantId).catch((cause: unknown) => log.error({ err: cause }, 'grant revocation failed'));
-        (requestScope(ctx.req).grantRevocations ??= []).push(revoking);
+        (requestScope(ctx.req).pendingWrites ??= []).push(revoking);
       }
     });
     built.use(async (ctx, next) => {
       await next();
-      await Promise.all(requestScope(ctx.req).grantRevocations ?? []);
+      await Promise.all(requestScope(ctx.req).pendingWrites ?? []);
     });
     return built;
   };

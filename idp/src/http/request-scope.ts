@@ -41,8 +41,11 @@ export interface RequestScope {
   sessionRecorded?: Promise<void>;
   /** provider/refresh-replay.ts: the earlier rotation this refresh request was answered with again. */
   refreshReplayed?: ReplayedRefresh;
-  /** server.ts: grant revocations after a lost redemption race, which the provider's response waits for. */
-  grantRevocations?: Array<Promise<void>>;
+  /**
+   * Writes the provider's response waits for (server.ts): grant revocations after a lost redemption
+   * race (server.ts), a rotation's kept answer (provider/refresh-replay.ts). Each settles without throwing.
+   */
+  pendingWrites?: Array<Promise<void>>;
 }
 
 /** What the audit records about a refresh answered with the tokens of an earlier rotation. */

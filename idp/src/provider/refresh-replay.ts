@@ -43,6 +43,11 @@ import { requestScope } from '../http/request-scope.ts';
 export const REPLAY_WAIT_MS = 2_000;
 
 type AdapterClass = new (name: string) => Adapter;
+
+/** The database adapter's rotation: consume one token and save its successor in one statement. */
+interface RotatingAdapter {
+  rotate(usedValue: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<void>;
+}
 type GrantHandler = Parameters<Provider['registerGrantType']>[1];
 type GrantContext = Parameters<GrantHandler>[0];
 type GrantNames = Parameters<Provider['registerGrantType']>[2];
@@ -90,6 +95,8 @@ interface RequestShape {
 interface Redemption {
   token: string;
   consumedAt?: number;
+  /** The handler consumed the token: the adapter does it with the successor's save, in one statement. */
+  rotating?: boolean;
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -148,14 +155,18 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
       accessTokenExpiresAt: nowSeconds() + Number(body['expires_in'] ?? 0),
       request: requestShape(ctx),
     };
-    let stored: StoredAnswer | undefined;
+    // The client has its tokens; if the answer cannot be kept, only a replay of this rotation from
+    // another process or later will not be recognised.
+    const failed = (error: unknown) => options.onError(error, 'the answer to a refresh could not be kept for its grace period');
+    let stored: StoredAnswer;
     try {
       stored = { clientId: client.clientId, grantId: successor.grantId, sealed: await options.secrets.seal(JSON.stringify(answer), sealContext(key)) };
-      await answers().upsert(key, { ...stored }, options.graceSeconds);
     } catch (error) {
-      // The client has its tokens; only a replay of this rotation from another process or later will not be recognised.
-      options.onError(error, 'the answer to a refresh could not be kept for its grace period');
+      failed(error);
+      return undefined;
     }
+    // Stored while the audit event is written: the response waits for both (server.ts).
+    (requestScope(ctx.req).pendingWrites ??= []).push(answers().upsert(key, { ...stored }, options.graceSeconds).catch(failed));
     return stored;
   }
 
@@ -199,6 +210,8 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     const redemption: Redemption = { token };
     try {
       await redemptions.run(redemption, async () => handler(ctx));
+      // Consumed without a successor saved (not the provider's rotation): consume it on its own.
+      if (redemption.rotating) await new options.adapter('RefreshToken').consume(token);
     } catch (error) {
       // Gone since the provider found it (revoked with its grant): nothing to replay.
       if (!(error instanceof AlreadyConsumedError) || error.gone) throw error;
@@ -237,15 +250,24 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
   }
 
   /**
-   * The storage adapter, except that the refresh token being redeemed by our handler is seen unused,
-   * so that a second redemption reaches the atomic consume instead of the provider's revocation.
+   * The storage adapter, except for the refresh token our handler redeems:
+   * - it is seen unused, so that a second redemption reaches the atomic consume instead of the
+   *   provider's revocation;
+   * - consuming it waits for the successor's save, and the two are one statement (the adapter's
+   *   `rotate`): a rotation cut short leaves the token redeemable, never used without a successor.
    */
   function redemptionAware(Base: AdapterClass): AdapterClass {
     function RedemptionAwareAdapter(name: string): Adapter {
-      const inner = new Base(name);
+      const inner = new Base(name) as Adapter & Partial<RotatingAdapter>;
       if (name !== 'RefreshToken') return inner;
       return {
-        upsert: (id, payload, expiresIn) => inner.upsert(id, payload, expiresIn),
+        upsert(id, payload, expiresIn) {
+          const redemption = redemptions.getStore();
+          if (!redemption?.rotating) return inner.upsert(id, payload, expiresIn);
+          redemption.rotating = false;
+          if (inner.rotate) return inner.rotate(redemption.token, id, payload, expiresIn ?? 0);
+          return inner.consume(redemption.token).then(() => inner.upsert(id, payload, expiresIn));
+        },
         async find(id) {
           const payload = await inner.find(id);
           const redemption = redemptions.getStore();
@@ -256,7 +278,12 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
         },
         findByUserCode: (userCode) => inner.findByUserCode(userCode),
         findByUid: (uid) => inner.findByUid(uid),
-        consume: (id) => inner.consume(id),
+        consume(id) {
+          const redemption = redemptions.getStore();
+          if (redemption?.token !== id || redemption.rotating !== undefined) return inner.consume(id);
+          redemption.rotating = true;
+          return Promise.resolve();
+        },
         destroy: (id) => inner.destroy(id),
         revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
       };

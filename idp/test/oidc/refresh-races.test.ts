@@ -138,33 +138,34 @@ describe('refresh token reuse grace period and token endpoint races (postgres+re
     expect(replayed.details).toMatchObject({ grant_type: 'refresh_token', grant_id: refreshed.details['grant_id'], scope: 'openid email offline_access' });
   });
 
-  it('keeps the answer sealed in the database under a hash of the rotated token, for the grace period only', async () => {
+  it('keeps the answer sealed in Redis under a hash of the rotated token, for the grace period only', async () => {
     const { refreshToken } = await signedIn();
     const first = await refresh(idp.server.url, web, refreshToken);
     expect(first.status).toBe(200);
-    const kept = await idp.server.database.db
-      .selectFrom('oidc_models')
-      .select(['id', 'grant_id', sql<string>`payload::text`.as('payload'), sql<number>`extract(epoch from expires_at - now())::float8`.as('lifetime')])
-      .where('model', '=', 'RefreshTokenReplay')
-      .where(sql<boolean>`expires_at > now()`)
-      .execute();
-    expect(kept.length).toBeGreaterThan(0);
-    const text = JSON.stringify(kept);
-    for (const secret of [refreshToken, first.body['access_token'], first.body['refresh_token'], first.body['id_token']]) {
-      expect(text).not.toContain(String(secret));
-    }
-    for (const row of kept) {
-      expect(row.grant_id).toEqual(expect.any(String));
-      expect(row.lifetime).toBeGreaterThan(0);
-      expect(row.lifetime).toBeLessThanOrEqual(10);
-    }
-    // Nothing of it in Redis: refreshing depends on the database only.
     const redis = new Redis(TEST_REDIS_URL);
     try {
-      expect(await scanKeys(redis, `${idp.server.config.redis!.keyPrefix}RefreshTokenReplay*`)).toEqual([]);
+      const keys = (await scanKeys(redis, `${idp.server.config.redis!.keyPrefix}RefreshTokenReplay:*`)).filter((key) => !key.includes(':grant:'));
+      expect(keys.length).toBeGreaterThan(0);
+      const kept = await Promise.all(keys.map(async (key) => ({ key, stored: await redis.hgetall(key), lifetime: await redis.ttl(key) })));
+      const text = JSON.stringify(kept);
+      for (const secret of [refreshToken, first.body['access_token'], first.body['refresh_token'], first.body['id_token']]) {
+        expect(text).not.toContain(String(secret));
+      }
+      for (const { stored, lifetime } of kept) {
+        expect(JSON.parse(String(stored['payload']))).toMatchObject({ grantId: expect.any(String), sealed: expect.any(String) });
+        expect(lifetime).toBeGreaterThan(0);
+        expect(lifetime).toBeLessThanOrEqual(10);
+      }
     } finally {
       redis.disconnect();
     }
+    // Nothing of it in the database: the hot, short-lived models live in Redis when it is configured.
+    const inDatabase = await idp.server.database.db
+      .selectFrom('oidc_models')
+      .select(sql<number>`count(*)::int`.as('count'))
+      .where('model', 'in', ['RefreshTokenReplay', 'AccessToken'])
+      .executeTakeFirstOrThrow();
+    expect(inDatabase.count).toBe(0);
   });
 
   it('refuses another client presenting the rotated token, as before, and leaves the grant alone', async () => {
@@ -219,12 +220,17 @@ describe('refresh token reuse grace period and token endpoint races (postgres+re
     const first = await refresh(idp.server.url, web, refreshToken);
     expect(first.status).toBe(200);
     const grantId = String((await auditRows(idp, before))[0]!.details['grant_id']);
-    const keptFor = async () =>
-      idp.server.database.db.selectFrom('oidc_models').select('id').where('model', '=', 'RefreshTokenReplay').where('grant_id', '=', grantId).execute();
-    expect(await keptFor()).toHaveLength(1);
-    await idp.server.libraries.sessions.revokeAll(aliceId, 'password changed');
-    // The kept answer went with the grant.
-    expect(await keptFor()).toHaveLength(0);
+    const redis = new Redis(TEST_REDIS_URL);
+    const keptFor = async () => redis.smembers(`${idp.server.config.redis!.keyPrefix}RefreshTokenReplay:grant:${grantId}`);
+    try {
+      expect(await keptFor()).toHaveLength(1);
+      await idp.server.libraries.sessions.revokeAll(aliceId, 'password changed');
+      // The kept answer went with the grant.
+      expect(await keptFor()).toHaveLength(0);
+      expect(await scanKeys(redis, `${idp.server.config.redis!.keyPrefix}RefreshTokenReplay:*`)).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
     const since = await lastAuditId();
 
     const again = await refresh(idp.server.url, web, refreshToken);
@@ -366,12 +372,12 @@ describe('refresh token reuse grace period and token endpoint races (postgres+re
       const rows = await auditRows(off, since);
       expect(types(rows)).toEqual(['token.reuse_detected']);
       // Nothing is kept for a replay.
-      const kept = await off.server.database.db
-        .selectFrom('oidc_models')
-        .select(sql<number>`count(*)::int`.as('count'))
-        .where('model', '=', 'RefreshTokenReplay')
-        .executeTakeFirstOrThrow();
-      expect(kept.count).toBe(0);
+      const redis = new Redis(TEST_REDIS_URL);
+      try {
+        expect(await scanKeys(redis, `${off.server.config.redis!.keyPrefix}RefreshTokenReplay*`)).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
     });
 
     it('lets one of 50 concurrent redemptions succeed with REFRESH_TOKEN_REUSE_GRACE_SECONDS=0, and revokes the grant', async () => {
