@@ -8,12 +8,18 @@
  * Run as a child process by the harness: `node --import tsx idp/bench/bare-provider.ts`, with
  * BENCH_PORT and BENCH_SEED (the seed file: clients and users with `password_hash`). It prints
  * `listening <port>` on stdout when it serves.
+ *
+ * With BENCH_DATABASE_URL (target `bare-pg`) it keeps every model in that Postgres database through a
+ * minimal adapter (one table, plain parameterised SQL, a pool of 10) and writes one audit row per
+ * token response before the response goes out: the least a durable, audited deployment of the same
+ * library does on this machine, so the cost of durability can be told apart from ours.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import bcrypt from 'bcrypt';
-import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import pg from 'pg';
 import { LIFETIMES } from '../src/provider/lifetimes.ts';
 import type { Seed } from './seed.ts';
 
@@ -100,8 +106,96 @@ const configuration: Configuration = {
   },
 };
 
+const databaseUrl = process.env['BENCH_DATABASE_URL'];
+const pool = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 10 }) : undefined;
+
+const SCHEMA = `
+create table if not exists bench_models (
+  model text not null, id text not null, payload jsonb not null,
+  grant_id text generated always as (payload ->> 'grantId') stored,
+  uid text generated always as (payload ->> 'uid') stored,
+  user_code text generated always as (payload ->> 'userCode') stored,
+  expires_at timestamptz, consumed_at timestamptz,
+  primary key (model, id));
+create index if not exists bench_models_grant on bench_models (model, grant_id);
+create index if not exists bench_models_uid on bench_models (model, uid);
+create index if not exists bench_models_user_code on bench_models (model, user_code);
+create table if not exists bench_audit (
+  id bigserial primary key, occurred_at timestamptz not null default now(),
+  event_type text not null, client_id text, account_id text, details jsonb);`;
+
+/** oidc-provider's storage contract over one table: what its documentation's example adapters do. */
+function postgresAdapter(db: pg.Pool): new (name: string) => Adapter {
+  const live = '(expires_at is null or expires_at > now())';
+  return class BenchAdapter implements Adapter {
+    constructor(readonly name: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number) {
+      await db.query(
+        'insert into bench_models (model, id, payload, expires_at) values ($1, $2, $3, case when $4::float8 > 0 then now() + make_interval(secs => $4::float8) end) ' +
+          'on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at',
+        [this.name, id, JSON.stringify(payload), expiresIn || 0],
+      );
+    }
+
+    async #findBy(column: 'id' | 'uid' | 'user_code', value: string) {
+      const { rows } = await db.query<{ payload: AdapterPayload; consumed_at: Date | null }>(
+        `select payload, consumed_at from bench_models where model = $1 and ${column} = $2 and ${live}`,
+        [this.name, value],
+      );
+      const row = rows[0];
+      if (!row) return undefined;
+      return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
+    }
+
+    find(id: string) {
+      return this.#findBy('id', id);
+    }
+
+    findByUid(uid: string) {
+      return this.#findBy('uid', uid);
+    }
+
+    findByUserCode(userCode: string) {
+      return this.#findBy('user_code', userCode);
+    }
+
+    async consume(id: string) {
+      await db.query('update bench_models set consumed_at = now() where model = $1 and id = $2', [this.name, id]);
+    }
+
+    async destroy(id: string) {
+      await db.query('delete from bench_models where model = $1 and id = $2', [this.name, id]);
+    }
+
+    async revokeByGrantId(grantId: string) {
+      await db.query('delete from bench_models where model = $1 and grant_id = $2', [this.name, grantId]);
+    }
+  };
+}
+
+if (pool) {
+  await pool.query(SCHEMA);
+  configuration.adapter = postgresAdapter(pool);
+}
+
 const provider = new Provider(issuer, configuration);
 const providerCallback = provider.callback();
+
+if (pool) {
+  // One audit row per token response, written before the response goes out.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'token' || ctx.status !== 200) return;
+    const { client, entities, params } = ctx.oidc;
+    await pool.query('insert into bench_audit (event_type, client_id, account_id, details) values ($1, $2, $3, $4)', [
+      'token.issued',
+      client?.clientId ?? null,
+      entities.Account?.accountId ?? null,
+      JSON.stringify({ grant_type: params?.['grant_type'] ?? null }),
+    ]);
+  });
+}
 
 const loginPage = (uid: string) =>
   `<!doctype html><title>Sign in</title><form method="post" action="/interaction/${uid}/login">` +

@@ -71,7 +71,7 @@ describe('npm run bench', () => {
 
   it('refuses unknown scenarios and targets by name', () => {
     expect(() => parseOptions(['--scenarios', 'discovery,nope'])).toThrow(UsageError);
-    expect(() => parseOptions(['--targets', 'elsewhere'])).toThrow(/choose from bare, ours-pg/);
+    expect(() => parseOptions(['--targets', 'elsewhere'])).toThrow(/choose from bare, bare-pg, ours-pg/);
     expect(parseOptions(['--scenarios', 'jwks,discovery']).scenarios).toEqual(['discovery', 'jwks']);
   });
 

@@ -219,12 +219,12 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
       log(`${name}: ${why}`);
       continue;
     }
-    if (options.cpuProf && name !== 'bare') await mkdir(join(options.cpuProf, name), { recursive: true });
+    if (options.cpuProf && !name.startsWith('bare')) await mkdir(join(options.cpuProf, name), { recursive: true });
     const target = await startTarget(name, {
       seed: credentials.seed,
       workDir,
       cleanup,
-      cpuProfDir: name === 'bare' || !options.cpuProf ? undefined : join(options.cpuProf, name),
+      cpuProfDir: name.startsWith('bare') || !options.cpuProf ? undefined : join(options.cpuProf, name),
       log,
     });
     result.idleRss[name] = target.idleRss;

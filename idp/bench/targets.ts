@@ -16,11 +16,12 @@ import { environmentSchema } from '../../config/src/schema.ts';
 import { discover, type Endpoints } from './flow.ts';
 import type { Seed } from './seed.ts';
 
-export const TARGETS = ['bare', 'ours-pg', 'ours-embedded', 'ours-pg-workers2'] as const;
+export const TARGETS = ['bare', 'bare-pg', 'ours-pg', 'ours-embedded', 'ours-pg-workers2'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
   bare: 'bare oidc-provider',
+  'bare-pg': 'bare oidc-provider on Postgres, audited',
   'ours-pg': 'ours (Postgres + Redis)',
   'ours-embedded': 'ours (embedded store)',
   'ours-pg-workers2': 'ours (Postgres + Redis, WORKERS=2)',
@@ -257,6 +258,17 @@ async function deleteRedisKeys(prefix: string): Promise<void> {
   }
 }
 
+/** A fresh database for one target, dropped at the end; its URL. */
+async function benchDatabase(cleanup: Cleanup, log: (line: string) => void, name: TargetName): Promise<string> {
+  const database = `jobswipe_bench_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(`create database ${database}`);
+  cleanup.add(`drop database ${database}`, () => adminQuery(`drop database if exists ${database} with (force)`));
+  log(`${name}: database ${database}`);
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
 /** Starts one target, seeded, and registers its undoing. */
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
   const { cleanup, seed } = options;
@@ -268,8 +280,10 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   const base = `http://127.0.0.1:${port}`;
 
   let child: ChildProcess;
-  if (name === 'bare') {
-    child = spawnNode('idp/bench/bare-provider.ts', [], { BENCH_PORT: String(port), BENCH_SEED: seedFile }, logFile);
+  if (name === 'bare' || name === 'bare-pg') {
+    const env: Record<string, string> = { BENCH_PORT: String(port), BENCH_SEED: seedFile };
+    if (name === 'bare-pg') env['BENCH_DATABASE_URL'] = await benchDatabase(cleanup, options.log, name);
+    child = spawnNode('idp/bench/bare-provider.ts', [], env, logFile);
   } else {
     const dataDir = join(dir, 'data');
     const env: Record<string, string> = {
@@ -283,16 +297,12 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       TRUST_PROXY: 'loopback',
     };
     if (name !== 'ours-embedded') {
-      const database = `jobswipe_bench_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-      await adminQuery(`create database ${database}`);
-      cleanup.add(`drop database ${database}`, () => adminQuery(`drop database if exists ${database} with (force)`));
-      const url = new URL(POSTGRES_ADMIN_URL);
-      url.pathname = `/${database}`;
+      const url = await benchDatabase(cleanup, options.log, name);
       const prefix = `jobswipe-bench:${randomBytes(6).toString('hex')}:`;
       cleanup.add(`delete Redis keys ${prefix}*`, () => deleteRedisKeys(prefix));
-      Object.assign(env, { DATABASE_URL: url.toString(), REDIS_URL, REDIS_KEY_PREFIX: prefix });
+      Object.assign(env, { DATABASE_URL: url, REDIS_URL, REDIS_KEY_PREFIX: prefix });
       if (name === 'ours-pg-workers2') env['WORKERS'] = '2';
-      options.log(`${name}: database ${database}, Redis prefix ${prefix}; migrating`);
+      options.log(`${name}: Redis prefix ${prefix}; migrating`);
       await runCli(['migrate'], env, logFile);
     }
     options.log(`${name}: importing the seed`);
