@@ -73,9 +73,10 @@ describe.each(STORE_KINDS)('the client cache on the %s store', (kind) => {
       for (let i = 0; i < 5; i += 1) expect(await clients.find('cached-app')).toMatchObject({ client_name: 'First' });
       expect(reads()).toBe(before);
 
-      // A caller changing what it got does not change what is kept.
+      // What is kept is shared and frozen: a caller cannot change it for the next request.
       const got = (await clients.find('cached-app'))!;
-      (got['redirect_uris'] as string[]).push('https://evil.example/cb');
+      expect(() => (got['redirect_uris'] as string[]).push('https://evil.example/cb')).toThrow(TypeError);
+      expect(() => Object.assign(got, { client_name: 'Changed' })).toThrow(TypeError);
       expect((await clients.find('cached-app'))!['redirect_uris']).toEqual(['https://app.example/cb']);
 
       // Written behind the adapter's back (another process, or by hand): the notice makes it forget.

@@ -20,11 +20,10 @@ export class ClientCache {
   #generation = 0;
   #listening = false;
 
-  /** A copy of the kept client, if any: callers may change what they get. */
+  /** The kept client, if any: deeply frozen, shared by every caller (a change throws instead of leaking into the next request). */
   get(id: string): AdapterPayload | undefined {
     if (!this.#listening) return undefined;
-    const kept = this.#entries.get(id);
-    return kept && structuredClone(kept);
+    return this.#entries.get(id);
   }
 
   /** Taken before the database is read; `keep` then refuses the result if anything changed meanwhile. */
@@ -35,7 +34,7 @@ export class ClientCache {
   keep(id: string, payload: AdapterPayload, generation: number): void {
     if (!this.#listening || generation !== this.#generation) return;
     if (this.#entries.size >= MAX_ENTRIES) this.#entries.clear();
-    this.#entries.set(id, structuredClone(payload));
+    this.#entries.set(id, deepFreeze(structuredClone(payload)));
   }
 
   /** A client changed (`*`: any may have). */
@@ -54,6 +53,14 @@ export class ClientCache {
   get size(): number {
     return this.#entries.size;
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
 }
 
 const caches = new WeakMap<object, ClientCache>();

@@ -117,6 +117,15 @@ async function readClaim(ctx: Context): Promise<ClaimedClient | 'too large' | 'a
   };
 }
 
+/** The claimed client as the provider finds it, looked up once per request for our checks (undefined when unknown or unreadable). */
+function claimedClientRecord(ctx: Context, provider: Provider, clientId: string) {
+  const scope = requestScope(ctx.req);
+  if (scope.claimedClientRecord?.provider !== provider || scope.claimedClientRecord.clientId !== clientId) {
+    scope.claimedClientRecord = { provider, clientId, found: provider.Client.find(clientId).catch(() => undefined) };
+  }
+  return scope.claimedClientRecord.found as Promise<Awaited<ReturnType<Provider['Client']['find']>> | undefined>;
+}
+
 interface SecretClient {
   clientAuthMethod?: string;
   clientSecretExpiresAt?: number;
@@ -128,10 +137,10 @@ interface SecretClient {
  * the provider will check it (its own comparison, on the client it will find), before it does. A
  * request that proves itself needs no failure points held while the provider works (security/token-limits.ts).
  */
-export async function provesClientSecret(provider: Provider, claim: ClaimedClient): Promise<boolean> {
+export async function provesClientSecret(ctx: Context, provider: Provider, claim: ClaimedClient): Promise<boolean> {
   const { clientId, secretMethod, secret } = claim;
   if (!clientId || !secretMethod || secret === undefined || secret === '') return false;
-  const client = (await provider.Client.find(clientId).catch(() => undefined)) as unknown as SecretClient | undefined;
+  const client = (await claimedClientRecord(ctx, provider, clientId)) as unknown as SecretClient | undefined;
   if (!client || client.clientAuthMethod !== secretMethod) return false;
   if (client.clientSecretExpiresAt && client.clientSecretExpiresAt <= Math.floor(Date.now() / 1000)) return false;
   return client.compareClientSecret(secret);
@@ -167,7 +176,7 @@ export function enforceRegisteredAuthMethod(provider: () => Provider): Middlewar
     const { clientId, secretMethod: used } = claim;
 
     if (used && clientId) {
-      const client = await provider().Client.find(clientId).catch(() => undefined);
+      const client = await claimedClientRecord(ctx, provider(), clientId);
       const registered = client?.clientAuthMethod;
       if (registered && SECRET_METHODS.has(registered) && registered !== used) {
         ctx.status = 401;

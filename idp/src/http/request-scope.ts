@@ -29,6 +29,8 @@ export interface RequestScope {
   providerRoute?: ResolvedProviderRoute | null;
   /** http/client-auth-method.ts: the claimed client, read once, or why the body could not be read. */
   claimedClient?: Promise<ClaimedClient | 'too large' | 'aborted'>;
+  /** http/client-auth-method.ts: the claimed client as the provider found it, for our checks before the provider's. */
+  claimedClientRecord?: { provider: object; clientId: string; found: Promise<unknown> };
   /** http/client-auth-method.ts: the body the provider reads in place of the one we consumed. */
   bodyForProvider?: Buffer;
   /** security/token-limits.ts: counts the outcome of an admitted client authentication, once. */

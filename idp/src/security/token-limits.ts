@@ -48,7 +48,7 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, provider: () => Pr
     let admitted: Admitted;
     try {
       // A right secret needs no failure points held meanwhile (nor a place in the address's queue).
-      const proven = claim.clientId !== undefined && (await provesClientSecret(provider(), claim));
+      const proven = claim.clientId !== undefined && (await provesClientSecret(ctx, provider(), claim));
       admitted = proven ? await limits.admitProven(ip, claim.clientId!) : await limits.admit(ip, claim.clientId);
     } catch (error) {
       if (error instanceof RateLimited) {
