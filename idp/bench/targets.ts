@@ -7,12 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { environmentSchema } from '../../config/src/schema.ts';
+import { adminQuery as runAdminQuery } from '../../test/support/postgres-admin.ts';
+import { freePort } from '../../test/support/processes.ts';
 import { discover, type Endpoints } from './flow.ts';
 import type { Seed } from './seed.ts';
 
@@ -81,17 +81,6 @@ export function unsupported(name: TargetName): string | undefined {
   return undefined;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
 
 /** process.env without any of our settings, so only what the harness sets counts. */
 function baseEnvironment(): NodeJS.ProcessEnv {
@@ -233,15 +222,6 @@ async function waitReady(base: string, child: ChildProcess, logFile: string, wha
   throw new Error(`${what} did not serve within 180 s:\n${tail(logFile)}`);
 }
 
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 async function deleteRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -257,6 +237,8 @@ async function deleteRedisKeys(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+const adminQuery = (text: string) => runAdminQuery(POSTGRES_ADMIN_URL, text);
 
 /** A fresh database for one target, dropped at the end; its URL. */
 async function benchDatabase(cleanup: Cleanup, log: (line: string) => void, name: TargetName): Promise<string> {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { inject } from 'vitest';
+import { adminQuery as runAdminQuery } from './postgres-admin.ts';
 
 export type StoreKind = 'embedded' | 'postgres';
 
@@ -13,23 +13,12 @@ export const STORE_KINDS: StoreKind[] = ['embedded', 'postgres'];
 /** Server that test databases are created on (trust auth on this machine and in CI). */
 export const POSTGRES_ADMIN_URL = process.env['TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
+const adminQuery = (text: string) => runAdminQuery(POSTGRES_ADMIN_URL, text);
+
 export type TestStore =
   | { kind: 'postgres'; url: string; dataDir: string; drop(): Promise<void> }
   | { kind: 'embedded'; dataDir: string; drop(): Promise<void> };
 
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 5_000 });
-  try {
-    await client.connect();
-  } catch (error) {
-    throw new Error(`Postgres is required for the tests and is not reachable at ${POSTGRES_ADMIN_URL}: ${(error as Error).message}`);
-  }
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A fresh, empty store of the given kind, plus a data directory for generated secrets. */
 export async function createTestStore(kind: StoreKind): Promise<TestStore> {

@@ -53,7 +53,7 @@ describe('idp audit verify --anchor (postgres, no server)', { timeout: 120_000 }
     const result = await idp(['audit', 'verify']);
     expect(result.err).toEqual([]);
     expect(result.code).toBe(0);
-    expect(result.out).toEqual([expect.stringMatching(/^audit chain intact: \d+ sealed events \(head \d+:[0-9a-f]{64}\)$/), 'unsealed tail: none']);
+    expect(result.out).toEqual([expect.stringMatching(/^audit chain intact: \d+ sealed events? \(head \d+:[0-9a-f]{64}\)$/), 'unsealed tail: none']);
     anchor = /\(head (\d+:[0-9a-f]{64})\)/.exec(result.out[0]!)![1]!;
     expect(anchor).toBe(report.intact ? `${report.head!.id}:${report.head!.hash}` : '');
 

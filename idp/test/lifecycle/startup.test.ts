@@ -4,9 +4,9 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, ownLines, runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
+import { adminQuery as runAdminQuery } from '../../../test/support/postgres-admin.ts';
 import { createTestStore, POSTGRES_ADMIN_URL, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import { statusOf } from '../../../test/support/waiting.ts';
 
@@ -34,15 +34,8 @@ async function waitForStatus(url: string, wanted: number, timeoutMs: number, ser
   throw new Error(`${url} answered ${last ?? 'nothing'} instead of ${wanted} for ${timeoutMs} ms`);
 }
 
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
+
+const adminQuery = (text: string) => runAdminQuery(POSTGRES_ADMIN_URL, text);
 
 function connectionRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,68 +1,30 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from '../../../test/support/browser.ts';
-import { freePort } from '../../../test/support/processes.ts';
+import { startPrivateRedis, type PrivateRedis } from '../../../test/support/private-services.ts';
 import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
 const CALLBACK = 'http://localhost:3000/cb';
 const dana = { email: 'dana@example.com', password: 'redis goes away sometimes' };
 
-/** A Redis server of this test's own, with an append-only file so a restart keeps its data. */
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  const client = new Redis({ port, lazyConnect: true, retryStrategy: () => null });
-  client.on('error', () => {});
-  for (let attempt = 0; attempt < 50; attempt += 1) {
-    try {
-      await client.connect();
-      await client.ping();
-      client.disconnect();
-      return child;
-    } catch {
-      client.disconnect();
-      await sleep(100);
-    }
-  }
-  child.kill('SIGKILL');
-  throw new Error(`redis-server did not start on port ${port}`);
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 describe('Redis outage', () => {
   let idp: TestServer;
-  let redis: ChildProcess;
-  let port: number;
-  let dir: string;
+  let redis: PrivateRedis;
   let rp: RelyingParty;
 
   beforeAll(async () => {
-    port = await freePort();
-    dir = await mkdtemp(join(tmpdir(), 'jobswipe-redis-'));
-    redis = await startRedis(port, dir);
-    idp = await startTestServer('postgres', { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: 'outage:' });
+    // Its own Redis, with an append-only file so a restart keeps the sessions.
+    redis = await startPrivateRedis();
+    idp = await startTestServer('postgres', { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'outage:' });
     await idp.createUser(dana);
     rp = await relyingParty(idp.issuer, await idp.registerClient({ client_id: 'rp', redirect_uris: [CALLBACK], first_party: true }));
   });
 
   afterAll(async () => {
     await idp?.stop();
-    if (redis) await stopRedis(redis);
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await redis?.destroy();
   });
 
   it('answers fast with temporarily_unavailable and a red /readyz while Redis is down, and recovers by itself', async () => {
@@ -72,7 +34,7 @@ describe('Redis outage', () => {
     const tokens = await exchangeCode(rp, first, callback.location!);
     expect((await fetch(`${idp.issuer}/readyz`)).status).toBe(200);
 
-    await stopRedis(redis);
+    await redis.stop();
 
     const started = performance.now();
     const request = await authorizationRequest(rp, 'openid');
@@ -98,7 +60,7 @@ describe('Redis outage', () => {
     const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token!);
     expect(refreshed.refresh_token).toEqual(expect.any(String));
 
-    redis = await startRedis(port, dir);
+    await redis.start();
     let ready = 503;
     for (const deadline = Date.now() + 10_000; Date.now() < deadline && ready !== 200; await sleep(200)) {
       ready = (await fetch(`${idp.issuer}/readyz`)).status;

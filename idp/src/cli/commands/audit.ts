@@ -23,7 +23,7 @@ export const AUDIT_COMMANDS: Record<string, Command> = {
         if (!report.intact) {
           throw new CommandError(report.anchor ? report.problem : `audit chain broken at seal ${report.id}: ${report.problem} (${report.count} seal(s) before it are intact)`);
         }
-        context.io.out(`audit chain intact: ${report.count} sealed events${report.head ? ` (head ${report.head.id}:${report.head.hash})` : ''}`);
+        context.io.out(`audit chain intact: ${report.count} sealed ${report.count === 1 ? 'event' : 'events'}${report.head ? ` (head ${report.head.id}:${report.head.hash})` : ''}`);
         const { count, oldest } = report.unsealed;
         const age = oldest ? `, the oldest written ${Math.max(0, (Date.now() - oldest.getTime()) / 1000).toFixed(1)} s ago` : '';
         context.io.out(`unsealed tail: ${count === 0 ? 'none' : `${count} event(s)${age}`}`);
