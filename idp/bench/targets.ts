@@ -6,13 +6,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { environmentSchema } from '../../config/src/schema.ts';
 import { adminQuery as runAdminQuery } from '../../test/support/postgres-admin.ts';
-import { freePort } from '../../test/support/processes.ts';
+import { freePort, serverNodeFlags } from '../../test/support/processes.ts';
 import { discover, type Endpoints } from './flow.ts';
 import type { Seed } from './seed.ts';
 
@@ -98,14 +98,6 @@ const commands = new Set<ChildProcess>();
 export function stopStarting(): void {
   stopping = true;
   for (const command of commands) command.kill('SIGKILL');
-}
-
-/** The Node flags `npm start` gives the server (the package.json script: `node <flags> --import tsx idp/src/main.ts`). */
-async function startFlags(): Promise<string[]> {
-  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  const words = (manifest.scripts['start'] ?? '').split(/\s+/);
-  const end = words.indexOf('--import');
-  return words[0] === 'node' && end > 0 ? words.slice(1, end) : [];
 }
 
 /** `node [nodeArgs] --import tsx entry args`, output to a log file (a pipe nobody reads would fill and block). */
@@ -290,7 +282,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     options.log(`${name}: importing the seed`);
     await runCli(['import', '--file', seedFile], env, logFile);
     // As deployed: the flags of `npm start` and the Docker image's MALLOC_ARENA_MAX.
-    const nodeArgs = [...(await startFlags()), ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [])];
+    const nodeArgs = [...serverNodeFlags(), ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [])];
     child = spawnNode('idp/src/main.ts', [], { ...env, MALLOC_ARENA_MAX: '2' }, logFile, nodeArgs);
   }
   // Registered after the data's clean-up steps: it runs first (the process must stop before its data goes).
