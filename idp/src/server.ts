@@ -40,6 +40,7 @@ import { trackSessions } from './sessions/tracking.ts';
 import { loadKek, openKeystore } from './signing-keys.ts';
 import { openStore, type Tables } from './store.ts';
 import { openDataDirWarning, prepareDataDir } from './data-dir.ts';
+import { previousPeriodOf } from './plans/period.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -62,6 +63,8 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** How often the audit sealer runs and the chain head is logged (tests shorten them). */
   audit?: SealingOptions;
+  /** The clock usage periods are read from (tests move it across a period's end). */
+  now?: () => Date;
 }
 
 /** Undoes what a start-up step did; run in reverse order of the steps. */
@@ -289,10 +292,17 @@ async function listen(config: Config, handler: Parameters<typeof createServer>[1
 function startSweeper(config: Config, stores: Stores, queries: Queries, log: Logger, cleanups: Cleanup[]): void {
   const { db } = stores.database;
   const sweeper = setInterval(() => {
-    Promise.all([sweepExpired(db), queries.sessionRegistry.sweep(), stores.redis ? 0 : DatabaseCounters.sweep(db), queries.accountTokens.sweep()])
+    Promise.all([
+      sweepExpired(db),
+      queries.sessionRegistry.sweep(),
+      stores.redis ? 0 : DatabaseCounters.sweep(db),
+      queries.accountTokens.sweep(),
+      // Usage events are kept for this period and the one before; their totals stay in the counters.
+      queries.plans.sweepEvents(previousPeriodOf(new Date()).start),
+    ])
       .then(
-        ([removed, sessions, limits, accountTokens]) =>
-          removed + sessions + limits + accountTokens > 0 && log.info({ removed, sessions, limits, accountTokens }, 'expired rows swept'),
+        ([removed, sessions, limits, accountTokens, usageEvents]) =>
+          removed + sessions + limits + accountTokens + usageEvents > 0 && log.info({ removed, sessions, limits, accountTokens, usageEvents }, 'expired rows swept'),
       )
       .catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
   }, config.sweepIntervalSeconds * 1000);
@@ -304,7 +314,7 @@ function startSweeper(config: Config, stores: Stores, queries: Queries, log: Log
  * The graph over the open stores: queries, then the libraries the pages use and a second set for CLI
  * commands run through the admin socket (those wait for logout deliveries, to report them).
  */
-function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => Serving) {
+function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => Serving, now: (() => Date) | undefined) {
   const { db } = stores.database;
   // Logout tokens are signed with whichever key signs now (kept current by the key refresh).
   const logoutNotifier = createLogoutNotifier(
@@ -324,6 +334,7 @@ function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => 
     mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
     audit: stores.audit,
     log,
+    now,
   };
   return {
     logoutNotifier,
@@ -393,9 +404,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const clientIp = clientIpResolver(config.trustProxy);
     let serving: Serving | undefined;
-    const graph = buildGraph(config, stores, log, () => serving!);
+    const graph = buildGraph(config, stores, log, () => serving!, options.now);
     const { queries, libraries, logoutNotifier } = graph;
     const { recordEvent } = libraries;
+    if (!(await queries.plans.find(config.defaultPlan))) {
+      log.error({ plan: config.defaultPlan }, 'DEFAULT_PLAN names a plan that does not exist: users without a subscription cannot record usage until it is imported (docs/usage.md)');
+    }
     for (const event of stores.openedKeys) await recordEvent(keyAuditEvent(event));
     const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify });
     serving = await startKeyRefresh(config, stores, log, recordEvent, build, cleanups);
