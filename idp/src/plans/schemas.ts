@@ -12,7 +12,12 @@ const featureSchema = z.string().regex(/^[a-z][a-z0-9_:.-]{0,63}$/, 'must be 1-6
 /** A plan as the seed file, the CLI and the admin API give it (snake_case, as it is shown). */
 export const planSchema = z.strictObject({
   id: planIdSchema,
-  name: z.string().trim().min(1, 'is required').max(200),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'is required')
+    .max(200)
+    .refine((name) => !/[\u0000-\u001f\u007f-\u009f]/.test(name), 'contains a control character'),
   limits: z.record(meterSchema, z.number().int().min(0).max(MAX_LIMIT)).default({}),
   desktop_devices: z.number().int().min(0).max(1000),
   features: z
