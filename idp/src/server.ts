@@ -7,6 +7,7 @@ import type { KeyEvent, Keystore } from '@jobswipe/keystore';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import type { JWKS } from 'oidc-provider';
+import type { JWK } from 'jose';
 import type { DestinationStream } from 'pino';
 import { ADMIN_SOCKET_NAME, listenForCommands } from './admin-socket.ts';
 import { createApp } from './app.ts';
@@ -22,6 +23,7 @@ import { createClientRegistry } from './clients/registry.ts';
 import { serverCipher } from './clients/secrets.ts';
 import { createClientValidator, createLibraries, createQueries, type Libraries, type Queries } from './composition.ts';
 import { clientIpResolver, type ClientIp } from './http/client-ip.ts';
+import { createAccessTokenVerifier } from './http/bearer-token.ts';
 import { requestIdOf, requestScope } from './http/request-scope.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMailer } from './mail/transport.ts';
@@ -349,7 +351,7 @@ type Graph = ReturnType<typeof buildGraph>;
 type Serving = Awaited<ReturnType<typeof startKeyRefresh>>;
 
 /** The Koa application: our pages and middlewares in front of the provider serving now. */
-function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider }) {
+function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider; jwks: () => JWKS }) {
   const { database, redis } = stores;
   const { db } = database;
   const { queries, libraries } = graph;
@@ -380,6 +382,7 @@ function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKe
     tokenLimits: limits.clientAuth,
     isRegisteredOrigin: registeredRedirectOrigins(db),
     libraries,
+    verifyAccessToken: createAccessTokenVerifier({ issuer: config.issuer, audience: config.api.resource, keys: () => deps.jwks() as { keys: JWK[] } }),
     signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
     mailer: graph.mailer,
     accountTokens: queries.accountTokens,
@@ -413,8 +416,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     for (const event of stores.openedKeys) await recordEvent(keyAuditEvent(event));
     const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify });
     serving = await startKeyRefresh(config, stores, log, recordEvent, build, cleanups);
-    const { provider } = serving;
-    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider });
+    const { provider, jwks } = serving;
+    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider, jwks });
     await serveAdminSocket(config, stores.database, graph.commandLibraries, queries, log, cleanups);
     // Runs after the listeners have closed: logout tokens already under way get the grace period too.
     cleanups.push(() => logoutNotifier.drain(config.shutdownGraceSeconds * 1000));

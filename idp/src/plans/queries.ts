@@ -1,13 +1,21 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { withUser } from '@jobswipe/adapters';
 import type { UserTables } from '../users/tables.ts';
-import type { PlanDefinition } from './schemas.ts';
 import type { PlansTable, PlanTables, UsageEventsTable } from './tables.ts';
 
 export type PlanRow = Selectable<PlansTable>;
 export type UsageEventRow = Selectable<UsageEventsTable>;
 
 type Db = Kysely<PlanTables & UserTables>;
+
+/** A plan's values, validated by the library before they get here. */
+export interface PlanValues {
+  id: string;
+  name: string;
+  limits: Record<string, number>;
+  desktop_devices: number;
+  features: string[];
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -60,7 +68,7 @@ export function createPlanQueries(db: Db) {
     },
 
     /** Creates or replaces a plan; returns the row as it was before (undefined: created). */
-    async upsert(plan: PlanDefinition): Promise<{ before: PlanRow | undefined }> {
+    async upsert(plan: PlanValues): Promise<{ before: PlanRow | undefined }> {
       const before = await db.selectFrom('plans').select(planColumns).where('id', '=', plan.id).forUpdate().executeTakeFirst();
       const values = {
         name: plan.name,
