@@ -1,10 +1,9 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { withUser } from '@jobswipe/adapters';
 import type { UserTables } from '../users/tables.ts';
-import type { PlansTable, PlanTables, UsageEventsTable } from './tables.ts';
+import type { PlansTable, PlanTables } from './tables.ts';
 
 export type PlanRow = Selectable<PlansTable>;
-export type UsageEventRow = Selectable<UsageEventsTable>;
 
 type Db = Kysely<PlanTables & UserTables>;
 
@@ -32,28 +31,27 @@ export interface UsageToRecord {
   userId: string;
   meter: string;
   quantity: number;
-  limit: number;
   periodStart: Date;
+  /** The plan of a user without a subscription (DEFAULT_PLAN). */
+  defaultPlan: string;
   now: Date;
 }
 
-/**
- * What the one recording statement did: `recorded` the counter after this request, `counted` the
- * counter it moved (then rolled back when the key was already taken); both null: over the limit.
- */
-interface RecordingOutcome {
-  counted: number | null;
-  recorded: number | null;
-}
+/** What record_usage did (migrations/sql/0017_plans_and_usage.sql), and the answer that goes with it. */
+export type RecordingOutcome =
+  | { outcome: 'unknown_user' }
+  | { outcome: 'no_plan' }
+  | { outcome: 'recorded' | 'repeated' | 'over_limit'; used: number; limit: number; periodStart: Date; userId: string; meter: string; quantity: number };
 
-/** Thrown inside the recording transaction to roll it back; carries what the statement saw. */
-class RolledBack extends Error {
-  constructor(readonly outcome: RecordingOutcome) {
-    super('rolled back');
-  }
+interface RecordUsageRow {
+  outcome: string;
+  r_used: unknown;
+  r_limit: unknown;
+  r_period_start: Date | string | null;
+  r_user_id: string | null;
+  r_meter: string | null;
+  r_quantity: unknown;
 }
-
-const asNumber = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
 
 export function createPlanQueries(db: Db) {
   const planColumns = ['plans.id', 'plans.name', 'plans.limits', 'plans.desktop_devices', 'plans.features', 'plans.created_at', 'plans.updated_at'] as const;
@@ -122,46 +120,27 @@ export function createPlanQueries(db: Db) {
     },
 
     /**
-     * Records usage if it fits: one statement moves the counter only while it stays within `limit`
-     * (a conditional upsert: concurrent requests queue on the counter row, and each sees the one
-     * before it) and inserts the event, whose primary key (client_id, idempotency_key) makes a second
-     * request with the same key wait for the first and then conflict. The transaction is rolled back
-     * unless the event was inserted, so a duplicate or a refusal changes nothing.
+     * Records usage if it fits, once per (client, idempotency key): one statement, record_usage (the
+     * migration says how it holds the limit and the key under concurrency), so one round trip.
      */
     async record(usage: UsageToRecord): Promise<RecordingOutcome> {
-      try {
-        return await db.transaction().execute(async (trx) => {
-          const { rows } = await sql<{ counted: unknown; recorded: unknown }>`
-            with counted as (
-              insert into usage_counters as c (user_id, meter, period_start, used)
-              select ${usage.userId}::uuid, ${usage.meter}, ${usage.periodStart}::timestamptz, ${usage.quantity}::integer
-              where ${usage.quantity}::integer <= ${usage.limit}::integer
-              on conflict (user_id, period_start, meter) do update
-                set used = c.used + excluded.used, updated_at = now()
-                where c.used + excluded.used <= ${usage.limit}::integer
-              returning c.used
-            ), recorded as (
-              insert into usage_events (client_id, idempotency_key, user_id, meter, quantity, period_start, used_after, limit_at, recorded_at)
-              select ${usage.clientId}, ${usage.idempotencyKey}, ${usage.userId}::uuid, ${usage.meter}, ${usage.quantity}::integer,
-                     ${usage.periodStart}::timestamptz, counted.used, ${usage.limit}::integer, ${usage.now}::timestamptz
-              from counted
-              on conflict (client_id, idempotency_key) do nothing
-              returning used_after
-            )
-            select (select used from counted) as counted, (select used_after from recorded) as recorded`.execute(trx);
-          const outcome = { counted: asNumber(rows[0]?.counted), recorded: asNumber(rows[0]?.recorded) };
-          if (outcome.recorded === null) throw new RolledBack(outcome);
-          return outcome;
-        });
-      } catch (error) {
-        if (error instanceof RolledBack) return error.outcome;
-        throw error;
-      }
-    },
-
-    /** The event a client recorded under a key, if any. */
-    async findEvent(clientId: string, idempotencyKey: string): Promise<UsageEventRow | undefined> {
-      return db.selectFrom('usage_events').selectAll().where('client_id', '=', clientId).where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+      const { rows } = await sql<RecordUsageRow>`
+        select * from record_usage(${usage.clientId}, ${usage.idempotencyKey}, ${usage.userId}::uuid, ${usage.meter}, ${usage.quantity}::integer,
+                                   ${usage.periodStart}::timestamptz, ${usage.defaultPlan}, ${usage.now}::timestamptz)`.execute(db);
+      const row = rows[0];
+      if (!row) throw new Error('record_usage answered no row');
+      if (row.outcome === 'unknown_user') return { outcome: 'unknown_user' };
+      if (row.outcome === 'no_plan') return { outcome: 'no_plan' };
+      if (row.outcome !== 'recorded' && row.outcome !== 'repeated' && row.outcome !== 'over_limit') throw new Error(`record_usage answered ${row.outcome}`);
+      return {
+        outcome: row.outcome,
+        used: Number(row.r_used),
+        limit: Number(row.r_limit),
+        periodStart: new Date(row.r_period_start!),
+        userId: String(row.r_user_id),
+        meter: String(row.r_meter),
+        quantity: Number(row.r_quantity),
+      };
     },
 
     /** A user's counter of one meter in one period (0 when nothing was recorded). */

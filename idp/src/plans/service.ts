@@ -67,6 +67,7 @@ export function planOfRow(row: PlanRow): Plan {
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function sortedLimits(limits: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(limits).sort(([a], [b]) => a.localeCompare(b)));
@@ -109,8 +110,6 @@ export function createPlanService(deps: PlanServiceDependencies) {
     const limit = plan.limits[meter] ?? 0;
     return { meter, used, limit, remaining: Math.max(0, limit - used), period_start: period.start.toISOString(), period_end: period.end.toISOString() };
   }
-
-  const withoutStart = ({ period_start: _start, ...rest }: MeterUsage) => rest;
 
   return {
     /** Every plan, by id. */
@@ -186,36 +185,25 @@ export function createPlanService(deps: PlanServiceDependencies) {
     async record(request: { clientId: string; userId: string; meter: string; quantity: number; idempotencyKey: string }): Promise<RecordingResult> {
       const now = deps.now();
       const period = periodOf(now);
-      const plan = await planOf(request.userId);
-      const limit = plan.limits[request.meter] ?? 0;
-      let outcome;
-      try {
-        outcome = await queries.record({ ...request, limit, periodStart: period.start, now });
-      } catch (error) {
-        // The user was deleted between the plan lookup and the insert.
-        if ((error as { code?: string }).code === '23503') throw new UnknownUser('no such user');
-        throw error;
+      if (!UUID.test(request.userId)) throw new UnknownUser('no such user');
+      const result = await queries.record({ ...request, userId: request.userId.toLowerCase(), periodStart: period.start, defaultPlan: deps.defaultPlan, now }).catch((error: unknown) => {
+        // The user was deleted while the statement ran.
+        throw (error as { code?: string }).code === '23503' ? new UnknownUser('no such user') : error;
+      });
+      if (result.outcome === 'unknown_user') throw new UnknownUser('no such user');
+      if (result.outcome === 'no_plan') throw new PlanRejected(`DEFAULT_PLAN names the plan "${deps.defaultPlan}", which does not exist (see \`idp plans list\`)`);
+      const usage = {
+        meter: result.meter,
+        used: result.used,
+        limit: result.limit,
+        remaining: result.outcome === 'over_limit' ? 0 : Math.max(0, result.limit - result.used),
+        period_end: periodOf(result.periodStart).end.toISOString(),
+      };
+      if (result.outcome === 'over_limit') return { outcome: 'over_limit', usage, retryAfterSeconds: secondsUntil(period.end, now) };
+      if (result.outcome === 'repeated' && (result.userId !== request.userId.toLowerCase() || result.meter !== request.meter || result.quantity !== request.quantity)) {
+        throw new IdempotencyKeyReused('this idempotency_key was used before with another sub, meter or quantity');
       }
-      if (outcome.recorded !== null) {
-        return { outcome: 'recorded', usage: withoutStart(meterUsage(plan, request.meter, outcome.recorded, now)) };
-      }
-      // Not recorded: the key was taken (this request may have been refused only because the first
-      // one filled the counter), or the usage does not fit.
-      const earlier = await queries.findEvent(request.clientId, request.idempotencyKey);
-      if (earlier) {
-        if (earlier.user_id !== request.userId.toLowerCase() || earlier.meter !== request.meter || earlier.quantity !== request.quantity) {
-          throw new IdempotencyKeyReused('this idempotency_key was used before with another sub, meter or quantity');
-        }
-        const used = Number(earlier.used_after);
-        const limitAt = Number(earlier.limit_at);
-        const earlierPeriod = periodOf(earlier.period_start);
-        return {
-          outcome: 'repeated',
-          usage: { meter: earlier.meter, used, limit: limitAt, remaining: Math.max(0, limitAt - used), period_end: earlierPeriod.end.toISOString() },
-        };
-      }
-      const used = await queries.used(request.userId, request.meter, period.start);
-      return { outcome: 'over_limit', usage: { ...withoutStart(meterUsage(plan, request.meter, used, now)), remaining: 0 }, retryAfterSeconds: secondsUntil(period.end, now) };
+      return { outcome: result.outcome, usage };
     },
   };
 }
