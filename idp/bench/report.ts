@@ -115,6 +115,10 @@ export function goals(result: BenchResult): Goal[] {
   const ccP99 = ccOurs && ccBare && ccBare.p99 > 0 ? ccOurs.p99 / ccBare.p99 : undefined;
   list.push({ goal: 'client credentials: ours (Postgres) ≥ 0.70 × bare', measured: fmtRatio(cc), status: judge(cc === undefined ? undefined : cc >= 0.7) });
   list.push({ goal: "client credentials: ours' p99 ≤ 2 × bare's", measured: fmtRatio(ccP99), status: judge(ccP99 === undefined ? undefined : ccP99 <= 2) });
+  // Issue 16: recording usage is at least as fast as issuing a client-credentials token, same run, same target.
+  const usage = get('usage', 'ours-pg');
+  const usageRatio = usage && ccOurs && ccOurs.rate > 0 ? usage.rate / ccOurs.rate : undefined;
+  list.push({ goal: "usage recording: ours (Postgres) ≥ 1.0 × ours' client credentials", measured: fmtRatio(usageRatio), status: judge(usageRatio === undefined ? undefined : usageRatio >= 1) });
   const refresh = ratio('refresh');
   list.push({ goal: 'refresh: ours (Postgres) ≥ 0.50 × bare', measured: fmtRatio(refresh), status: judge(refresh === undefined ? undefined : refresh >= 0.5) });
   const signIn = get('sign-in', 'ours-pg');
@@ -211,6 +215,8 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
     for (const target of result.targets) {
       const label = `| ${SCENARIO_LABELS[scenario]} | ${TARGET_LABELS[target]} |`;
       if (target === 'ours-pg-workers2' && scenario !== 'client-credentials') continue;
+      // The bare provider has no usage API (the goal compares usage with ours' client credentials).
+      if (target === 'bare' && scenario === 'usage') continue;
       const row = summarize(result.measurements[scenario]?.[target]);
       if (!row) {
         lines.push(`${label} ${result.notRun[target] ?? 'not run'} | | | | | | | |`);

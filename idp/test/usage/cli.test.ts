@@ -85,7 +85,7 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
       ]);
       // Importing the same file again changes nothing.
       expect(await ok(['import', '--file', seedPath])).toEqual(['0 plans, 0 clients, 0 users imported, 0 changed']);
-    }, 120_000);
+    }, 150_000);
 
     it('plans list: one line per plan, id first, then name, limits, devices, features', async () => {
       expect(await ok(['plans', 'list'])).toEqual([
@@ -93,7 +93,7 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
         'free  name="Free"  limits=applications:20  devices=1  features=-',
         'pro  name="Pro"  limits=applications:500  devices=3  features=auto_apply',
       ]);
-    }, 60_000);
+    }, 150_000);
 
     it('a changed plan and a user moved to another plan count as 2 changed, and are audited', async () => {
       const seed = { plans: [{ ...PRO, limits: { applications: 600 } }, BUSINESS], users: [{ email: 'ada@example.com', name: 'Ada', password: 'analytical engine', plan: 'business' }] };
@@ -110,7 +110,7 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
         ['plan.saved', 'pro', 'cli'],
         ['plan.changed', 'pro->business', 'cli'],
       ]);
-    }, 60_000);
+    }, 150_000);
 
     it('a seed with a bad plan, or a user naming a plan that does not exist, writes nothing', async () => {
       const bad = join(store.dataDir, 'bad.json');
@@ -120,7 +120,7 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
       expect(await fails(['import', '--file', bad], 1)).toMatch(/new@example\.com: no plan "platinum"/);
       expect(await inStore((db) => db.selectFrom('users').select('email').where('email', '=', 'new@example.com').execute())).toEqual([]);
       expect(await inStore((db) => db.selectFrom('plans').select('id').where('id', '=', 'team').execute())).toEqual([]);
-    }, 60_000);
+    }, 150_000);
 
     it('plans set moves a user at once and is audited; the same plan again changes nothing', async () => {
       expect(await ok(['plans', 'set', '--email', 'bob@example.com', '--plan', 'pro'])).toEqual(['bob@example.com: plan free -> pro']);
@@ -130,14 +130,14 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
       );
       expect(changed).toHaveLength(1);
       expect(changed[0]?.details).toMatchObject({ from: 'free', to: 'pro', via: 'cli', operator: expect.any(String) });
-    }, 60_000);
+    }, 150_000);
 
     it('plans set refuses an unknown plan or user (1) and a malformed plan id or missing flag (2)', async () => {
       expect(await fails(['plans', 'set', '--email', 'bob@example.com', '--plan', 'platinum'], 1)).toMatch(/no plan "platinum"/);
       expect(await fails(['plans', 'set', '--email', 'nobody@example.com', '--plan', 'pro'], 1)).toMatch(/no user with email nobody@example.com/);
       expect(await fails(['plans', 'set', '--email', 'bob@example.com', '--plan', 'Pro Plan'], 2)).toMatch(/--plan/);
       expect(await fails(['plans', 'set', '--email', 'bob@example.com'], 2)).toMatch(/--plan is required/);
-    }, 60_000);
+    }, 150_000);
 
     it('usage show: one line per meter this month: meter, used, limit, period end', async () => {
       const period = periodOf(new Date());
@@ -154,6 +154,6 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
       ]);
       expect(await ok(['usage', 'show', '--email', 'bob@example.com'])).toEqual([`applications  used=0  limit=600  period_end=${end}`]);
       expect(await fails(['usage', 'show', '--email', 'nobody@example.com'], 1)).toMatch(/no user/);
-    }, 60_000);
+    }, 150_000);
   });
 });
