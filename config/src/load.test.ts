@@ -86,6 +86,12 @@ describe('loadConfig defaults', () => {
     expect(variables(configError({ API_SCOPES: 'ok "quoted"' }).problems)).toEqual(['API_SCOPES']);
   });
 
+  it('DEFAULT_PLAN is free unless set, and must be a plan id', () => {
+    expect(loadConfig({}).defaultPlan).toBe('free');
+    expect(loadConfig({ DEFAULT_PLAN: 'pro' }).defaultPlan).toBe('pro');
+    expect(variables(configError({ DEFAULT_PLAN: 'Pro Plan' }).problems)).toEqual(['DEFAULT_PLAN']);
+  });
+
   it('ignores variables it does not know', () => {
     expect(loadConfig({ HOME: '/root', PATH: '/bin', SOMETHING_ELSE: 'x' }).port).toBe(4000);
   });

@@ -18,6 +18,8 @@ export interface Config {
   /** undefined outside production until the caller supplies generated development keys. */
   cookieKeys: string[] | undefined;
   api: { resource: string; scopes: string[] };
+  /** DEFAULT_PLAN: the plan of a user without a subscription. */
+  defaultPlan: string;
   keystore: {
     /** The key-encryption key as given (base64), or the file that holds it; neither outside production means generated. */
     kek: { kind: 'value'; value: string } | { kind: 'file'; path: string } | { kind: 'generated' };
@@ -135,6 +137,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     migrateOnStart: env.MIGRATE_ON_START === 'auto' ? store.kind === 'embedded' : env.MIGRATE_ON_START === 'true',
     cookieKeys: env.COOKIE_KEYS,
     api: { resource: env.API_RESOURCE, scopes: env.API_SCOPES },
+    defaultPlan: env.DEFAULT_PLAN,
     keystore: {
       kek: env.KEYSTORE_KEK
         ? { kind: 'value', value: env.KEYSTORE_KEK }

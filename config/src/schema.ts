@@ -57,6 +57,11 @@ export const environmentSchema = z.object({
     .pipe(z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'scopes are printable ASCII without quotes or backslashes')))
     .default(['api:read', 'api:write'])
     .describe('Scopes of the API resource, space- or comma-separated. Scopes registered on clients are accepted too.'),
+  DEFAULT_PLAN: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be a plan id: lower-case letters, digits, "_" or "-"')
+    .default('free')
+    .describe('The plan of a user who has no subscription (`idp plans set`); it must exist (`idp plans list`). The migrations create `free`. See docs/usage.md.'),
   KEYSTORE_KEK: z
     .string()
     .regex(/^[A-Za-z0-9+/_-]{43}=?$/, 'must be 32 bytes in base64 (create one with `openssl rand -base64 32`)')

@@ -21,7 +21,7 @@ import bcrypt from 'bcrypt';
 import Provider, { errors, type Adapter, type AdapterPayload, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import pg from 'pg';
 import { LIFETIMES } from '../src/provider/lifetimes.ts';
-import type { Seed } from './seed.ts';
+import { METER_CLIENT, type Seed } from './seed.ts';
 
 const port = Number(process.env['BENCH_PORT']);
 const seed = JSON.parse(readFileSync(String(process.env['BENCH_SEED']), 'utf8')) as Seed;
@@ -36,7 +36,8 @@ const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'bench', alg: 'RS256', use: 'sig' };
 
 const configuration: Configuration = {
-  clients: seed.clients.map(({ first_party: _ignored, ...metadata }) => metadata as ClientMetadata),
+  // The usage recorder's scope is ours alone (the bare provider has no usage API).
+  clients: seed.clients.filter((client) => client.client_id !== METER_CLIENT).map(({ first_party: _ignored, ...metadata }) => metadata as ClientMetadata),
   jwks: { keys: [signingKey] },
   cookies: {
     keys: [randomBytes(32).toString('base64url')],

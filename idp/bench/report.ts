@@ -115,6 +115,10 @@ export function goals(result: BenchResult): Goal[] {
   const ccP99 = ccOurs && ccBare && ccBare.p99 > 0 ? ccOurs.p99 / ccBare.p99 : undefined;
   list.push({ goal: 'client credentials: ours (Postgres) ≥ 0.70 × bare', measured: fmtRatio(cc), status: judge(cc === undefined ? undefined : cc >= 0.7) });
   list.push({ goal: "client credentials: ours' p99 ≤ 2 × bare's", measured: fmtRatio(ccP99), status: judge(ccP99 === undefined ? undefined : ccP99 <= 2) });
+  // Issue 16: recording usage is at least as fast as issuing a client-credentials token, same run, same target.
+  const usage = get('usage', 'ours-pg');
+  const usageRatio = usage && ccOurs && ccOurs.rate > 0 ? usage.rate / ccOurs.rate : undefined;
+  list.push({ goal: "usage recording: ours (Postgres) ≥ 1.0 × ours' client credentials", measured: fmtRatio(usageRatio), status: judge(usageRatio === undefined ? undefined : usageRatio >= 1) });
   const refresh = ratio('refresh');
   list.push({ goal: 'refresh: ours (Postgres) ≥ 0.50 × bare', measured: fmtRatio(refresh), status: judge(refresh === undefined ? undefined : refresh >= 0.5) });
   const signIn = get('sign-in', 'ours-pg');
@@ -211,6 +215,8 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
     for (const target of result.targets) {
       const label = `| ${SCENARIO_LABELS[scenario]} | ${TARGET_LABELS[target]} |`;
       if (target === 'ours-pg-workers2' && scenario !== 'client-credentials') continue;
+      // The bare provider has no usage API (the goal compares usage with ours' client credentials).
+      if (target === 'bare' && scenario === 'usage') continue;
       const row = summarize(result.measurements[scenario]?.[target]);
       if (!row) {
         lines.push(`${label} ${result.notRun[target] ?? 'not run'} | | | | | | | |`);
@@ -275,7 +281,7 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
   lines.push('## How it is measured', '');
   lines.push(
     '- Targets: a bare oidc-provider (the installed version, in-memory adapter, the product\'s token settings: RS256 JWKS, JWT access tokens for `urn:jobswipe:api` on client credentials with a resource indicator, refresh tokens rotated on use, introspection, userinfo; a minimal login form that checks a bcrypt hash) and our provider (`idp/src/main.ts`) on a fresh Postgres database + Redis prefix, on a fresh embedded store, and on Postgres + Redis with `WORKERS=2` (client credentials only). Each is a child process; ours is migrated (`idp migrate`, Postgres) and seeded (`idp import --file`) by the same entry point as `npm run idp`, bare is given the same seed; `TOKEN_RATE_LIMIT_PER_MINUTE` is raised out of the way, the sign-in limits stay.',
-    '- discovery, JWKS: GET. client credentials: POST /token with `resource=urn:jobswipe:api`. refresh: 16 users, one per connection, each sending the refresh token its previous response returned. introspection: each connection introspects its user\'s access token with the web client\'s credentials. userinfo: each connection with its user\'s access token.',
+    '- discovery, JWKS: GET. client credentials: POST /token with `resource=urn:jobswipe:api`. usage recording (ours only; the bare provider has no usage API): POST /api/usage with a usage:write token, one application for the connection\'s user per request, each with a new idempotency key, on a plan whose limit no run reaches; compared with ours\' client credentials in the same run. refresh: 16 users, one per connection, each sending the refresh token its previous response returned. introspection: each connection introspects its user\'s access token with the web client\'s credentials. userinfo: each connection with its user\'s access token.',
     '- full sign-in: autocannon `requests` with setupRequest/onResponse and the per-connection context, each loop a fresh browser: authorize → login page → login POST (CSRF token and cookies) → redirects → code → token, each sign-in from its own `X-Forwarded-For` (TRUST_PROXY=loopback). The rate is completed sign-ins per second, counted from the first completion (before it, every connection is still in its first sign-in); the latency that of a whole sign-in. A sign-in waits for bcrypt, so this run lasts at least long enough for each connection to finish about four (4 × connections / the bcrypt ceiling, at most 40 s).',
     '- Rounds alternate between targets (per scenario: round 1 every target, then round 2, ...); medians are reported. The load generator shares the machine with the target.',
     '- `--cpu-prof DIR` starts our provider under `node --cpu-prof --cpu-prof-dir DIR/<target>`; the profiles are written when the run ends.',

@@ -39,7 +39,7 @@ const USAGE = `npm run bench -- [options]
   --connections N     autocannon connections (default 16)
   --ceiling-seconds S how long each ceiling is measured (default 3; RS256 at most 2)
   --scenarios a,b     of ${SCENARIOS.join(', ')} (default all)
-  --targets x,y       of ${TARGETS.join(', ')} (default all; WORKERS=2 runs client credentials only)
+  --targets x,y       of ${TARGETS.join(', ')} (default all; WORKERS=2 runs client credentials only; usage runs on ours only)
   --cpu-prof DIR      start our provider under node --cpu-prof --cpu-prof-dir DIR/<target>
   --out FILE          the report (default docs/benchmarks.md); the chart goes next to it as .svg
   --svg FILE          the chart (default: --out with .svg)
@@ -209,7 +209,7 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
     measurements: {},
   };
 
-  const needsUsers = options.scenarios.some((scenario) => ['refresh', 'introspection', 'userinfo', 'sign-in'].includes(scenario));
+  const needsUsers = options.scenarios.some((scenario) => ['usage', 'refresh', 'introspection', 'userinfo', 'sign-in'].includes(scenario));
   const states = new Map<TargetName, TargetState>();
   for (const name of options.targets) {
     if (aborted()) throw new Error('interrupted');
@@ -232,8 +232,9 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
     states.set(name, { target, users });
   }
 
+  // The bare provider has no usage API: the usage scenario is measured against ours' client credentials instead.
   const scenarioTargets = (scenario: ScenarioName) =>
-    options.targets.filter((name) => states.has(name) && (name !== 'ours-pg-workers2' || scenario === 'client-credentials'));
+    options.targets.filter((name) => states.has(name) && (name !== 'ours-pg-workers2' || scenario === 'client-credentials') && (name !== 'bare' || scenario !== 'usage'));
 
   for (const scenario of options.scenarios) {
     for (let round = 1; round <= options.rounds; round += 1) {

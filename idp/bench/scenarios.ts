@@ -8,16 +8,18 @@ import { fork } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { basicAuth, form, SignIn, signInWithFetch, type StepRequest, type StepResponse } from './flow.ts';
-import { SERVICE_CLIENT, WEB_CLIENT, type Credentials } from './seed.ts';
+import { randomBytes } from 'node:crypto';
+import { METER_CLIENT, SERVICE_CLIENT, WEB_CLIENT, type Credentials } from './seed.ts';
 import { targetRss, type RunningTarget } from './targets.ts';
 
-export const SCENARIOS = ['discovery', 'jwks', 'client-credentials', 'refresh', 'introspection', 'userinfo', 'sign-in'] as const;
+export const SCENARIOS = ['discovery', 'jwks', 'client-credentials', 'usage', 'refresh', 'introspection', 'userinfo', 'sign-in'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export const SCENARIO_LABELS: Record<ScenarioName, string> = {
   discovery: 'discovery',
   jwks: 'JWKS',
   'client-credentials': 'client credentials (JWT)',
+  usage: 'usage recording (POST /api/usage)',
   refresh: 'refresh-token rotation',
   introspection: 'introspection',
   userinfo: 'userinfo',
@@ -32,6 +34,8 @@ const PROBE_RATE = 50;
 /** A signed-in user's current tokens; the refresh scenario moves them on. */
 export interface UserState {
   email: string;
+  /** The user's subject, from the ID token of the sign-in. */
+  sub: string | undefined;
   refreshToken: string;
   accessToken: string;
   /** A refresh failed: the token may be spent, the user is signed in again before the next scenario. */
@@ -109,7 +113,15 @@ export async function signInUsers(target: RunningTarget, credentials: Credential
 async function signInUser(target: RunningTarget, credentials: Credentials, email: string): Promise<UserState> {
   const tokens = await signInWithFetch(target.base, target.endpoints, { email, password: credentials.password }, credentials.webSecret, nextAddress());
   if (!tokens.refresh_token) throw new Error(`${target.name}: the sign-in of ${email} gave no refresh token`);
-  return { email, refreshToken: tokens.refresh_token, accessToken: tokens.access_token, broken: false };
+  return { email, sub: subjectOf(tokens.id_token), refreshToken: tokens.refresh_token, accessToken: tokens.access_token, broken: false };
+}
+
+/** The `sub` of an ID token (read, not verified: the harness only needs to name the user back). */
+function subjectOf(idToken: string | undefined): string | undefined {
+  const payload = idToken?.split('.')[1];
+  if (!payload) return undefined;
+  const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+  return typeof sub === 'string' ? sub : undefined;
 }
 
 /** Signs users whose refresh chain broke in again (four at a time), so the next scenario starts from working tokens. */
@@ -222,6 +234,8 @@ export async function runScenario(scenario: ScenarioName, state: TargetState, cr
       };
       return fromResult(await cannon(options(target, run, { requests: [request] })), target, failures);
     }
+    case 'usage':
+      return runUsage(state, credentials, run, failures);
     case 'refresh': {
       const result = await cannon(options(target, run, { setupClient: perUser(state, (user) => refreshRequest(user, target, credentials, failures)) }));
       // A refresh whose answer never came (the run stopped first) may have spent the token: sign that user in again.
@@ -262,6 +276,53 @@ export async function runScenario(scenario: ScenarioName, state: TargetState, cr
     case 'sign-in':
       return runSignIns(state, credentials, run, failures);
   }
+}
+
+/** A client-credentials access token of the usage recorder, for the whole run (it lives 15 minutes). */
+async function meterToken(target: RunningTarget, credentials: Credentials): Promise<string> {
+  const response = await fetch(`${target.base}${target.endpoints.token}`, {
+    method: 'POST',
+    headers: { authorization: basicAuth(METER_CLIENT, credentials.meterSecret), 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ grant_type: 'client_credentials', scope: 'usage:write', resource: API_RESOURCE }),
+  });
+  const body = (await response.json()) as { access_token?: string; scope?: string };
+  if (!response.ok || !body.access_token || body.scope !== 'usage:write') throw new Error(`${target.name}: no usage:write token (${response.status})`);
+  return body.access_token;
+}
+
+/**
+ * Usage recording (ours only): each connection records 1 application for its user, every request with
+ * a new idempotency key, against a plan whose limit no run reaches. Every answer should be 201.
+ */
+async function runUsage(state: TargetState, credentials: Credentials, run: RunOptions, failures: Failures): Promise<Measurement> {
+  const { target } = state;
+  const token = await meterToken(target, credentials);
+  // Keys unique across runs and rounds: a repeated key would be answered 200 without recording.
+  const runId = randomBytes(6).toString('base64url');
+  let connection = 0;
+  const setupClient = (client: autocannon.Client) => {
+    const user = state.users[connection % state.users.length];
+    const prefix = `${runId}-${connection}-`;
+    connection += 1;
+    if (!user?.sub) throw new Error('no signed-in users with a sub');
+    let sent = 0;
+    client.setRequests([
+      {
+        method: 'POST',
+        path: '/api/usage',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        setupRequest: (request: Request) => {
+          sent += 1;
+          return { ...request, body: JSON.stringify({ sub: user.sub, meter: 'applications', quantity: 1, idempotency_key: `${prefix}${sent}` }) };
+        },
+        // Non-2xx answers count in autocannon's own counters; a 200 (a key repeated) recorded nothing.
+        onResponse: (status: number, body: string) => {
+          if (status >= 200 && status < 300 && (status !== 201 || !body.includes('"used":'))) failures.add(`usage: ${status} ${body.slice(0, 120)}`);
+        },
+      },
+    ]);
+  };
+  return fromResult(await cannon(options(target, run, { setupClient })), target, failures);
 }
 
 /** setupClient: connection i acts for user i (16 connections, 16 users), with its own request loop. */

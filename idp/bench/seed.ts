@@ -3,12 +3,17 @@ import bcrypt from 'bcrypt';
 
 /** The seed every target is given (docs/cli.md's format): the web app, a service client, users. */
 export interface Seed {
+  /** Ours only (the bare provider has no plans): one plan whose limit no run reaches. */
+  plans: Array<{ id: string; name: string; limits: Record<string, number>; desktop_devices: number; features: string[] }>;
   clients: Array<Record<string, unknown> & { client_id: string; client_secret: string }>;
-  users: Array<{ email: string; name: string; password_hash: string; email_verified: boolean }>;
+  users: Array<{ email: string; name: string; password_hash: string; email_verified: boolean; plan: string }>;
 }
 
 export const WEB_CLIENT = 'bench-web';
 export const SERVICE_CLIENT = 'bench-service';
+/** The service that records usage (ours only: the bare provider has no usage API and leaves it out). */
+export const METER_CLIENT = 'bench-meter';
+export const BENCH_PLAN = 'bench-unlimited';
 export const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 export const USERS = 16;
 
@@ -17,6 +22,7 @@ export interface Credentials {
   password: string;
   webSecret: string;
   serviceSecret: string;
+  meterSecret: string;
 }
 
 /** One password (bcrypt at the product's default cost, 12) shared by every user: one hash to compute. */
@@ -25,7 +31,9 @@ export async function createSeed(cost = 12): Promise<Credentials> {
   const hash = await bcrypt.hash(password, cost);
   const webSecret = randomBytes(32).toString('base64url');
   const serviceSecret = randomBytes(32).toString('base64url');
+  const meterSecret = randomBytes(32).toString('base64url');
   const seed: Seed = {
+    plans: [{ id: BENCH_PLAN, name: 'Benchmark', limits: { applications: 1_000_000_000 }, desktop_devices: 1, features: [] }],
     clients: [
       {
         client_id: WEB_CLIENT,
@@ -45,13 +53,23 @@ export async function createSeed(cost = 12): Promise<Credentials> {
         grant_types: ['client_credentials'],
         scope: 'api:read',
       },
+      {
+        client_id: METER_CLIENT,
+        client_secret: meterSecret,
+        client_name: 'Benchmark usage recorder',
+        redirect_uris: [],
+        response_types: [],
+        grant_types: ['client_credentials'],
+        scope: 'usage:write',
+      },
     ],
     users: Array.from({ length: USERS }, (_, index) => ({
       email: `bench-user-${index}@example.com`,
       name: `Bench User ${index}`,
       password_hash: hash,
       email_verified: true,
+      plan: BENCH_PLAN,
     })),
   };
-  return { seed, password, webSecret, serviceSecret };
+  return { seed, password, webSecret, serviceSecret, meterSecret };
 }

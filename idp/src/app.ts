@@ -27,6 +27,8 @@ import type { Mailer } from './mail/transport.ts';
 import type { AccountTokens } from './users/account-tokens.ts';
 import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits } from './security/token-limits.ts';
+import type { AccessTokenVerifier } from './http/bearer-token.ts';
+import { usageRoutes } from './plans/usage-routes.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -46,7 +48,9 @@ export interface AppDependencies {
   deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
-  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration'>;
+  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans'>;
+  /** Verifies the provider's own JWT access tokens for our service APIs (the usage API). */
+  verifyAccessToken: AccessTokenVerifier;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
   tokenLimits: ClientAuthLimits;
@@ -146,6 +150,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.allowedMethods());
   app.use(account.routes());
   app.use(account.allowedMethods());
+  // The usage API: bearer tokens, no cookies, so no CSRF token; no CORS (corsAllowList leaves it out).
+  app.use(usageRoutes({ plans: deps.libraries.plans, verifyAccessToken: deps.verifyAccessToken, log: deps.log, realm: deps.issuer }).routes());
   app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
   app.use(tokenEndpointLimits(deps.tokenLimits, deps.provider, deps.clientIp, deps.log, deps.libraries.recordEvent));

@@ -15,6 +15,8 @@ import type { Mailer } from './mail/transport.ts';
 import { createProvider } from './provider/configuration.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { createPasswordReset } from './password-reset/reset.ts';
+import { createPlanQueries } from './plans/queries.ts';
+import { createPlanService } from './plans/service.ts';
 import { createRegistration } from './signup/registration.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService, type SessionServiceDependencies } from './sessions/service.ts';
@@ -37,6 +39,7 @@ export function createQueries(db: Kysely<Tables>) {
     accountTokens: createAccountTokens(db),
     sessionRegistry: createSessionRegistry(db),
     personalData: createPersonalData(db),
+    plans: createPlanQueries(db),
   };
 }
 
@@ -57,6 +60,8 @@ export interface LibraryDependencies {
   mailer: Mailer;
   audit: AuditLog;
   log: Logger;
+  /** The clock usage periods are read from (tests set it); the system clock by default. */
+  now?: (() => Date) | undefined;
 }
 
 /** The business rules, each a factory over its dependencies; called by the pages and the CLI alike. */
@@ -82,6 +87,7 @@ export function createLibraries(deps: LibraryDependencies) {
     registration,
     accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),
     users: createUserAdministration({ users: queries.users, accounts, sessions, passwordReset, registration, recordEvent }),
+    plans: createPlanService({ queries: queries.plans, defaultPlan: deps.config.defaultPlan, recordEvent, now: deps.now ?? (() => new Date()) }),
   };
 }
 

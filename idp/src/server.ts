@@ -7,6 +7,7 @@ import type { KeyEvent, Keystore } from '@jobswipe/keystore';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import type { JWKS } from 'oidc-provider';
+import type { JWK } from 'jose';
 import type { DestinationStream } from 'pino';
 import { ADMIN_SOCKET_NAME, listenForCommands } from './admin-socket.ts';
 import { createApp } from './app.ts';
@@ -22,6 +23,7 @@ import { createClientRegistry } from './clients/registry.ts';
 import { serverCipher } from './clients/secrets.ts';
 import { createClientValidator, createLibraries, createQueries, type Libraries, type Queries } from './composition.ts';
 import { clientIpResolver, type ClientIp } from './http/client-ip.ts';
+import { createAccessTokenVerifier } from './http/bearer-token.ts';
 import { requestIdOf, requestScope } from './http/request-scope.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMailer } from './mail/transport.ts';
@@ -40,6 +42,7 @@ import { trackSessions } from './sessions/tracking.ts';
 import { loadKek, openKeystore } from './signing-keys.ts';
 import { openStore, type Tables } from './store.ts';
 import { openDataDirWarning, prepareDataDir } from './data-dir.ts';
+import { previousPeriodOf } from './plans/period.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -62,6 +65,8 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** How often the audit sealer runs and the chain head is logged (tests shorten them). */
   audit?: SealingOptions;
+  /** The clock usage periods are read from (tests move it across a period's end). */
+  now?: () => Date;
 }
 
 /** Undoes what a start-up step did; run in reverse order of the steps. */
@@ -289,10 +294,17 @@ async function listen(config: Config, handler: Parameters<typeof createServer>[1
 function startSweeper(config: Config, stores: Stores, queries: Queries, log: Logger, cleanups: Cleanup[]): void {
   const { db } = stores.database;
   const sweeper = setInterval(() => {
-    Promise.all([sweepExpired(db), queries.sessionRegistry.sweep(), stores.redis ? 0 : DatabaseCounters.sweep(db), queries.accountTokens.sweep()])
+    Promise.all([
+      sweepExpired(db),
+      queries.sessionRegistry.sweep(),
+      stores.redis ? 0 : DatabaseCounters.sweep(db),
+      queries.accountTokens.sweep(),
+      // Usage events are kept for this period and the one before; their totals stay in the counters.
+      queries.plans.sweepEvents(previousPeriodOf(new Date()).start),
+    ])
       .then(
-        ([removed, sessions, limits, accountTokens]) =>
-          removed + sessions + limits + accountTokens > 0 && log.info({ removed, sessions, limits, accountTokens }, 'expired rows swept'),
+        ([removed, sessions, limits, accountTokens, usageEvents]) =>
+          removed + sessions + limits + accountTokens + usageEvents > 0 && log.info({ removed, sessions, limits, accountTokens, usageEvents }, 'expired rows swept'),
       )
       .catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
   }, config.sweepIntervalSeconds * 1000);
@@ -304,7 +316,7 @@ function startSweeper(config: Config, stores: Stores, queries: Queries, log: Log
  * The graph over the open stores: queries, then the libraries the pages use and a second set for CLI
  * commands run through the admin socket (those wait for logout deliveries, to report them).
  */
-function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => Serving) {
+function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => Serving, now: (() => Date) | undefined) {
   const { db } = stores.database;
   // Logout tokens are signed with whichever key signs now (kept current by the key refresh).
   const logoutNotifier = createLogoutNotifier(
@@ -324,6 +336,7 @@ function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => 
     mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
     audit: stores.audit,
     log,
+    now,
   };
   return {
     logoutNotifier,
@@ -338,7 +351,7 @@ type Graph = ReturnType<typeof buildGraph>;
 type Serving = Awaited<ReturnType<typeof startKeyRefresh>>;
 
 /** The Koa application: our pages and middlewares in front of the provider serving now. */
-function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider }) {
+function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider; jwks: () => JWKS }) {
   const { database, redis } = stores;
   const { db } = database;
   const { queries, libraries } = graph;
@@ -369,6 +382,7 @@ function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKe
     tokenLimits: limits.clientAuth,
     isRegisteredOrigin: registeredRedirectOrigins(db),
     libraries,
+    verifyAccessToken: createAccessTokenVerifier({ issuer: config.issuer, audience: config.api.resource, keys: () => deps.jwks() as { keys: JWK[] } }),
     signup: { mode: config.signup, unverifiedSignIn: config.unverifiedSignIn, limits: { signup: limits.signup, resend: limits.verificationResend } },
     mailer: graph.mailer,
     accountTokens: queries.accountTokens,
@@ -393,14 +407,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const clientIp = clientIpResolver(config.trustProxy);
     let serving: Serving | undefined;
-    const graph = buildGraph(config, stores, log, () => serving!);
+    const graph = buildGraph(config, stores, log, () => serving!, options.now);
     const { queries, libraries, logoutNotifier } = graph;
     const { recordEvent } = libraries;
+    if (!(await queries.plans.find(config.defaultPlan))) {
+      log.error({ plan: config.defaultPlan }, 'DEFAULT_PLAN names a plan that does not exist: users without a subscription cannot record usage until it is imported (docs/usage.md)');
+    }
     for (const event of stores.openedKeys) await recordEvent(keyAuditEvent(event));
     const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify });
     serving = await startKeyRefresh(config, stores, log, recordEvent, build, cleanups);
-    const { provider } = serving;
-    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider });
+    const { provider, jwks } = serving;
+    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider, jwks });
     await serveAdminSocket(config, stores.database, graph.commandLibraries, queries, log, cleanups);
     // Runs after the listeners have closed: logout tokens already under way get the grace period too.
     cleanups.push(() => logoutNotifier.drain(config.shutdownGraceSeconds * 1000));

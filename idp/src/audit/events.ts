@@ -52,6 +52,8 @@ export const AUDIT_EVENT_TYPES = {
   'admin.client_created': 'an administrator registered a client',
   'admin.sessions_revoked': "an administrator ended a user's sessions",
   'admin.import': 'an administrator imported a seed file',
+  'plan.saved': 'a plan was created or changed (`idp import`, or the admin API); details name the plan and the change',
+  'plan.changed': "a user was put on a plan (`idp plans set`, `idp import`, or the admin API); details give the plan before and after",
 } as const;
 
 export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;

@@ -1,6 +1,7 @@
 import { AUDIT_COMMANDS } from './commands/audit.ts';
 import { CLIENTS_COMMANDS } from './commands/clients.ts';
 import { KEYS_COMMANDS } from './commands/keys.ts';
+import { PLANS_COMMANDS, USAGE_COMMANDS } from './commands/plans.ts';
 import { SESSIONS_COMMANDS } from './commands/sessions.ts';
 import { STORE_COMMANDS } from './commands/store.ts';
 import { USERS_COMMANDS } from './commands/users.ts';
@@ -15,6 +16,8 @@ export const COMMANDS: Record<string, Command> = {
   ...CLIENTS_COMMANDS,
   ...KEYS_COMMANDS,
   ...SESSIONS_COMMANDS,
+  ...PLANS_COMMANDS,
+  ...USAGE_COMMANDS,
   ...AUDIT_COMMANDS,
   import: STORE_COMMANDS['import']!,
 };

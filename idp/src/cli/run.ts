@@ -2,6 +2,7 @@ import type { Config } from '@jobswipe/config';
 import { KeystoreError } from '@jobswipe/keystore';
 import { ClientRejected } from '../clients/registry.ts';
 import { AccountRejected } from '../users/accounts.ts';
+import { PlanRejected, UnknownUser } from '../plans/service.ts';
 import { COMMANDS } from './commands.ts';
 import type { CommandIo } from '../command-io.ts';
 import type { CliContext } from './context.ts';
@@ -43,7 +44,7 @@ export async function runCommand(argv: string[], io: CommandIo, context: (config
       io.err(`idp ${name}: ${error.message} (usage: idp ${command.usage.split(/\s{2,}/)[0]})`);
       return 2;
     }
-    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected || error instanceof KeystoreError) {
+    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected || error instanceof KeystoreError || error instanceof PlanRejected || error instanceof UnknownUser) {
       io.err(`idp ${name}: ${error.message}`);
       return 1;
     }

@@ -4,6 +4,13 @@ import { LIFETIMES } from './lifetimes.ts';
 /** Scopes that belong to OpenID Connect itself; every other scope names something in the API. */
 export const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
 
+/**
+ * Scopes of the provider's own service APIs (the usage API, docs/usage.md). Always accepted, but
+ * granted only to a client that registered them in its `scope`: never to every client through
+ * API_SCOPES, and never to a client that merely asks.
+ */
+export const SERVICE_SCOPES: ReadonlySet<string> = new Set(['usage:write', 'usage:read']);
+
 interface ClientWithScope {
   scope?: string | undefined;
 }
@@ -12,7 +19,7 @@ export function createResourceIndicators(api: { resource: string; scopes: string
   /** The API's scopes for a client: the configured ones plus any custom scope the client registered. */
   const apiScopesFor = (client: ClientWithScope | undefined): Set<string> => {
     const registered = (client?.scope ?? '').split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
-    return new Set([...api.scopes, ...registered]);
+    return new Set([...api.scopes.filter((scope) => !SERVICE_SCOPES.has(scope)), ...registered]);
   };
 
   return {

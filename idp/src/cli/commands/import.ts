@@ -6,11 +6,16 @@ import { lazyCipher } from '../../clients/secrets.ts';
 import { canonicalJson, createClientRegistry, needsSecret, withGeneratedCredentials, type Metadata } from '../../clients/registry.ts';
 import { checkAccount, createAccounts, type NewAccount } from '../../users/accounts.ts';
 import { createQueries } from '../../composition.ts';
+import { planIdSchema } from '../../plans/schemas.ts';
+import { checkPlan, planOfRow } from '../../plans/service.ts';
+import type { AuditEvent } from '../../audit/events.ts';
 import type { CliContext } from '../context.ts';
 import { administratorEvent } from '../../audit/administrator.ts';
 import { CommandError, UsageError } from '../errors.ts';
 
 const seedSchema = z.strictObject({
+  // Checked one by one with the plans library's own rules (checkPlan), for its messages.
+  plans: z.array(z.unknown()).default([]),
   clients: z
     .array(z.looseObject({ client_id: z.string().min(1, 'client_id is required'), client_secret: z.string().min(1).optional() }))
     .default([]),
@@ -22,6 +27,7 @@ const seedSchema = z.strictObject({
         password: z.string().optional(),
         password_hash: z.string().optional(),
         email_verified: z.boolean().default(false),
+        plan: planIdSchema.optional(),
       }),
     )
     .default([]),
@@ -54,6 +60,17 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
   const duplicateUser = emails.find((email, index) => emails.indexOf(email) !== index);
   if (duplicateUser) throw new CommandError(`${file}: user ${duplicateUser} appears twice`);
 
+  const plans = seed.plans.map((plan, index) => {
+    try {
+      return checkPlan(plan);
+    } catch (error) {
+      throw new CommandError(`${file}: plans.${index}.${(error as Error).message}`);
+    }
+  });
+  const planIds = plans.map((plan) => plan.id);
+  const duplicatePlan = planIds.find((id, index) => planIds.indexOf(id) !== index);
+  if (duplicatePlan) throw new CommandError(`${file}: plan ${duplicatePlan} appears twice`);
+
   const accounts: NewAccount[] = seed.users.map((user) => ({
     email: user.email,
     name: user.name,
@@ -82,7 +99,8 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     // Opened before the transaction: the embedded store has one connection, which the transaction holds.
     // Comparing and saving clients may open or seal secrets; a seed of users only never needs the key.
     const cipher = wanted.length > 0 ? await secrets() : lazyCipher(secrets);
-    const counts = { clients: 0, users: 0, changed: 0 };
+    const counts = { plans: 0, clients: 0, users: 0, changed: 0 };
+    const events: AuditEvent[] = [];
     await database.db.transaction().execute(async (transaction) => {
       // Kysely types a transaction over all tables as unrelated to a Kysely over some of them.
       const trx = transaction as unknown as Kysely<Tables>;
@@ -95,21 +113,45 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
         else continue;
         await registry.save(client);
       }
-      const { users } = createQueries(trx);
+      const { users, plans: planQueries } = createQueries(trx);
+      // Plans first: the users below may name them.
+      for (const plan of plans) {
+        const { before } = await planQueries.upsert(plan);
+        if (before && JSON.stringify(planOfRow(before)) === JSON.stringify(plan)) continue;
+        if (before) counts.changed += 1;
+        else counts.plans += 1;
+        events.push(administratorEvent('plan.saved', { details: { plan: plan.id, change: before ? 'changed' : 'created' } }));
+      }
       const writer = createAccounts(users, hasher);
-      for (const account of accounts) {
+      for (const [index, account] of accounts.entries()) {
         const existing = await users.findByEmail(account.email);
+        let userId = existing?.id;
+        let changed = false;
         if (!existing) {
-          await writer.create(account);
+          userId = (await writer.create(account)).id;
           counts.users += 1;
-        } else if (await writer.reconcile(existing, account)) {
-          counts.changed += 1;
+        } else {
+          changed = await writer.reconcile(existing, account);
         }
+        const planId = seed.users[index]?.plan;
+        if (planId !== undefined && userId !== undefined) {
+          if (!(await planQueries.find(planId))) throw new CommandError(`${file}: user ${account.email}: no plan "${planId}" in the file or the store`);
+          const before = await planQueries.planOfUser(userId, context.config.defaultPlan);
+          const subscribedBefore = await planQueries.subscribe(userId, planId);
+          if (subscribedBefore !== planId) {
+            if (existing) changed = true;
+            events.push(administratorEvent('plan.changed', { userId, details: { from: before?.plan?.id ?? context.config.defaultPlan, to: planId } }));
+          }
+        }
+        if (changed) counts.changed += 1;
       }
     });
     for (const client of generated) context.io.out(`client ${client.client_id}: client_secret: ${String(client['client_secret'])}`);
     if (generated.length > 0) context.io.out('Generated secrets are shown only this once: store them now.');
-    context.io.out(`${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
-    await recordEvent(administratorEvent('admin.import', { details: { clients: counts.clients, users: counts.users, changed: counts.changed } }));
+    // A seed with plans says how many were new; the summary of one without stays as it always was.
+    const planCount = seed.plans.length > 0 ? `${counts.plans} plans, ` : '';
+    context.io.out(`${planCount}${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
+    for (const event of events) await recordEvent(event);
+    await recordEvent(administratorEvent('admin.import', { details: { plans: counts.plans, clients: counts.clients, users: counts.users, changed: counts.changed } }));
   }, { migrate: true });
 }

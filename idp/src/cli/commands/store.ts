@@ -16,7 +16,7 @@ export const STORE_COMMANDS: Record<string, Command> = {
   },
 
   import: {
-    usage: 'import --file seed.json       create or update clients and users from a seed file',
+    usage: 'import --file seed.json       create or update plans, clients and users from a seed file',
     async run(context, args) {
       const values = parse(args, { file: { type: 'string' } });
       await importSeed(context, required(values.file, '--file'));
