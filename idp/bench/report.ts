@@ -216,7 +216,7 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
       const label = `| ${SCENARIO_LABELS[scenario]} | ${TARGET_LABELS[target]} |`;
       if (target === 'ours-pg-workers2' && scenario !== 'client-credentials') continue;
       // The bare provider has no usage API (the goal compares usage with ours' client credentials).
-      if (target === 'bare' && scenario === 'usage') continue;
+      if (target.startsWith('bare') && scenario === 'usage') continue;
       const row = summarize(result.measurements[scenario]?.[target]);
       if (!row) {
         lines.push(`${label} ${result.notRun[target] ?? 'not run'} | | | | | | | |`);

@@ -234,7 +234,7 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
 
   // The bare provider has no usage API: the usage scenario is measured against ours' client credentials instead.
   const scenarioTargets = (scenario: ScenarioName) =>
-    options.targets.filter((name) => states.has(name) && (name !== 'ours-pg-workers2' || scenario === 'client-credentials') && (name !== 'bare' || scenario !== 'usage'));
+    options.targets.filter((name) => states.has(name) && (name !== 'ours-pg-workers2' || scenario === 'client-credentials') && (!name.startsWith('bare') || scenario !== 'usage'));
 
   for (const scenario of options.scenarios) {
     for (let round = 1; round <= options.rounds; round += 1) {
