@@ -20,6 +20,7 @@ const SCOPE_NAMES: Record<string, string> = {
   profile: 'your name',
   email: 'your email address',
   offline_access: 'access while you are away',
+  entitlements: 'your plan',
 };
 
 function describeScopes(scopes: string[]): string {

@@ -28,6 +28,7 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
   profile: 'See your name',
   email: 'See your email address',
   offline_access: 'Stay connected to your account when you are not using it',
+  entitlements: 'See your plan and its limits',
 };
 
 function describeScopes(scopes: string[]): ScopeDescription[] {
