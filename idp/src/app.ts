@@ -48,7 +48,7 @@ export interface AppDependencies {
   deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
-  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans'>;
+  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices'>;
   /** Verifies the provider's own JWT access tokens for our service APIs (the usage API). */
   verifyAccessToken: AccessTokenVerifier;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
@@ -96,6 +96,7 @@ export function createApp(deps: AppDependencies): Koa {
     recordEvent: deps.libraries.recordEvent,
     signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
     invited: invitationCheck(deps.accountTokens),
+    desktopDevices: deps.libraries.desktopDevices,
   });
   const signup = signupRoutes({
     ...deps.signup,
@@ -118,6 +119,8 @@ export function createApp(deps: AppDependencies): Koa {
     hasher: deps.hasher,
     loginLimits: deps.loginLimits,
     settings: deps.libraries.accountSettings,
+    plans: deps.libraries.plans,
+    desktopDevices: deps.libraries.desktopDevices,
     tokens: deps.accountTokens,
     emailChangeLimit: deps.emailChangeLimit,
   });

@@ -17,6 +17,7 @@ import { acceptedScopes } from './provider/scopes.ts';
 import { createPasswordReset } from './password-reset/reset.ts';
 import { createPlanQueries } from './plans/queries.ts';
 import { createPlanService } from './plans/service.ts';
+import { createDesktopDevices } from './plans/desktop-devices.ts';
 import { createRegistration } from './signup/registration.ts';
 import { createSessionRegistry } from './sessions/registry.ts';
 import { createSessionService, type SessionServiceDependencies } from './sessions/service.ts';
@@ -76,6 +77,7 @@ export function createLibraries(deps: LibraryDependencies) {
   const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
   const clients = createClientRegistry(deps.db, deps.validateClient, deps.secrets);
   const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
+  const plans = createPlanService({ queries: queries.plans, defaultPlan: deps.config.defaultPlan, recordEvent, now: deps.now ?? (() => new Date()) });
   return {
     recordEvent,
     hasher,
@@ -87,7 +89,8 @@ export function createLibraries(deps: LibraryDependencies) {
     registration,
     accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),
     users: createUserAdministration({ users: queries.users, accounts, sessions, passwordReset, registration, recordEvent }),
-    plans: createPlanService({ queries: queries.plans, defaultPlan: deps.config.defaultPlan, recordEvent, now: deps.now ?? (() => new Date()) }),
+    plans,
+    desktopDevices: createDesktopDevices({ planOf: plans.planOf, devicesOf: sessions.desktopDevices }),
   };
 }
 

@@ -136,7 +136,7 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
 }
 
 /** A provider instance over the given keys, with our listeners on its events. */
-function providerBuilder(config: Config, stores: Stores, queries: Queries, deps: { cookieKeys: string[]; log: Logger; clientIp: ClientIp; recordEvent: RecordEvent; sendLogout: Parameters<typeof createProvider>[0]['sendLogout'] }) {
+function providerBuilder(config: Config, stores: Stores, queries: Queries, deps: { cookieKeys: string[]; log: Logger; clientIp: ClientIp; recordEvent: RecordEvent; sendLogout: Parameters<typeof createProvider>[0]['sendLogout']; entitlementsOf: Parameters<typeof createProvider>[0]['entitlementsOf'] }) {
   const { adapter } = stores;
   const { log } = deps;
   // One per process, whichever provider instance (signing keys) serves a request: redemptions under way are shared.
@@ -160,6 +160,7 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
       api: config.api,
       sendLogout: deps.sendLogout,
       refreshReplay,
+      entitlementsOf: deps.entitlementsOf,
     });
     trackSessions(built, queries.sessionRegistry, LIFETIMES.session, log, deps.clientIp);
     auditProviderEvents(built, deps.recordEvent, deps.clientIp);
@@ -414,7 +415,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log.error({ plan: config.defaultPlan }, 'DEFAULT_PLAN names a plan that does not exist: users without a subscription cannot record usage until it is imported (docs/usage.md)');
     }
     for (const event of stores.openedKeys) await recordEvent(keyAuditEvent(event));
-    const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify });
+    const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify, entitlementsOf: libraries.plans.entitlementsOf });
     serving = await startKeyRefresh(config, stores, log, recordEvent, build, cleanups);
     const { provider, jwks } = serving;
     const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider, jwks });

@@ -71,7 +71,12 @@ describe('desktop sign-in (postgres)', () => {
     // The client comes from the example seed, imported with the provider's own CLI.
     const imported = await runToExit('idp/src/cli/main.ts', ['import', '--file', 'clients/desktop/seed.example.json'], storeEnvironment(idp.store), 60_000);
     expect(imported.out.at(-1)).toBe('1 clients, 0 users imported, 0 changed');
-    await idp.createUser(alice);
+    const { id: aliceId } = await idp.createUser(alice);
+    // Alice signs the app in many times here, from several browsers: a plan with room for those
+    // devices (the desktop device limit has its own tests, idp/test/usage/desktop-devices*.test.ts).
+    const administrator = { kind: 'administrator' } as const;
+    await idp.server.libraries.plans.save({ id: 'unlimited', name: 'Unlimited', limits: {}, desktop_devices: 1000 }, administrator);
+    await idp.server.libraries.plans.setPlan(aliceId, 'unlimited', administrator);
   });
 
   afterAll(async () => {

@@ -23,7 +23,8 @@ export function authOptions(): NextAuthOptions {
     clientSecret: current.clientSecret,
     client: { token_endpoint_auth_method: 'client_secret_basic' },
     // offline_access requires prompt=consent (OpenID Connect Core §11); first-party: no consent screen.
-    authorization: { params: { scope: 'openid profile email offline_access', prompt: 'consent' } },
+    // entitlements: the plan and its limits, for the dashboard (read from userinfo as it renders).
+    authorization: { params: { scope: 'openid profile email offline_access entitlements', prompt: 'consent' } },
     checks: ['pkce', 'state', 'nonce'],
     idToken: true,
     profile: (claims) => ({ id: claims.sub, name: claims.name ?? null, email: claims.email ?? null }),

@@ -6,6 +6,7 @@ const metadataSchema = z.looseObject({
   issuer: z.string(),
   token_endpoint: z.string(),
   jwks_uri: z.string(),
+  userinfo_endpoint: z.string().optional(),
   end_session_endpoint: z.string().optional(),
   revocation_endpoint: z.string().optional(),
 });

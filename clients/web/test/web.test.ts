@@ -191,6 +191,25 @@ describe('the web app, built once and started against the real provider, in Chro
     expect(providerErrors).toEqual([]);
   }, 60_000);
 
+  it('asks for entitlements and shows the plan and its limits on the dashboard, as the provider knows it now', async () => {
+    const user = await newUser();
+    const { page } = await newPage();
+    await signIn(page, user);
+    expect(await page.locator('#plan').innerText()).toBe('free');
+    expect(await page.locator('#limits').innerText()).toBe('20 applications');
+    expect(await page.locator('#desktop-devices').innerText()).toBe('1');
+    expect(await page.locator('#features').innerText()).toBe('none');
+
+    const administrator = { kind: 'administrator' } as const;
+    await idp.server.libraries.plans.save({ id: 'pro', name: 'Pro', limits: { applications: 500 }, desktop_devices: 3, features: ['auto_apply'] }, administrator);
+    await idp.server.libraries.plans.setPlan(user.id, 'pro', administrator);
+    await page.reload();
+    expect(await page.locator('#plan').innerText()).toBe('pro');
+    expect(await page.locator('#limits').innerText()).toBe('500 applications');
+    expect(await page.locator('#desktop-devices').innerText()).toBe('3');
+    expect(await page.locator('#features').innerText()).toBe('auto_apply');
+  }, 60_000);
+
   it('refreshes a stale access token once, for parallel requests and for a late old cookie', async () => {
     const user = await newUser();
     const { context, page } = await newPage();

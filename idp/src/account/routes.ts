@@ -18,6 +18,8 @@ import type { User, UserQueries } from '../users/queries.ts';
 import { reauthenticate } from '../users/reauthentication.ts';
 import { AccountChangeRefused, EmailChangeRejected, type AccountHolder, type AccountSettings } from './settings.ts';
 import type { AccountTokens } from '../users/account-tokens.ts';
+import type { DesktopDevices } from '../plans/desktop-devices.ts';
+import { PlanRejected, type PlanService } from '../plans/service.ts';
 import { emailSchema } from '../users/accounts.ts';
 import {
   ACCOUNT_NOTICES,
@@ -31,6 +33,7 @@ import {
   emailChangedPage,
   emailChangeRejectedPage,
   type AccountNotice,
+  type PlanView,
 } from './views.ts';
 
 export interface AccountDependencies {
@@ -46,6 +49,9 @@ export interface AccountDependencies {
   loginLimits: LoginLimits;
   /** The rules behind every change on these pages. */
   settings: AccountSettings;
+  /** The user's plan and usage this period, and their desktop devices against the plan. */
+  plans: Pick<PlanService, 'usageOf'>;
+  desktopDevices: DesktopDevices;
   /** The single-use links of an email change, checked before the confirmation page is shown. */
   tokens: AccountTokens;
   /** Email change requests per user: each one mails an address the user chose. */
@@ -60,6 +66,7 @@ const changePasswordForm = formGuard(reauthFields.extend({ password: z.string().
 const changeEmailForm = formGuard(reauthFields.extend({ email: z.string().trim().max(1024) }));
 const confirmEmailForm = formGuard(z.object({ token: z.string().max(200) }));
 const sessionUid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const grantId = sessionUid;
 // Postgres text cannot hold NUL: such an id is no client's, and must not reach a query.
 const clientId = z.string().min(1).max(255).regex(/^[^\u0000]*$/);
 
@@ -100,6 +107,17 @@ async function requireSignedIn(ctx: Context, deps: AccountDependencies): Promise
 /** The signed-in user as the account rules see them: in this session, from this request. */
 function holderOf(ctx: Context, deps: AccountDependencies, { user, session }: Signedin): AccountHolder {
   return { user, sessionUid: session.uid, origin: requestOrigin(ctx, deps.clientIp) };
+}
+
+/** The plan section of /account; undefined when DEFAULT_PLAN names no plan (the server logged it at start). */
+async function planView(userId: string, deps: AccountDependencies): Promise<PlanView | undefined> {
+  try {
+    const [allowance, meters] = await Promise.all([deps.desktopDevices.allowance(userId), deps.plans.usageOf(userId)]);
+    return { plan: allowance.plan, meters, devices: allowance.devices };
+  } catch (error) {
+    if (error instanceof PlanRejected) return undefined;
+    throw error;
+  }
 }
 
 function done(ctx: Context, notice: AccountNotice) {
@@ -151,6 +169,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
       currentUid: session.uid,
       sessions: await deps.sessions.list(user.id),
       apps: await deps.sessions.connectedApps(user.id),
+      plan: await planView(user.id, deps),
       csrf: issueCsrfToken(ctx),
       notice,
     });
@@ -197,6 +216,14 @@ export function accountRoutes(deps: AccountDependencies): Router {
       return;
     }
     done(ctx, outcome.found ? 'session-ended' : 'nothing-changed');
+  });
+
+  router.post('/devices/:grantId/sign-out', buttonForm, async (ctx) => {
+    const current = await requireSignedIn(ctx, deps);
+    const grant = grantId.safeParse(ctx.params['grantId']);
+    if (!grant.success) throw notFound();
+    const outcome = await deps.settings.signOutDevice(holderOf(ctx, deps, current), grant.data);
+    done(ctx, outcome.found ? 'device-signed-out' : 'nothing-changed');
   });
 
   router.post('/apps/:clientId/revoke', buttonForm, async (ctx) => {

@@ -85,6 +85,15 @@ export function createAccountSettings(deps: AccountSettingsDependencies) {
       return outcome;
     },
 
+    /** Signs one desktop device out (its grant); nothing happens for a grant that is not the user's device. */
+    async signOutDevice({ user, sessionUid, origin }: AccountHolder, grantId: string) {
+      const outcome = await deps.sessions.signOutDevice(user.id, grantId);
+      if (outcome.found) {
+        await deps.recordEvent({ ...origin, type: 'account.device_signed_out', outcome: 'success', userId: user.id, sessionId: sessionUid, clientId: outcome.clientId, details: { grant_id: grantId } });
+      }
+      return outcome;
+    },
+
     async revokeApp({ user, origin }: AccountHolder, clientId: string) {
       const outcome = await deps.sessions.revokeApp(user.id, clientId);
       await deps.recordEvent({ ...origin, type: 'app.revoked', outcome: 'success', userId: user.id, clientId, details: { grants: outcome.grantsRevoked } });

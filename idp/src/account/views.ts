@@ -2,7 +2,8 @@ import { html, page } from '../pages/html.ts';
 import { whyLinkFailed } from '../pages/link-problems.ts';
 import type { TokenRejection } from '../users/account-tokens.ts';
 import { timeAgo } from '../sessions/device.ts';
-import type { ConnectedApp, SessionView } from '../sessions/service.ts';
+import type { ConnectedApp, DesktopDevice, SessionView } from '../sessions/service.ts';
+import type { MeterUsage, Plan } from '../plans/service.ts';
 
 export const ACCOUNT_NOTICES = {
   'session-ended': 'That session is signed out. Apps that used it have been told.',
@@ -11,7 +12,41 @@ export const ACCOUNT_NOTICES = {
   'nothing-changed': 'That session or app was already gone.',
   'password-changed': 'Your password is changed. Every other session is signed out, and apps have to ask you to sign in again.',
   'email-change-sent': 'We sent a link to the new address. Your address changes when you open it (within 24 hours).',
+  'device-signed-out': 'That desktop device is signed out. It has to sign in again to use your account.',
 } as const;
+
+/** The plan section: the plan, each meter this period, and the desktop devices in use. */
+export interface PlanView {
+  plan: Plan;
+  meters: MeterUsage[];
+  devices: DesktopDevice[];
+}
+
+const resetDay = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', timeZone: 'UTC' });
+
+/** "12 of 500 applications, resets on 1 January" (the period ends at 00:00 UTC on that day). */
+export function meterLine(meter: Pick<MeterUsage, 'meter' | 'used' | 'limit' | 'period_end'>): string {
+  return `${meter.used} of ${meter.limit} ${meter.meter.replaceAll('_', ' ')}, resets on ${resetDay.format(new Date(meter.period_end))}`;
+}
+
+function planSection(view: PlanView | undefined, csrfField: ReturnType<typeof html>) {
+  if (!view) return html`<h2>Your plan</h2><p class="muted" id="plan">Your plan cannot be shown right now.</p>`;
+  const { plan, meters, devices } = view;
+  return html`<h2>Your plan</h2>
+<p id="plan" data-plan-id="${plan.id}"><span class="item-title">${plan.name}</span>${plan.features.length > 0 ? html` · ${plan.features.join(', ')}` : ''}</p>
+<ul class="items" id="usage">${meters.map((meter) => html`<li data-meter="${meter.meter}">${meterLine(meter)}</li>`)}</ul>
+<h2>Desktop devices</h2>
+<p id="desktop-devices">${devices.length} of ${plan.desktop_devices} desktop ${plan.desktop_devices === 1 ? 'device' : 'devices'} in use</p>
+${devices.length > 0
+  ? html`<ul class="items" id="devices">${devices.map(
+      (device) => html`<li data-grant-id="${device.grantId}">
+<div class="item-title">${device.clientName}</div>
+<div class="muted">Signed in ${shortDate(device.since)}</div>
+<form class="inline" method="post" action="/account/devices/${device.grantId}/sign-out">${csrfField}<button type="submit" class="secondary">Sign out this device</button></form>
+</li>`,
+    )}</ul>`
+  : ''}`;
+}
 
 export type AccountNotice = keyof typeof ACCOUNT_NOTICES;
 
@@ -20,6 +55,7 @@ const SCOPE_NAMES: Record<string, string> = {
   profile: 'your name',
   email: 'your email address',
   offline_access: 'access while you are away',
+  entitlements: 'your plan',
 };
 
 function describeScopes(scopes: string[]): string {
@@ -36,6 +72,7 @@ export function accountPage(options: {
   currentUid: string;
   sessions: SessionView[];
   apps: ConnectedApp[];
+  plan?: PlanView | undefined;
   csrf: string;
   notice?: AccountNotice | undefined;
   now?: Date;
@@ -48,6 +85,7 @@ export function accountPage(options: {
     html`<h1>Your account</h1>
 <p>${options.user.name ? html`${options.user.name} · ` : ''}${options.user.email}</p>
 ${options.notice ? html`<p class="notice" role="status">${ACCOUNT_NOTICES[options.notice]}</p>` : ''}
+${planSection(options.plan, csrfField)}
 <h2>Where you are signed in</h2>
 <ul class="items" id="sessions">${options.sessions.map(
       (session) => html`<li data-session-uid="${session.uid}">

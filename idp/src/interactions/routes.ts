@@ -8,7 +8,8 @@ import { badRequest } from '../http/errors.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import type { RecordEvent } from '../audit/record-event.ts';
 import { RateLimited, type LoginLimits } from '../security/limits.ts';
-import { consentPage, loginPage, type ScopeDescription } from '../pages/views.ts';
+import { consentPage, deviceLimitPage, loginPage, type ScopeDescription } from '../pages/views.ts';
+import { deviceLimitMessage, type DeviceAllowance, type DesktopDevices } from '../plans/desktop-devices.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { UserQueries } from '../users/queries.ts';
 
@@ -23,11 +24,14 @@ const consentForm = formGuard(z.object({
   decision: z.enum(['allow', 'deny']),
 }));
 
+const cancelForm = formGuard(z.object({}));
+
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are',
   profile: 'See your name',
   email: 'See your email address',
   offline_access: 'Stay connected to your account when you are not using it',
+  entitlements: 'See your plan and its limits',
 };
 
 function describeScopes(scopes: string[]): ScopeDescription[] {
@@ -45,6 +49,8 @@ interface InteractionDependencies {
   signup: { mode: 'open' | 'invite' | 'closed'; unverifiedSignIn: boolean };
   /** Whether this browser carries a valid invitation (SIGNUP=invite shows the link only then). */
   invited: (ctx: Context) => Promise<boolean>;
+  /** The plan's desktop device limit, checked before a native client gets a new grant. */
+  desktopDevices: DesktopDevices;
 }
 
 function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
@@ -84,9 +90,12 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return;
     }
     if (details.prompt.name === 'consent') {
+      const desktop = await newDesktopSignIn(provider, client, details);
+      if (desktop && !(await roomForDevice(ctx, details, clientName))) return;
       // First-party apps are part of JobSwipe itself: the user is not asked to approve them.
       if (client?.['first_party'] === true) {
-        const grantId = await grantRequested(provider, details);
+        const grantId = await grantRequested(provider, details, { fresh: desktop });
+        if (desktop && !(await deviceFits(ctx, details, clientName, grantId))) return;
         await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: true, grant_id: grantId }));
         await finish(ctx, provider, { consent: { grantId } });
         return;
@@ -191,15 +200,88 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       await finish(ctx, provider, { error: 'access_denied', error_description: 'The user denied the request' });
       return;
     }
-    const grantId = await grantRequested(provider, details);
+    const client = await provider.Client.find(String(details.params['client_id']));
+    const clientName = clientNameOf(client);
+    const desktop = await newDesktopSignIn(provider, client, details);
+    if (desktop && !(await roomForDevice(ctx, details, clientName))) return;
+    const grantId = await grantRequested(provider, details, { fresh: desktop });
+    if (desktop && !(await deviceFits(ctx, details, clientName, grantId))) return;
     await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: false, grant_id: grantId }));
     await finish(ctx, provider, { consent: { grantId } });
   });
+
+  // "Return to the app" on the device limit page: the app is told access_denied.
+  router.post('/cancel', cancelForm, async (ctx) => {
+    const provider = deps.provider();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.prompt.name !== 'consent') throw badRequest('There is nothing to cancel. Go back to the app and start again.');
+    await finish(ctx, provider, { error: 'access_denied', error_description: 'The desktop device limit of the plan is reached' });
+  });
+
+  /** Shows the limit page (403) and records the refusal. */
+  async function refuseDevice(ctx: Context, details: InteractionDetails, clientName: string, allowance: DeviceAllowance) {
+    await deps.recordEvent({
+      ...interactionOrigin(ctx, details, deps.clientIp),
+      type: 'device.limit_reached',
+      outcome: 'failure',
+      userId: details.session?.accountId,
+      details: { plan: allowance.plan.id, limit: allowance.plan.desktop_devices, in_use: allowance.inUse, device_code: details.deviceCode !== undefined },
+    });
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = deviceLimitPage({
+      heading: deviceLimitMessage(allowance.plan),
+      clientName,
+      devices: allowance.devices,
+      retryUrl: `/interaction/${details.uid}`,
+      cancelAction: `/interaction/${details.uid}/cancel`,
+      csrf: issueCsrfToken(ctx),
+    });
+  }
+
+  /** Before a new desktop grant: whether the plan has room for one more device (else the page is shown). */
+  async function roomForDevice(ctx: Context, details: InteractionDetails, clientName: string): Promise<boolean> {
+    const allowance = await deps.desktopDevices.allowance(signedInAccount(details));
+    if (allowance.roomForAnother) return true;
+    await refuseDevice(ctx, details, clientName, allowance);
+    return false;
+  }
+
+  /**
+   * After the new grant is saved: whether it still fits, counting every other device. Two sign-ins at
+   * once may both have passed the first check; each sees the other here, so at most the limit remain.
+   */
+  async function deviceFits(ctx: Context, details: InteractionDetails, clientName: string, grantId: string): Promise<boolean> {
+    const provider = deps.provider();
+    const others = await deps.desktopDevices.allowance(signedInAccount(details), { except: grantId });
+    if (others.roomForAnother) return true;
+    await (await provider.Grant.find(grantId))?.destroy();
+    await refuseDevice(ctx, details, clientName, others);
+    return false;
+  }
 
   return router;
 }
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+function signedInAccount(details: InteractionDetails): string {
+  const accountId = details.session?.accountId;
+  if (!accountId) throw badRequest('Your sign-in session ended. Go back to the app and start again.');
+  return accountId;
+}
+
+/**
+ * Whether consenting gives a native (desktop) client a new grant, i.e. signs in one more device. A
+ * grant of this browser session is the same device signing in again, except in the device flow: there
+ * the device is elsewhere, and gets a grant of its own.
+ */
+async function newDesktopSignIn(provider: Provider, client: { applicationType?: string | undefined } | undefined, details: InteractionDetails): Promise<boolean> {
+  if (client?.applicationType !== 'native') return false;
+  if (details.deviceCode !== undefined || !details.grantId) return true;
+  return (await provider.Grant.find(details.grantId)) === undefined;
+}
 
 /** What every audit row of an interaction carries: address, agent, client and (once there is one) session. */
 function interactionOrigin(ctx: Context, details: InteractionDetails, clientIp: ClientIp) {
@@ -222,14 +304,22 @@ function consentEvent(
   };
 }
 
-/** Adds everything the consent prompt reported missing to the session's grant (or a new one). */
-async function grantRequested(provider: Provider, details: InteractionDetails): Promise<string> {
-  const accountId = details.session?.accountId;
+/**
+ * Adds everything the consent prompt reported missing to the session's grant (or a new one). `fresh`:
+ * always a new grant (a desktop device of its own), with what the session's grant already holds,
+ * since the prompt reports only what that grant is missing.
+ */
+async function grantRequested(provider: Provider, details: InteractionDetails, options: { fresh?: boolean } = {}): Promise<string> {
+  const accountId = signedInAccount(details);
   const clientId = String(details.params['client_id']);
-  if (!accountId) throw badRequest('Your sign-in session ended. Go back to the app and start again.');
-  const grant = details.grantId
-    ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId }))
-    : new provider.Grant({ accountId, clientId });
+  const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+  let grant = existing ?? new provider.Grant({ accountId, clientId });
+  if (options.fresh && existing) {
+    grant = new provider.Grant({ accountId, clientId });
+    grant.addOIDCScope(existing.getOIDCScope());
+    grant.addOIDCClaims(existing.getOIDCClaims());
+    for (const [indicator, scope] of Object.entries(existing.resources ?? {})) grant.addResourceScope(indicator, String(scope));
+  }
   const missing = details.prompt.details as {
     missingOIDCScope?: string[];
     missingOIDCClaims?: string[];

@@ -46,6 +46,33 @@ export function consentPage(options: { action: string; csrf: string; clientName:
   );
 }
 
+/**
+ * A desktop sign-in over the plan's limit: the limit, the devices in use, where to sign one out, and
+ * the way back to the app (which is told access_denied). "Try again" re-checks after a sign-out.
+ */
+export function deviceLimitPage(options: {
+  heading: string;
+  clientName: string;
+  devices: Array<{ clientName: string; since: Date }>;
+  retryUrl: string;
+  cancelAction: string;
+  csrf: string;
+}): string {
+  return page(
+    'Desktop device limit reached',
+    html`<h1 id="device-limit">${options.heading}</h1>
+${options.devices.length === 0
+  ? html`<p>Desktop sign-ins are not part of your plan, so ${options.clientName} cannot sign in here.</p>`
+  : html`<p>You are signed in on ${options.devices.length === 1 ? 'this desktop device' : `these ${options.devices.length} desktop devices`} already, so ${options.clientName} cannot sign in here:</p>
+<ul class="items" id="devices-in-use">${options.devices.map((device) => html`<li>${device.clientName}, signed in ${device.since.toISOString().slice(0, 10)}</li>`)}</ul>`}
+<p><a href="/account" id="sign-one-out">Sign a device out on your account page</a>, then <a href="${options.retryUrl}">try again</a>.</p>
+<form method="post" action="${options.cancelAction}">
+<input type="hidden" name="_csrf" value="${options.csrf}">
+<button type="submit" class="secondary">Return to ${options.clientName}</button>
+</form>`,
+  );
+}
+
 export function logoutPage(options: { form: string; clientName: string | undefined }): string {
   // Without logout=yes the provider signs the user out of the asking app only and keeps the session.
   return page(

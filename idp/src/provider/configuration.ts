@@ -19,6 +19,7 @@ import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResource
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 import type { RefreshReplay } from './refresh-replay.ts';
+import { ENTITLEMENT_CLAIMS, ENTITLEMENTS_SCOPE, entitlementClaims, entitlementTokenClaims, type EntitlementsOf } from './entitlement-claims.ts';
 
 export interface ProviderDependencies {
   issuer: string;
@@ -39,7 +40,16 @@ export interface ProviderDependencies {
    * one process. Without it, any second use of a refresh token revokes its grant.
    */
   refreshReplay?: RefreshReplay | undefined;
+  /**
+   * The `plan` and `entitlements` claims of a user (the plan library's entitlementsOf), read when a
+   * token or userinfo answer carries the `entitlements` scope. Without it, those claims are empty.
+   */
+  entitlementsOf?: EntitlementsOf | undefined;
 }
+
+const noEntitlements: EntitlementsOf = async () => {
+  throw new Error('entitlements are not available in this provider instance');
+};
 
 function clientName(ctx: KoaContextWithOIDC): string | undefined {
   const client = ctx.oidc?.client;
@@ -75,6 +85,7 @@ function renderDevicePage(ctx: KoaContextWithOIDC, body: string): void {
 }
 
 export function providerConfiguration(deps: ProviderDependencies): Configuration {
+  const entitlementsOf = deps.entitlementsOf ?? noEntitlements;
   return {
     adapter: deps.adapter,
     clients: [accountClient(deps.issuer)],
@@ -89,7 +100,10 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       openid: ['sub'],
       email: ['email', 'email_verified'],
       profile: ['name'],
+      [ENTITLEMENTS_SCOPE]: [...ENTITLEMENT_CLAIMS],
     },
+    // The plan is read when the token is issued, not kept in the grant: a plan change shows in the next token.
+    extraTokenClaims: entitlementTokenClaims(entitlementsOf),
     // Scope claims are in the ID token too, so relying parties need not call userinfo for them.
     conformIdTokenClaims: false,
     responseTypes: ['code'],
@@ -185,8 +199,14 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
       if (!user || user.disabled_at) return undefined;
       return {
         accountId: user.id,
-        async claims() {
-          return { sub: user.id, email: user.email, email_verified: user.email_verified, name: user.name };
+        async claims(_use, scope) {
+          return {
+            sub: user.id,
+            email: user.email,
+            email_verified: user.email_verified,
+            name: user.name,
+            ...(await entitlementClaims(entitlementsOf, user.id, scope)),
+          };
         },
       };
     },

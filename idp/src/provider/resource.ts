@@ -5,6 +5,13 @@ import { LIFETIMES } from './lifetimes.ts';
 export const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
 
 /**
+ * Scopes that name claims about the user which belong both in userinfo (and the ID token) and in the
+ * API's JWT access tokens: `entitlements` (the plan, docs/usage.md). Any client may ask (the user
+ * consents, as for `profile`); asking for one alone does not bind the access token to the API.
+ */
+export const CLAIM_SCOPES: ReadonlySet<string> = new Set(['entitlements']);
+
+/**
  * Scopes of the provider's own service APIs (the usage API, docs/usage.md). Always accepted, but
  * granted only to a client that registered them in its `scope`: never to every client through
  * API_SCOPES, and never to a client that merely asks.
@@ -18,8 +25,8 @@ interface ClientWithScope {
 export function createResourceIndicators(api: { resource: string; scopes: string[] }) {
   /** The API's scopes for a client: the configured ones plus any custom scope the client registered. */
   const apiScopesFor = (client: ClientWithScope | undefined): Set<string> => {
-    const registered = (client?.scope ?? '').split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
-    return new Set([...api.scopes.filter((scope) => !SERVICE_SCOPES.has(scope)), ...registered]);
+    const registered = (client?.scope ?? '').split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope) && !CLAIM_SCOPES.has(scope));
+    return new Set([...api.scopes.filter((scope) => !SERVICE_SCOPES.has(scope) && !CLAIM_SCOPES.has(scope)), ...registered]);
   };
 
   return {
@@ -45,7 +52,8 @@ export function createResourceIndicators(api: { resource: string; scopes: string
         throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
       }
       return {
-        scope: [...apiScopesFor(client)].join(' '),
+        // The claim scopes too, so a token for the API carries `entitlements` when the client asked.
+        scope: [...apiScopesFor(client), ...CLAIM_SCOPES].join(' '),
         audience: api.resource,
         accessTokenTTL: LIFETIMES.accessToken,
         accessTokenFormat: 'jwt',

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { OidcTables } from '@jobswipe/adapters';
-import { OIDC_SCOPES, SERVICE_SCOPES } from './resource.ts';
+import { CLAIM_SCOPES, OIDC_SCOPES, SERVICE_SCOPES } from './resource.ts';
 
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
@@ -10,7 +10,7 @@ function scopesOf(metadata: Record<string, unknown> | undefined): string[] {
 }
 
 /**
- * The scopes the provider accepts: OpenID Connect's, its service APIs', the configured API scopes, and every custom
+ * The scopes the provider accepts: OpenID Connect's, the claim scopes (`entitlements`), its service APIs', the configured API scopes, and every custom
  * scope a registered client declares (plus those of clients about to be registered), so a new API
  * scope needs a registration, not a code change.
  */
@@ -21,5 +21,5 @@ export async function acceptedScopes(
 ): Promise<string[]> {
   const rows = await db.selectFrom('oidc_models').select('payload').where('model', '=', 'Client').execute();
   const registered = rows.flatMap((row) => scopesOf(row.payload));
-  return [...new Set([...OIDC_SCOPES, ...SERVICE_SCOPES, ...apiScopes, ...registered, ...candidates.flatMap(scopesOf)])];
+  return [...new Set([...OIDC_SCOPES, ...CLAIM_SCOPES, ...SERVICE_SCOPES, ...apiScopes, ...registered, ...candidates.flatMap(scopesOf)])];
 }

@@ -33,6 +33,15 @@ export interface ConnectedApp {
   grants: number;
 }
 
+/** A desktop sign-in: a live grant of a native client (application_type native), one per device. */
+export interface DesktopDevice {
+  grantId: string;
+  clientId: string;
+  clientName: string;
+  /** When the device signed in (its grant was created). */
+  since: Date;
+}
+
 export interface RevocationOutcome {
   sessionsEnded: number;
   grantsRevoked: number;
@@ -158,7 +167,42 @@ export function createSessionService(deps: SessionServiceDependencies) {
     return { grants: remaining.length, notices: all };
   }
 
+  const isNative = async (clientId: string) => (await client(clientId))?.['application_type'] === 'native';
+
   const service = {
+    /** The user's desktop sign-ins, oldest first: what a plan's desktop_devices limits. */
+    async desktopDevices(userId: string): Promise<DesktopDevice[]> {
+      const devices: DesktopDevice[] = [];
+      for (const { id, payload } of await grantsOf(userId)) {
+        const clientId = String(payload['clientId'] ?? '');
+        if (clientId === '' || clientId === ACCOUNT_CLIENT_ID || !(await isNative(clientId))) continue;
+        devices.push({ grantId: id, clientId, clientName: await clientName(clientId), since: new Date(Number(payload['iat'] ?? now()) * 1000) });
+      }
+      return devices.sort((a, b) => a.since.getTime() - b.since.getTime() || a.grantId.localeCompare(b.grantId));
+    },
+
+    /**
+     * Signs one desktop device out: its grant and every token under it, and its place in the user's
+     * sessions; the app is told through back-channel logout. Only a device of this user (found as the user).
+     */
+    async signOutDevice(userId: string, grantId: string): Promise<RevocationOutcome & { found: boolean; clientId?: string }> {
+      const device = (await service.desktopDevices(userId)).find((candidate) => candidate.grantId === grantId);
+      if (!device) return { found: false, sessionsEnded: 0, grantsRevoked: 0, deliveries: [] };
+      await revokeGrant(deps.adapter, grantId);
+      const notices: Array<LogoutNotice | undefined> = [];
+      for (const row of await deps.registry.active(userId)) {
+        const stored = await live(row.session_uid, userId);
+        const authorization = stored?.authorizations?.[device.clientId];
+        if (!stored || authorization?.grantId !== grantId || typeof stored.jti !== 'string') continue;
+        delete stored.authorizations![device.clientId];
+        const ttl = typeof stored.exp === 'number' ? stored.exp - now() : 0;
+        if (ttl > 0) await sessions.upsert(stored.jti, stored, ttl);
+        notices.push(await logoutNotice(device.clientId, userId, authorization.sid));
+      }
+      // No session names this grant: no logout token, since one naming only the user would end the app's other devices too.
+      return { found: true, clientId: device.clientId, sessionsEnded: 0, grantsRevoked: 1, deliveries: await dispatch(notices) };
+    },
+
     async list(userId: string): Promise<SessionView[]> {
       const views: SessionView[] = [];
       for (const row of await deps.registry.active(userId)) {

@@ -31,7 +31,12 @@ describe.each(SERVER_SETUPS)('OpenID Connect flows (%s)', (kind) => {
 
   beforeAll(async () => {
     idp = await startTestServer(kind);
-    await idp.createUser({ ...alice, name: 'Alice Example' });
+    const { id: aliceId } = await idp.createUser({ ...alice, name: 'Alice Example' });
+    // These tests sign Alice in to the desktop client from many browsers: a plan with room for them
+    // (the desktop device limit has its own tests, test/usage/desktop-devices*.test.ts).
+    const administrator = { kind: 'administrator' } as const;
+    await idp.server.libraries.plans.save({ id: 'unlimited', name: 'Unlimited', limits: {}, desktop_devices: 1000 }, administrator);
+    await idp.server.libraries.plans.setPlan(aliceId, 'unlimited', administrator);
     web = await relyingParty(
       idp.issuer,
       await idp.registerClient({
