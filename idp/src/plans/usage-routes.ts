@@ -7,7 +7,7 @@ import { ProblemError } from '../http/errors.ts';
 import { problemDetails } from '../http/problem-details.ts';
 import type { Logger } from '../logger.ts';
 import { recordUsageSchema, readUsageSchema } from './schemas.ts';
-import { IdempotencyKeyReused, UnknownUser, type PlanService } from './service.ts';
+import { IdempotencyKeyReused, PlanRejected, UnknownUser, type PlanService } from './service.ts';
 
 export const USAGE_PATH = '/api/usage';
 export const USAGE_SCOPES = { write: 'usage:write', read: 'usage:read' } as const;
@@ -27,6 +27,15 @@ function firstIssue(error: z.ZodError): string {
   if (!issue) return 'the request is invalid';
   if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
   return `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`;
+}
+
+/**
+ * DEFAULT_PLAN names a plan that does not exist (the server logged it at start): a deployment fault
+ * the operator fixes with `idp import` or DEFAULT_PLAN, answered 503 rather than 500; anything else as it is.
+ */
+function planNotConfigured(error: unknown): unknown {
+  if (!(error instanceof PlanRejected)) return error;
+  return new ProblemError(503, 'urn:jobswipe:problem:plan-not-configured', 'Service Unavailable', "the user's plan is not configured on this provider; try again later", { headers: { 'Retry-After': '60' } });
 }
 
 /** The JSON body, or a 400/413/415 problem: never a 500 for what a client sent. */
@@ -69,7 +78,7 @@ export function usageRoutes(deps: UsageRouteDependencies): Router {
     } catch (error) {
       if (error instanceof UnknownUser) throw unknownSubject();
       if (error instanceof IdempotencyKeyReused) throw new ProblemError(422, 'urn:jobswipe:problem:idempotency-key-reused', 'Idempotency key reused', error.message);
-      throw error;
+      throw planNotConfigured(error);
     }
     if (result.outcome === 'over_limit') {
       throw new ProblemError(429, 'urn:jobswipe:problem:limit-exceeded', 'Usage limit exceeded', `recording ${body.quantity} would pass the plan's limit of ${result.usage.limit} ${body.meter} this period`, {
@@ -88,7 +97,7 @@ export function usageRoutes(deps: UsageRouteDependencies): Router {
       ctx.body = await deps.plans.meterOf(parsed.data.sub, parsed.data.meter);
     } catch (error) {
       if (error instanceof UnknownUser) throw unknownSubject();
-      throw error;
+      throw planNotConfigured(error);
     }
   });
 

@@ -6,7 +6,8 @@ import { Traffic, type Workers } from './traffic.ts';
 /**
  * Soak: one provider process on Postgres and Redis, the same mixed traffic as the fault suite for
  * three minutes at half the rate it sustains flat out (measured for 10 s first). No errors, no request
- * over 5 s, RSS growth under 10% after the warm-up, and the database pool never exhausted.
+ * over 5 s, RSS growth under 10% after the warm-up (medians of the halves within 5%), and the database
+ * pool never exhausted.
  *
  * Needs the Postgres server binaries (initdb, pg_ctl) and redis-server; without them the suite fails.
  */
@@ -76,14 +77,17 @@ describe('soak: mixed traffic at half the maximum rate for 3 minutes (one proces
     const soak = traffic.summary(from);
     const soakSeconds = (traffic.now() - from) / 1000;
 
-    // RSS after the warm-up, in halves: the peak of the second half against the peak of the first. V8 lets
-    // the heap fill up to a full collection and then falls back (RSS goes up and down by 20% around it);
-    // a leak shows as peaks that keep rising.
+    // RSS after the warm-up, in halves. V8 lets the heap fill up to a full collection and falls back
+    // (RSS goes up and down around it), and may grow the heap by a step once when the machine is busy
+    // (the CI runs other suites beside this one): neither is a leak. A leak raises the whole second
+    // half: the median of the second half against the median of the first, where a steady leak of 10%
+    // over the window shows as 5%. The peaks are printed too.
     const warm = rss.filter((sample) => sample.at >= WARM_UP_MS).map((sample) => sample.mb);
     const half = Math.max(1, Math.floor(warm.length / 2));
-    const before = Math.max(...warm.slice(0, half));
-    const after = Math.max(...warm.slice(half));
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const [before, after] = [median(warm.slice(0, half)), median(warm.slice(half))];
     const growth = (after - before) / before;
+    const [peakBefore, peakAfter] = [Math.max(...warm.slice(0, half)), Math.max(...warm.slice(half))];
     const maxConnections = Math.max(...connections.map((sample) => sample.total));
     const maxActive = Math.max(...connections.map((sample) => sample.active));
     const held = await accountFor(cluster, traffic.refreshTokens);
@@ -91,14 +95,14 @@ describe('soak: mixed traffic at half the maximum rate for 3 minutes (one proces
       `[soak] ${soakSeconds.toFixed(0)} s: ${soak.requests} requests = ${(soak.requests / soakSeconds).toFixed(0)} req/s (target ${(maxRate / 2).toFixed(0)}), ` +
         `${JSON.stringify(soak.byKind)}; ${soak.ok} ok, ${soak.unavailable} 503s, ${soak.serverErrors} 500s, ${soak.timeouts + soak.network} unanswered, ${soak.refused} refused; ` +
         `p99 ${soak.p99Ms} ms, max ${soak.maxMs} ms\n` +
-        `[soak] RSS peak in the first half after a ${WARM_UP_MS / 1000} s warm-up ${before} MB, in the second half ${after} MB (${(growth * 100).toFixed(1)}%); every ${SAMPLE_EVERY_MS / 1000} s: ${rss.map((sample) => sample.mb).join(' ')}\n` +
+        `[soak] RSS median in the first half after a ${WARM_UP_MS / 1000} s warm-up ${before} MB, in the second half ${after} MB (${(growth * 100).toFixed(1)}%); peaks ${peakBefore} and ${peakAfter} MB; every ${SAMPLE_EVERY_MS / 1000} s: ${rss.map((sample) => sample.mb).join(' ')}\n` +
         `[soak] Postgres connections of the provider: at most ${maxConnections} open, ${maxActive} active (pool size ${cluster.poolMax})\n` +
         `[soak] database: refresh tokens ${held.refreshTokensStored}/${held.refreshTokensAnswered}, audit rows ${JSON.stringify(held.audit)} for answers ${JSON.stringify(traffic.answered)}`,
     );
 
     expect(soak.ok, JSON.stringify(traffic.problems().slice(0, 10))).toBe(soak.requests);
     expect(soak.maxMs).toBeLessThan(5_000);
-    expect(growth).toBeLessThan(0.1);
+    expect(growth).toBeLessThan(0.05);
     expect(maxConnections).toBeLessThanOrEqual(cluster.poolMax);
     // Never every connection busy at once when sampled: requests did not queue for one.
     expect(maxActive).toBeLessThan(cluster.poolMax);

@@ -253,4 +253,19 @@ describe.each(['postgres+redis', 'embedded'] as const)('usage API (%s)', (setup)
     expectProblem(answer, 405);
     expect(answer.headers.get('allow')).toContain('POST');
   });
+
+  it('DEFAULT_PLAN naming a plan that does not exist: 503 problem with Retry-After, nothing recorded, and back once it exists', async () => {
+    const db = idp.server.database.db as unknown as Kysely<{ plans: { id: string } }>;
+    const before = await read({ sub: alice, meter: 'applications' });
+    await db.deleteFrom('plans').where('id', '=', 'free').execute();
+    try {
+      const refused = await post({ sub: alice, meter: 'applications', quantity: 1, idempotency_key: 'no-default-plan' });
+      expectProblem(refused, 503);
+      expect(refused.headers.get('retry-after')).toBe('60');
+      expectProblem(await read({ sub: alice, meter: 'applications' }), 503);
+    } finally {
+      await idp.server.libraries.plans.save({ id: 'free', name: 'Free', limits: { applications: 20 }, desktop_devices: 1 }, { kind: 'administrator' });
+    }
+    expect(await read({ sub: alice, meter: 'applications' })).toMatchObject({ status: 200, body: { used: before.body['used'] } });
+  });
 });
