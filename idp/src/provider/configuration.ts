@@ -19,7 +19,7 @@ import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResource
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 import type { RefreshReplay } from './refresh-replay.ts';
-import { ENTITLEMENT_CLAIMS, ENTITLEMENTS_SCOPE, entitlementClaims, entitlementTokenClaims, type EntitlementsOf } from './entitlement-claims.ts';
+import { ENTITLEMENT_CLAIMS, ENTITLEMENTS_SCOPE, entitlementClaims, oncePerRequest, entitlementTokenClaims, type EntitlementsOf } from './entitlement-claims.ts';
 
 export interface ProviderDependencies {
   issuer: string;
@@ -85,7 +85,7 @@ function renderDevicePage(ctx: KoaContextWithOIDC, body: string): void {
 }
 
 export function providerConfiguration(deps: ProviderDependencies): Configuration {
-  const entitlementsOf = deps.entitlementsOf ?? noEntitlements;
+  const entitlementsOf = oncePerRequest(deps.entitlementsOf ?? noEntitlements);
   return {
     adapter: deps.adapter,
     clients: [accountClient(deps.issuer)],
@@ -193,7 +193,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
         },
       },
     },
-    async findAccount(_ctx, sub) {
+    async findAccount(ctx, sub) {
       // The database being away is a 503 (temporarily_unavailable) for the client, not a server_error.
       const user = await unlessUnavailable(deps.users.findById(sub));
       if (!user || user.disabled_at) return undefined;
@@ -205,7 +205,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
             email: user.email,
             email_verified: user.email_verified,
             name: user.name,
-            ...(await entitlementClaims(entitlementsOf, user.id, scope)),
+            ...(await entitlementClaims((userId) => entitlementsOf(ctx.req, userId), user.id, scope)),
           };
         },
       };
