@@ -15,6 +15,7 @@ import { accountClient } from '../clients/account-client.ts';
 import { assertClientAssertionLifetime } from './client-assertion-lifetime.ts';
 import { discoveryUnderIssuer } from './discovery-urls.ts';
 import { keepStaticAnswers } from './static-answers.ts';
+import { installAtomicReplayDetection } from './replay-detection.ts';
 import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
@@ -232,6 +233,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   provider.use(keepStaticAnswers(provider));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
+  installAtomicReplayDetection(provider);
   answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));
   return provider;
 }
