@@ -98,7 +98,9 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     scopes: deps.scopes,
     claims: {
-      openid: ['sub'],
+      // amr: how the user signed in (RFC 8176 values, docs/conformance.md), in every ID token. As a claim on
+      // its own, oidc-provider would drop the login's amr unless a client asked for it with `claims`.
+      openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       [ENTITLEMENTS_SCOPE]: [...ENTITLEMENT_CLAIMS],

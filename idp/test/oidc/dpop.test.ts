@@ -44,6 +44,8 @@ async function answerOf(response: Response): Promise<Answer> {
 
 describe.each(['postgres', 'postgres+redis'] as const)('DPoP, RFC 9449 (%s)', (setup) => {
   let idp: TestServer;
+  // One browser for the suite: Alice types her password once (bcrypt), later sign-ins ride her session.
+  const session = new Browser();
   // A browser app: a public client, the case RFC 9449 binds refresh tokens for.
   let spa: RelyingParty;
   let web: RelyingParty;
@@ -69,7 +71,7 @@ describe.each(['postgres', 'postgres+redis'] as const)('DPoP, RFC 9449 (%s)', (s
   /** Signs Alice in and redeems the code with a proof of `key`. */
   async function signedIn(rp: RelyingParty, scope: string, key: KeyPair, extra: Record<string, string> = {}) {
     const request = await authorizationRequest(rp, scope, extra);
-    const callback = await signIn(new Browser(), idp.issuer, request, rp.redirectUri, alice);
+    const callback = await signIn(session, idp.issuer, request, rp.redirectUri, alice);
     expect(callback.status).toBe(303);
     return { request, callback: callback.location!, tokens: await redeem(rp, request, callback.location!, key) };
   }
@@ -209,7 +211,7 @@ describe.each(['postgres', 'postgres+redis'] as const)('DPoP, RFC 9449 (%s)', (s
     const other = await oidc.randomDPoPKeyPair('ES256');
     const boundCode = async () => {
       const request = await authorizationRequest(spa, 'openid', { dpop_jkt: await thumbprintOf(key) });
-      const callback = (await signIn(new Browser(), idp.issuer, request, spa.redirectUri, alice)).location!;
+      const callback = (await signIn(session, idp.issuer, request, spa.redirectUri, alice)).location!;
       return { request, callback };
     };
     const exchange = async ({ request, callback }: Awaited<ReturnType<typeof boundCode>>, dpop?: string) =>
