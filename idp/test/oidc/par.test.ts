@@ -109,6 +109,9 @@ describe.each(['postgres', 'postgres+redis'] as const)('pushed authorization req
     expect(discovery['require_pushed_authorization_requests'] ?? false).toBe(false);
     // request_uri values other than pushed ones are not fetched.
     expect(discovery['request_uri_parameter_supported']).toBe(false);
+    // The same metadata for OAuth clients (RFC 8414).
+    const oauthMetadata = (await (await fetch(`${idp.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    expect(oauthMetadata).toEqual(discovery);
   });
 
   it('signs in with a pushed request: the browser carries only client_id and request_uri; the tokens are valid', async () => {
