@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from '../../../test/support/browser.ts';
-import { authorizationRequest, relyingParty, signIn, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationRequest, oauthError, relyingParty, signIn, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, TEST_REDIS_URL, type TestServer } from '../../../test/support/server.ts';
 
 /*
@@ -204,6 +204,25 @@ describe.each(['postgres', 'postgres+redis'] as const)('DPoP, RFC 9449 (%s)', (s
     // Without a proof the client gets a Bearer token, as any client that does not use DPoP.
     const bearer = await oidc.refreshTokenGrant(web.config, refreshed.refresh_token!);
     expect(bearer.token_type).toBe('bearer');
+  });
+
+  it('holds a client registered with dpop_bound_access_tokens to DPoP: a code exchange or refresh without a proof is refused', async () => {
+    const bound = await relyingParty(
+      idp.issuer,
+      await idp.registerClient({ client_id: 'bound', redirect_uris: ['http://localhost:3002/callback'], first_party: true, dpop_bound_access_tokens: true }),
+    );
+    const key = await oidc.randomDPoPKeyPair('ES256');
+    const request = await authorizationRequest(bound, 'openid offline_access');
+    const callback = (await signIn(session, idp.issuer, request, bound.redirectUri, alice)).location!;
+    const checks = { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce, idTokenExpected: true };
+    expect(await oauthError(oidc.authorizationCodeGrant(bound.config, new URL(callback), checks))).toBe('invalid_grant');
+
+    const again = await authorizationRequest(bound, 'openid offline_access');
+    const tokens = await redeem(bound, again, (await signIn(session, idp.issuer, again, bound.redirectUri, alice)).location!, key);
+    expect(tokens.token_type).toBe('dpop');
+    expect(await oauthError(oidc.refreshTokenGrant(bound.config, tokens.refresh_token!))).toBe('invalid_grant');
+    const refreshed = await oidc.refreshTokenGrant(bound.config, tokens.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(bound.config, key) });
+    expect(refreshed.token_type).toBe('dpop');
   });
 
   it('binds the authorization code to dpop_jkt: the code exchange with another key or without a proof is refused (RFC 9449 §10)', async () => {

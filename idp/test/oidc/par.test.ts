@@ -190,6 +190,26 @@ describe.each(['postgres', 'postgres+redis'] as const)('pushed authorization req
     expect(expired.body).toContain('invalid_request_uri');
   });
 
+  it('holds a client registered with require_pushed_authorization_requests to pushing', async () => {
+    const strict = await relyingParty(
+      idp.issuer,
+      await idp.registerClient({ client_id: 'strict', redirect_uris: [WEB_CALLBACK], first_party: true, require_pushed_authorization_requests: true }),
+    );
+    const plain = oidc.buildAuthorizationUrl(strict.config, {
+      redirect_uri: WEB_CALLBACK,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const refused = await session.request(plain.toString());
+    expect(refused.status).toBe(303);
+    expect(new URL(refused.location!).searchParams.get('error')).toBe('invalid_request');
+
+    const request = await pushed(strict, 'openid');
+    const callback = await signIn(session, idp.issuer, request, WEB_CALLBACK, alice);
+    expect((await exchange(strict, request, callback.location!)).claims()!['aud']).toBe('strict');
+  });
+
   it('answers the push with 201, expires_in 60 and a request_uri; refuses a push that itself carries request_uri, or bad credentials', async () => {
     const secret = String(web.config.clientMetadata().client_secret);
     const push = (params: Record<string, string>, password = secret) =>
