@@ -86,7 +86,9 @@ describe.each(['postgres', 'postgres+redis'] as const)('pushed authorization req
       const redis = new Redis(TEST_REDIS_URL);
       try {
         const key = `${idp.server.config.redis!.keyPrefix}PushedAuthorizationRequest:${id}`;
-        const payload = JSON.parse((await redis.hget(key, 'payload'))!) as Record<string, unknown>;
+        const stored = await redis.hget(key, 'payload');
+        expect(stored).not.toBeNull();
+        const payload = JSON.parse(stored!) as Record<string, unknown>;
         // The key itself is left to live: the provider's own check of exp is what refuses it.
         await redis.hset(key, 'payload', JSON.stringify({ ...payload, exp: past }));
       } finally {
