@@ -317,7 +317,7 @@ describe.each(['postgres', 'postgres+redis'] as const)('DPoP, RFC 9449 (%s)', (s
     expect((await userinfo(`DPoP ${tokens.access_token}`, ahead)).status).toBe(401);
   });
 
-  it('refuses a proof for another URL or method, too old, of the wrong type or badly signed, with invalid_dpop_proof', async () => {
+  it('refuses a proof for another URL or method, too old, of the wrong type, with a nonce or badly signed, with invalid_dpop_proof', async () => {
     const key = await oidc.randomDPoPKeyPair('ES256');
     const other = await oidc.randomDPoPKeyPair('ES256');
     const rsa = await generateKeyPair('RS256');
@@ -331,6 +331,8 @@ describe.each(['postgres', 'postgres+redis'] as const)('DPoP, RFC 9449 (%s)', (s
       ['iat ten minutes ahead', await proof(key, 'POST', tokenUrl, { claims: { iat: now + 600 } })],
       ['no jti', await proof(key, 'POST', tokenUrl, { claims: { jti: undefined } })],
       ['typ JWT', await proof(key, 'POST', tokenUrl, { typ: 'JWT' })],
+      // No server nonces are issued (docs/conformance.md), so none can be right.
+      ['a nonce', await proof(key, 'POST', tokenUrl, { claims: { nonce: 'chosen-by-the-client' } })],
       // Signed with one key, naming another in its header.
       ['signature of another key', await new SignJWT({ htm: 'POST', htu: tokenUrl, jti: randomUUID(), iat: now })
         .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(key.publicKey) })
