@@ -15,6 +15,7 @@ import { accountClient } from '../clients/account-client.ts';
 import { assertClientAssertionLifetime } from './client-assertion-lifetime.ts';
 import { discoveryUnderIssuer } from './discovery-urls.ts';
 import { keepStaticAnswers } from './static-answers.ts';
+import { installAtomicReplayDetection } from './replay-detection.ts';
 import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResourceServerAudiences } from './introspection-policy.ts';
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
@@ -97,7 +98,9 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     scopes: deps.scopes,
     claims: {
-      openid: ['sub'],
+      // amr: how the user signed in (RFC 8176 values, docs/conformance.md), in every ID token. As a claim on
+      // its own, oidc-provider would drop the login's amr unless a client asked for it with `claims`.
+      openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       [ENTITLEMENTS_SCOPE]: [...ENTITLEMENT_CLAIMS],
@@ -232,6 +235,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   provider.use(keepStaticAnswers(provider));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
+  installAtomicReplayDetection(provider);
   answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));
   return provider;
 }

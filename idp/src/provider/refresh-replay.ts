@@ -148,7 +148,8 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     const body = ctx.body as Record<string, unknown> | undefined;
     const [rotated, successor] = [entities.RotatedRefreshToken, entities.RefreshToken];
     if (!rotated || !successor?.grantId || !client || typeof body?.['refresh_token'] !== 'string') return undefined;
-    // Sender-constrained tokens (DPoP, mTLS; not enabled here) would need their proof checked again on a replay.
+    // Sender-constrained tokens (a public client's DPoP-bound ones; mTLS is not enabled) would need their proof
+    // checked again on a replay: not kept, so their reuse is a reuse (docs/conformance.md).
     if (rotated.jkt || rotated['x5t#S256']) return undefined;
     const answer: SealedAnswer = {
       body: body as SealedAnswer['body'],

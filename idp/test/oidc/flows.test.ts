@@ -123,6 +123,10 @@ describe.each(SERVER_SETUPS)('OpenID Connect flows (%s)', (kind) => {
     expect(tokens.refresh_token).toEqual(expect.any(String));
     const userinfo = await oidc.fetchUserInfo(web.config, tokens.access_token, claims.sub);
     expect(userinfo).toMatchObject({ sub: claims.sub, email: alice.email, name: 'Alice Example' });
+    // Not in the query string (RFC 6750 §2.3: it ends up in logs and Referer headers).
+    const inQuery = await fetch(`${idp.issuer}/me?${new URLSearchParams({ access_token: tokens.access_token })}`);
+    expect(inQuery.status).toBe(400);
+    expect(await inQuery.json()).toMatchObject({ error: 'invalid_request' });
   });
 
   it('issues RFC 9068 JWT access tokens for the API, verifiable with the published JWKS', async () => {
@@ -212,6 +216,34 @@ describe.each(SERVER_SETUPS)('OpenID Connect flows (%s)', (kind) => {
       expect(location.origin + location.pathname).toBe(desktop.redirectUri);
       expect(location.searchParams.get('error')).toBe('invalid_request');
     }
+  });
+
+  it('grants offline_access only with prompt=consent (OpenID Connect Core §11): without it, no refresh token', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(web.config, {
+      redirect_uri: web.redirectUri,
+      scope: 'openid offline_access',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+    });
+    const request = { url: url.toString(), verifier, state, nonce };
+    const callback = await signIn(new Browser(), idp.issuer, request, web.redirectUri, alice);
+    const tokens = await exchangeCode(web, request, callback.location!);
+    expect(tokens.refresh_token).toBeUndefined();
+    expect(tokens.scope).toBe('openid');
+  });
+
+  it('lets a confidential client sign in without PKCE (RFC 9700 §2.1.1 recommends it to them, requires it of public clients)', async () => {
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(web.config, { redirect_uri: web.redirectUri, scope: 'openid', state, nonce });
+    const callback = await signIn(new Browser(), idp.issuer, { url: url.toString(), verifier: '', state, nonce }, web.redirectUri, alice);
+    const tokens = await oidc.authorizationCodeGrant(web.config, new URL(callback.location!), { expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+    expect(tokens.claims()!['aud']).toBe('jobswipe-web');
   });
 
   it('accepts any port on a native client loopback redirect and signs the user in without consent', async () => {
@@ -316,6 +348,15 @@ describe.each(SERVER_SETUPS)('OpenID Connect flows (%s)', (kind) => {
     await oidc.tokenRevocation(web.config, tokens.refresh_token!);
     expect(await oauthError(oidc.refreshTokenGrant(web.config, tokens.refresh_token!))).toMatchObject({ error: 'invalid_grant' });
     expect((await oidc.tokenIntrospection(web.config, tokens.refresh_token!)).active).toBe(false);
+    // The grant went with it: the access token issued beside the refresh token is dead too.
+    expect((await oidc.tokenIntrospection(web.config, tokens.access_token)).active).toBe(false);
+  });
+
+  it("refuses to revoke another client's token (RFC 7009 §2.1), which stays usable", async () => {
+    const { tokens } = await webSignIn();
+    expect(await oauthError(oidc.tokenRevocation(partner.config, tokens.refresh_token!))).toMatchObject({ error: 'invalid_request', status: 400 });
+    const refreshed = await oidc.refreshTokenGrant(web.config, tokens.refresh_token!);
+    expect(refreshed.access_token).toEqual(expect.any(String));
   });
 
   it('keeps sessions, interactions and codes in Redis when it is configured, grants and tokens in the database', async () => {

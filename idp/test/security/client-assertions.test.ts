@@ -1,4 +1,5 @@
-import { exportJWK, generateKeyPair } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oauthError } from '../../../test/support/relying-party.ts';
@@ -66,5 +67,31 @@ describe.each(STORE_KINDS)('client assertion lifetime (%s)', (kind) => {
 
   it('refuses a long-lived client_secret_jwt assertion too', async () => {
     expect(await oauthError(tokenWith('hmac', { exp: YEAR, iat: 0 }))).toBe('invalid_client');
+  });
+
+  it('refuses an assertion presented a second time (its jti is single use, RFC 7523 §3)', async () => {
+    const assertion = await new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setIssuer('signer')
+      .setSubject('signer')
+      .setAudience(idp.issuer)
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .sign(privateKey);
+    const present = () =>
+      fetch(`${idp.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          scope: 'api:read',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }),
+      });
+    expect((await present()).status).toBe(200);
+    const again = await present();
+    expect(again.status).toBe(401);
+    expect(await again.json()).toMatchObject({ error: 'invalid_client' });
   });
 });
