@@ -1,0 +1,138 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
+import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
+import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, signIn, webAppClient, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { labelValues, promtool, sample, scrape } from './scrape.ts';
+
+/*
+ * GET /metrics on its own listener, against a real server on Postgres with Redis: after a known
+ * number of sign-ins, token requests and refreshes, each counter moved by exactly that much; the
+ * route label is the pattern, never the path; promtool accepts the scrape.
+ */
+
+const alice = { email: 'alice@example.com', password: 'correct horse battery staple' };
+
+describe('metrics (postgres+redis)', () => {
+  let idp: TestServer;
+  let web: RelyingParty;
+  let logout: BackchannelReceiver;
+  let metricsUrl: string;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    logout = await backchannelReceiver();
+    // No grace period: the second use of a rotated refresh token is a reuse at once.
+    idp = await startTestServer('postgres+redis', { REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' });
+    aliceId = (await idp.createUser(alice)).id;
+    web = await registeredRelyingParty(idp, webAppClient({ backchannel_logout_uri: logout.url }));
+    metricsUrl = idp.server.metricsUrl!;
+  });
+
+  afterAll(async () => {
+    await idp?.stop();
+    logout?.server.close();
+  });
+
+  async function signedIn(browser = new Browser()) {
+    const request = await authorizationRequest(web, 'openid email offline_access');
+    const callback = await signIn(browser, idp.issuer, request, web.redirectUri, alice);
+    expect(callback.status).toBe(303);
+    return exchangeCode(web, request, callback.location!);
+  }
+
+  /** One wrong password on the login page; the status of the answer. */
+  async function wrongPassword(): Promise<number> {
+    const browser = new Browser();
+    const login = await browser.follow((await authorizationRequest(web, 'openid')).url);
+    const answer = await browser.request(formAction(login.body, idp.issuer), {
+      method: 'POST',
+      form: { _csrf: hiddenField(login.body, '_csrf'), email: alice.email, password: 'not the password at all' },
+    });
+    return answer.status;
+  }
+
+  it('listens on METRICS_PORT, not the public port, which answers /metrics with 404', async () => {
+    expect(new URL(metricsUrl).port).not.toBe(String(idp.server.port));
+    expect(new URL(metricsUrl).hostname).toBe('127.0.0.1');
+    expect((await fetch(`${idp.issuer}/metrics`)).status).toBe(404);
+    expect((await fetch(new URL('/', metricsUrl))).status).toBe(404);
+  });
+
+  it('counts sign-ins, tokens, refreshes, reuse, revocations, limits, deliveries and usage exactly', async () => {
+    const before = await scrape(metricsUrl);
+    const moved = (after: string, name: string, labels: Record<string, string> = {}) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+
+    // 2 sign-ins, 2 code exchanges; 1 refresh; the rotated refresh token again (reuse); 1 revocation.
+    const first = await signedIn();
+    const second = await signedIn();
+    const refreshed = await oidc.refreshTokenGrant(web.config, first.refresh_token!);
+    expect(await oauthError(oidc.refreshTokenGrant(web.config, first.refresh_token!))).toBe('invalid_grant');
+    await oidc.tokenRevocation(web.config, second.refresh_token!);
+    expect(refreshed.access_token).toBeTruthy();
+    // 5 wrong passwords fill the per-address limit; the 6th attempt is refused by it.
+    for (let attempt = 0; attempt < 5; attempt += 1) expect(await wrongPassword()).toBe(401);
+    expect(await wrongPassword()).toBe(429);
+    // A session ended by an administrator: one logout token to the web app's back-channel endpoint.
+    const ended = await idp.server.libraries.users.endSessions({ id: aliceId, email: alice.email } as never);
+    expect(ended.sessionsEnded).toBeGreaterThan(0);
+    const recorded = await idp.server.libraries.plans.record({ clientId: 'web', userId: aliceId, meter: 'applications', quantity: 3, idempotencyKey: 'metrics-1' });
+    expect(recorded.outcome).toBe('recorded');
+    await idp.server.libraries.plans.record({ clientId: 'web', userId: aliceId, meter: 'applications', quantity: 3, idempotencyKey: 'metrics-1' });
+    await expect.poll(() => logout.tokens.length, { timeout: 5_000 }).toBeGreaterThan(0);
+
+    const after = await scrape(metricsUrl);
+    expect(moved(after, 'jobswipe_sign_ins_total', { outcome: 'success' })).toBe(2);
+    expect(moved(after, 'jobswipe_sign_ins_total', { outcome: 'failure' })).toBe(5);
+    expect(moved(after, 'jobswipe_sign_ins_total', { outcome: 'rate_limited' })).toBe(1);
+    expect(moved(after, 'jobswipe_rate_limited_total', { limit: 'login-ip' })).toBe(1);
+    expect(moved(after, 'jobswipe_tokens_issued_total', { grant_type: 'authorization_code' })).toBe(2);
+    expect(moved(after, 'jobswipe_tokens_issued_total', { grant_type: 'refresh_token' })).toBe(1);
+    expect(moved(after, 'jobswipe_token_reuse_detected_total')).toBe(1);
+    expect(moved(after, 'jobswipe_tokens_revoked_total')).toBe(1);
+    expect(moved(after, 'jobswipe_backchannel_logout_deliveries_total', { outcome: 'delivered' })).toBe(logout.tokens.length);
+    expect(moved(after, 'jobswipe_usage_recorded_total', { meter: 'applications' })).toBe(3);
+    // 2 code exchanges and 1 refresh answered 200, the reuse 400; 1 revocation.
+    expect(moved(after, 'jobswipe_http_requests_total', { route: '/token', method: 'POST', status: '200' })).toBe(3);
+    expect(moved(after, 'jobswipe_http_requests_total', { route: '/token', method: 'POST', status: '400' })).toBe(1);
+    expect(moved(after, 'jobswipe_http_requests_total', { route: '/token/revocation', method: 'POST', status: '200' })).toBe(1);
+    expect(moved(after, 'jobswipe_http_request_duration_seconds_count', { route: '/token' })).toBe(4);
+    expect(moved(after, 'jobswipe_store_query_duration_seconds_count', { store: 'database' })).toBeGreaterThan(0);
+    expect(moved(after, 'jobswipe_store_query_duration_seconds_count', { store: 'redis' })).toBeGreaterThan(0);
+  });
+
+  it('labels requests by route pattern, never by raw path', async () => {
+    const browser = new Browser();
+    const login = await browser.follow((await authorizationRequest(web, 'openid')).url);
+    const uid = /\/interaction\/([^/]+)/.exec(formAction(login.body, idp.issuer))![1]!;
+    expect((await fetch(`${idp.issuer}/no/such/page-7f3a`)).status).toBe(404);
+    expect((await fetch(`${idp.issuer}/DEVICE`)).status).toBe(200);
+    const text = await scrape(metricsUrl);
+    const routes = labelValues(text, 'jobswipe_http_requests_total', 'route');
+    expect(routes).toEqual(expect.arrayContaining(['/auth', '/interaction/:uid', '/token', 'unmatched', '/device', '/.well-known/openid-configuration']));
+    expect(routes.join(' ')).not.toContain(uid);
+    expect(routes.join(' ')).not.toContain('page-7f3a');
+    expect(routes.join(' ')).not.toContain('DEVICE');
+  });
+
+  it('reads the gauges from the stores', async () => {
+    const text = await scrape(metricsUrl);
+    expect(sample(text, 'jobswipe_store_up', { store: 'database' })).toBe(1);
+    expect(sample(text, 'jobswipe_store_up', { store: 'redis' })).toBe(1);
+    expect(sample(text, 'jobswipe_signing_key_age_seconds')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'jobswipe_signing_key_next_rotation_seconds')).toBeGreaterThan(29 * 24 * 60 * 60);
+    expect(sample(text, 'jobswipe_refresh_tokens_expiring', { within: '24h' })).toBe(0);
+    expect(sample(text, 'jobswipe_refresh_tokens_expiring', { within: '7d' })).toBe(0);
+    expect(sample(text, 'jobswipe_audit_seal_lag_seconds')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'jobswipe_active_sessions')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'jobswipe_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(sample(text, 'jobswipe_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+  });
+
+  it('promtool check metrics accepts the scrape', async () => {
+    const result = await promtool(['check', 'metrics'], await scrape(metricsUrl));
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
