@@ -1,9 +1,12 @@
+import pg from 'pg';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
-import { Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
+import { AddressedBrowser, Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, signIn, webAppClient, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { runToExit } from '../../../test/support/processes.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { storeEnvironment } from '../../../test/support/stores.ts';
 import { labelValues, promtool, sample, scrape } from './scrape.ts';
 
 /*
@@ -24,7 +27,8 @@ describe('metrics (postgres+redis)', () => {
   beforeAll(async () => {
     logout = await backchannelReceiver();
     // No grace period: the second use of a rotated refresh token is a reuse at once.
-    idp = await startTestServer('postgres+redis', { REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' });
+    // Keys polled every second and expiries checked often: the stuck rotation shows, and clears, quickly.
+    idp = await startTestServer('postgres+redis', { REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0', KEYSTORE_POLL_SECONDS: '1', TRUST_PROXY: 'loopback' }, { start: { expiryCheckMs: 200 } });
     aliceId = (await idp.createUser(alice)).id;
     web = await registeredRelyingParty(idp, webAppClient({ backchannel_logout_uri: logout.url }));
     metricsUrl = idp.server.metricsUrl!;
@@ -42,9 +46,9 @@ describe('metrics (postgres+redis)', () => {
     return exchangeCode(web, request, callback.location!);
   }
 
-  /** One wrong password on the login page; the status of the answer. */
+  /** One wrong password on the login page, from an address of its own (the others keep signing in); the status of the answer. */
   async function wrongPassword(): Promise<number> {
-    const browser = new Browser();
+    const browser = new AddressedBrowser('198.18.200.1');
     const login = await browser.follow((await authorizationRequest(web, 'openid')).url);
     const answer = await browser.request(formAction(login.body, idp.issuer), {
       method: 'POST',
@@ -134,5 +138,77 @@ describe('metrics (postgres+redis)', () => {
     const result = await promtool(['check', 'metrics'], await scrape(metricsUrl));
     expect(result.output).toBe('');
     expect(result.code).toBe(0);
+  });
+
+  /** A statement on the test database as its owner (the server's own role may not change these rows). */
+  async function asOwner<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    if (idp.store.kind !== 'postgres') throw new Error('expected Postgres');
+    const client = new pg.Client({ connectionString: idp.store.url });
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('idp tokens expiring --within 7d: one line per client with the count and the earliest expiry', async () => {
+    const jobs = await registeredRelyingParty(idp, { client_id: 'jobs', client_name: 'Jobs', redirect_uris: ['http://localhost:3001/callback'], first_party: true });
+    const tokensOf = async (rp: RelyingParty) => {
+      const request = await authorizationRequest(rp, 'openid offline_access');
+      const callback = await signIn(new Browser(), idp.issuer, request, rp.redirectUri, alice);
+      return exchangeCode(rp, request, callback.location!);
+    };
+    await tokensOf(web);
+    await tokensOf(web);
+    await tokensOf(jobs);
+    // One of the web app's tokens was issued 28 days ago: it expires in 2 days.
+    const soon = await asOwner(async (client) => {
+      const { rows } = await client.query<{ expires_at: Date }>(
+        `update oidc_models set expires_at = date_trunc('second', now()) + interval '2 days'
+          where model = 'RefreshToken' and consumed_at is null and payload->>'clientId' = 'web'
+            and id = (select id from oidc_models where model = 'RefreshToken' and consumed_at is null and payload->>'clientId' = 'web' limit 1)
+          returning expires_at`,
+      );
+      return rows[0]!.expires_at;
+    });
+    const env = { ...storeEnvironment(idp.store), LOG_LEVEL: 'warn' };
+    const idpCommand = (within: string) => runToExit('idp/src/cli/main.ts', ['tokens', 'expiring', '--within', within], env, 45_000);
+    const [week, month] = await Promise.all([idpCommand('7d'), idpCommand('31d')]);
+    expect(week.err).toEqual([]);
+    expect(week.code).toBe(0);
+    expect(week.out).toEqual([`web  expiring=1  earliest=${soon.toISOString().replace('.000Z', 'Z')}`]);
+    expect(month.out.map((line) => line.replace(/ {2}earliest=.*$/, ''))).toEqual(['jobs  expiring=1', 'web  expiring=2']);
+
+    const text = await scrape(metricsUrl);
+    expect(sample(text, 'jobswipe_refresh_tokens_expiring', { within: '7d' })).toBe(1);
+    expect(sample(text, 'jobswipe_refresh_tokens_expiring', { within: '24h' })).toBe(0);
+  }, 60_000);
+
+  it('warns in the log and in metrics when a client secret nears its expiry', async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 2 * 24 * 60 * 60;
+    await idp.registerClient({ client_id: 'expiring-service', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], client_secret_expires_at: expiresAt });
+    await expect.poll(async () => sample(await scrape(metricsUrl), 'jobswipe_client_secrets_expiring', { within: '7d' }), { timeout: 5_000 }).toBe(1);
+    expect(sample(await scrape(metricsUrl), 'jobswipe_client_secrets_expiring', { within: '24h' })).toBe(0);
+    await expect.poll(() => idp.logs.some((line) => line.includes('"client_secret.expiring"') && line.includes('"expiring-service"')), { timeout: 5_000 }).toBe(true);
+  });
+
+  it('warns in the log and in metrics while the signing key rotation is stuck, and stops once it runs again', async () => {
+    // Another process holds the keystore lock (a stuck rotation) while the current key is past its time.
+    if (idp.store.kind !== 'postgres') throw new Error('expected Postgres');
+    const lock = new pg.Client({ connectionString: idp.store.url });
+    await lock.connect();
+    try {
+      await lock.query(`select pg_advisory_lock(hashtext('jobswipe.keystore'))`);
+      await lock.query(`update signing_keys set activates_at = now() - interval '31 days' where state = 'current'`);
+      await expect.poll(async () => sample(await scrape(metricsUrl), 'jobswipe_signing_key_next_rotation_seconds') ?? 0, { timeout: 5_000 }).toBeLessThan(-23 * 60 * 60);
+      expect(sample(await scrape(metricsUrl), 'jobswipe_signing_key_age_seconds')).toBeGreaterThan(31 * 24 * 60 * 60 - 60);
+      await expect.poll(() => idp.logs.some((line) => line.includes('"signing_key.rotation_overdue"') && line.includes('"level":40')), { timeout: 5_000 }).toBe(true);
+    } finally {
+      await lock.query(`select pg_advisory_unlock(hashtext('jobswipe.keystore'))`).catch(() => {});
+      await lock.end();
+    }
+    // Released: the next key is created at once and takes over after its prepublication window.
+    await expect.poll(async () => sample(await scrape(metricsUrl), 'jobswipe_signing_key_next_rotation_seconds') ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
   });
 });
