@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 
 /*
  * WORKERS=N: the primary serves the metrics listener and asks every worker for its metrics over the
@@ -44,9 +44,15 @@ export function answerMetricsRequests(registry: Registry, refresh: () => Promise
   return () => process.off('message', onMessage);
 }
 
-/** In the primary: one scrape of the whole process group, in the Prometheus text format. */
+/**
+ * In the primary: one scrape of the whole process group, in the Prometheus text format, with
+ * `jobswipe_workers` (running) and `jobswipe_workers_scraped` (whose metrics this scrape holds).
+ */
 export function clusterScraper(): () => Promise<{ contentType: string; body: string }> {
   let nextId = 0;
+  const own = new Registry();
+  const running = new Gauge({ name: 'jobswipe_workers', help: 'Server worker processes running (WORKERS).', registers: [own] });
+  const scraped = new Gauge({ name: 'jobswipe_workers_scraped', help: 'Server workers whose metrics this scrape holds (a starting or stuck worker is left out).', registers: [own] });
   return async () => {
     const id = nextId++;
     const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker?.isConnected());
@@ -74,7 +80,9 @@ export function clusterScraper(): () => Promise<{ contentType: string; body: str
     );
     const answered = answers.filter((metrics): metrics is WorkerMetrics => metrics !== undefined);
     if (workers.length > 0 && answered.length === 0) throw new Error('no server worker answered');
-    const aggregated = AggregatorRegistry.aggregate(answered);
+    running.set(workers.length);
+    scraped.set(answered.length);
+    const aggregated = AggregatorRegistry.aggregate([...answered, await own.getMetricsAsJSON()]);
     return { contentType: aggregated.contentType, body: await aggregated.metrics() };
   };
 }
