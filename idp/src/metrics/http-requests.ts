@@ -31,9 +31,13 @@ export function providerRoutePattern(provider: Provider, name: string): string {
 /** A provider middleware: labels each request with the route the provider's router took. */
 export function labelProviderRoutes(provider: Provider): Parameters<Provider['use']>[0] {
   return async (ctx, next) => {
-    await next();
-    const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
-    if (route !== undefined) labelRoute(ctx.req, providerRoutePattern(provider, route));
+    try {
+      await next();
+    } finally {
+      // An error answer too: the provider's error handler, outside this middleware, renders it.
+      const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
+      if (route !== undefined) labelRoute(ctx.req, providerRoutePattern(provider, route));
+    }
   };
 }
 
