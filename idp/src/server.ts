@@ -486,9 +486,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await serveAdminSocket(config, stores.database, graph.commandLibraries, queries, log, cleanups);
     // Runs after the listeners have closed: logout tokens already under way get the grace period too.
     cleanups.push(() => logoutNotifier.drain(config.shutdownGraceSeconds * 1000));
+    // Before the public port: a metrics port that cannot be listened on stops the start before any traffic.
+    const metricsUrl = await exposeMetrics(config, stores, queries, metrics, log, options, cleanups);
     const port = await listen(config, app.callback(), cleanups);
     startSweeper(config, stores, queries, log, cleanups);
-    const metricsUrl = await exposeMetrics(config, stores, queries, metrics, log, options, cleanups);
 
     const first = listenAddresses(config.host)[0] ?? '127.0.0.1';
     const url = `http://${first.includes(':') ? `[${first}]` : first}:${port}`;

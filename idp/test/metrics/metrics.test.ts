@@ -1,10 +1,12 @@
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
 import { AddressedBrowser, Browser, formAction, hiddenField } from '../../../test/support/browser.ts';
 import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, signIn, webAppClient, type RelyingParty } from '../../../test/support/relying-party.ts';
-import { runToExit } from '../../../test/support/processes.ts';
+import { startServer } from '@jobswipe/idp';
+import { freePort, runToExit } from '../../../test/support/processes.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { storeEnvironment } from '../../../test/support/stores.ts';
 import { labelValues, promtool, sample, scrape } from './scrape.ts';
@@ -62,6 +64,15 @@ describe('metrics (postgres+redis)', () => {
     expect(new URL(metricsUrl).hostname).toBe('127.0.0.1');
     expect((await fetch(`${idp.issuer}/metrics`)).status).toBe(404);
     expect((await fetch(new URL('/', metricsUrl))).status).toBe(404);
+  });
+
+  it('a metrics port in use stops the start, naming METRICS_PORT, before the public port listens', async () => {
+    const port = await freePort();
+    const taken = { host: '127.0.0.1', port: Number(new URL(metricsUrl).port) };
+    await expect(startServer({ ...idp.server.config, port, metrics: taken }, { logDestination: new Writable({ write: (_chunk, _encoding, done) => done() }) })).rejects.toThrow(
+      /cannot listen for metrics on 127\.0\.0\.1:\d+ \(METRICS_HOST, METRICS_PORT\): EADDRINUSE/,
+    );
+    expect(await fetch(`http://127.0.0.1:${port}/healthz`).then((response) => response.status, () => 'refused')).toBe('refused');
   });
 
   it('counts sign-ins, tokens, refreshes, reuse, revocations, limits, deliveries and usage exactly', async () => {
