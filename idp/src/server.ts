@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -43,7 +44,6 @@ import { loadKek, openKeystore } from './signing-keys.ts';
 import { openStore, type Tables } from './store.ts';
 import { openDataDirWarning, prepareDataDir } from './data-dir.ts';
 import { previousPeriodOf } from './plans/period.ts';
-import cluster from 'node:cluster';
 import { answerMetricsRequests } from './metrics/cluster.ts';
 import { watchExpiries } from './metrics/expiry-warnings.ts';
 import { labelProviderRoutes } from './metrics/http-requests.ts';

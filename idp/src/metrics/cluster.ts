@@ -31,13 +31,15 @@ const isResponse = (message: unknown): message is Response => (message as Respon
 
 /** In a worker: answers the primary's requests with this registry's metrics (refreshed first). Returns the unsubscribe. */
 export function answerMetricsRequests(registry: Registry, refresh: () => Promise<void>): () => void {
+  // With a callback, a channel closed meanwhile (the worker is stopping) is an ignored error, not a thrown one.
+  const answer = (response: Response) => process.send?.(response, undefined, undefined, () => {});
   const onMessage = (message: unknown) => {
     if (!isRequest(message)) return;
     refresh()
       .then(() => registry.getMetricsAsJSON())
       .then(
-        (metrics) => process.send?.({ type: RESPONSE, id: message.id, metrics } satisfies Response),
-        (error: unknown) => process.send?.({ type: RESPONSE, id: message.id, error: (error as Error).message } satisfies Response),
+        (metrics) => answer({ type: RESPONSE, id: message.id, metrics }),
+        (error: unknown) => answer({ type: RESPONSE, id: message.id, error: (error as Error).message }),
       );
   };
   process.on('message', onMessage);

@@ -41,7 +41,7 @@ describe('watchExpiries', () => {
       await watch.check();
       expect(overdue()).toHaveLength(3);
     } finally {
-      watch.stop();
+      await watch.stop();
     }
   });
 
@@ -66,7 +66,7 @@ describe('watchExpiries', () => {
         ['old', 'a client secret has expired: rotate it'],
       ]);
     } finally {
-      watch.stop();
+      await watch.stop();
     }
   });
 });

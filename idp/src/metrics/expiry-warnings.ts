@@ -22,7 +22,7 @@ export interface ExpiryWatchOptions {
  * that expire within 7 days (`client_secret_expires_at`). Each is logged when it starts, then hourly.
  * The column data key sealed under the KEK has no expiry: nothing to warn about.
  */
-export function watchExpiries(probes: Pick<StoreProbes, 'signingKeys' | 'clientSecretsExpiring' | 'rotationSeconds'>, log: Logger, options: ExpiryWatchOptions): { stop(): void; check(): Promise<void> } {
+export function watchExpiries(probes: Pick<StoreProbes, 'signingKeys' | 'clientSecretsExpiring' | 'rotationSeconds'>, log: Logger, options: ExpiryWatchOptions): { stop(): Promise<void>; check(): Promise<void> } {
   const now = options.now ?? (() => new Date());
   const lastWarned = new Map<string, number>();
   const warn = (key: string, fields: object, message: string) => {
@@ -68,7 +68,11 @@ export function watchExpiries(probes: Pick<StoreProbes, 'signingKeys' | 'clientS
   }, options.intervalMs ?? 60_000);
   timer.unref();
   return {
-    stop: () => clearInterval(timer),
+    /** No further checks; resolves once the one under way (if any) is done, before the stores close. */
+    async stop() {
+      clearInterval(timer);
+      await checking;
+    },
     check: () => (checking = checking.then(check)),
   };
 }
