@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type KyselyConfig, type LogEvent } from 'kysely';
 import pg from 'pg';
 
 export type StoreOptions =
@@ -100,6 +100,13 @@ export interface OpenOptions<DB> {
    */
   prepare?: (db: Kysely<DB>) => Promise<void>;
   onPoolError?: ((error: Error) => void) | undefined;
+  /** Told the duration of every query (failed ones too), in seconds: the server's store timing metric. */
+  onQuery?: ((seconds: number) => void) | undefined;
+}
+
+/** Kysely's query log, reduced to the duration. */
+function queryLog(onQuery: ((seconds: number) => void) | undefined): Pick<KyselyConfig, 'log'> {
+  return onQuery ? { log: (event: LogEvent) => onQuery(event.queryDurationMillis / 1000) } : {};
 }
 
 /** How long a query waits for a pooled connection (the pool is full, or the server is away). */
@@ -136,7 +143,7 @@ async function assertRole(db: Kysely<unknown>, role: string): Promise<void> {
  * `role`, `prepare` runs first as the connecting user, then every query runs as the role.
  */
 export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<DB> = {}): Promise<Database<DB>> {
-  const { role, prepare, onPoolError = () => {} } = open;
+  const { role, prepare, onPoolError = () => {}, onQuery } = open;
   if (role !== undefined && !ROLE_NAME.test(role)) throw new Error(`invalid role name ${JSON.stringify(role)}`);
   if (options.kind === 'postgres') {
     if (prepare) {
@@ -161,7 +168,7 @@ export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<
       ...(role === undefined ? {} : { options: `-c role=${role}` }),
     });
     keepClientErrorsHandled(pool, onPoolError);
-    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...queryLog(onQuery) });
     if (role !== undefined) {
       try {
         await assertRole(db as Kysely<unknown>, role);
@@ -190,7 +197,7 @@ export async function openDatabase<DB>(options: StoreOptions, open: OpenOptions<
   // Loaded on demand: PGlite's WebAssembly build costs ~1.5 s and ~170 MB that a Postgres deployment never needs.
   const [{ openEmbeddedStore }, { PGliteDialect }] = await Promise.all([import('./embedded.ts'), import('./pglite-dialect.ts')]);
   const store = await openEmbeddedStore(options.dataDir);
-  const db = new Kysely<DB>({ dialect: new PGliteDialect(store.pglite) });
+  const db = new Kysely<DB>({ dialect: new PGliteDialect(store.pglite), ...queryLog(onQuery) });
   try {
     await prepare?.(db);
     // PGlite is one session: the role holds for every later query (a transaction's SET LOCAL ROLE ends with it).

@@ -92,6 +92,14 @@ describe('loadConfig defaults', () => {
     expect(variables(configError({ DEFAULT_PLAN: 'Pro Plan' }).problems)).toEqual(['DEFAULT_PLAN']);
   });
 
+  it('METRICS_PORT is 9464 on 127.0.0.1 unless set, and never the public PORT', () => {
+    expect(loadConfig({}).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(loadConfig({ METRICS_PORT: '0', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({ port: 0, host: '0.0.0.0' });
+    expect(variables(configError({ METRICS_PORT: '4000' }).problems)).toEqual(['METRICS_PORT']);
+    expect(variables(configError({ PORT: '9464' }).problems)).toEqual(['METRICS_PORT']);
+    expect(variables(configError({ METRICS_PORT: '70000' }).problems)).toEqual(['METRICS_PORT']);
+  });
+
   it('ignores variables it does not know', () => {
     expect(loadConfig({ HOME: '/root', PATH: '/bin', SOMETHING_ELSE: 'x' }).port).toBe(4000);
   });

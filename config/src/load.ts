@@ -9,6 +9,8 @@ export interface Config {
   production: boolean;
   port: number;
   host: string;
+  /** METRICS_PORT and METRICS_HOST: the Prometheus listener, never the public one. */
+  metrics: { port: number; host: string };
   issuer: string;
   dataDir: string;
   store: StoreConfig;
@@ -115,6 +117,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (parsed.success && parsed.data.WORKERS > 1 && !parsed.data.DATABASE_URL) {
     problems.push({ variable: 'WORKERS', message: 'more than 1 needs DATABASE_URL (the embedded store belongs to one process)' });
   }
+  if (parsed.success && parsed.data.METRICS_PORT === parsed.data.PORT) {
+    problems.push({ variable: 'METRICS_PORT', message: 'must differ from PORT (metrics are never served on the public port)' });
+  }
   if (variables['KEYSTORE_KEK'] && variables['KEYSTORE_KEK_FILE']) {
     problems.push({ variable: 'KEYSTORE_KEK_FILE', message: 'set either KEYSTORE_KEK or KEYSTORE_KEK_FILE, not both' });
   }
@@ -130,6 +135,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     production,
     port: env.PORT,
     host: env.HOST,
+    metrics: { port: env.METRICS_PORT, host: env.METRICS_HOST },
     issuer,
     dataDir: env.DATA_DIR,
     store,

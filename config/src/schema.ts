@@ -21,6 +21,18 @@ export const environmentSchema = z.object({
     .min(1)
     .default('localhost')
     .describe('Address to listen on. `localhost` listens on both 127.0.0.1 and ::1; use `0.0.0.0` or `::` in a container.'),
+  METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(9464)
+    .describe('TCP port of the Prometheus metrics listener (`GET /metrics`), separate from PORT: metrics are never served on the public port. `0` picks a free port (logged at start). See docs/monitoring.md.'),
+  METRICS_HOST: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('Address the metrics listener binds to. Keep it on loopback or a private network the Prometheus server reaches; in a container, `0.0.0.0` with the port left unpublished.'),
   ISSUER: z
     .url({ protocol: /^https?$/, normalize: false })
     .refine((value) => !/[?#]/.test(value) && !value.endsWith('/'), 'must have no query, fragment or trailing slash')

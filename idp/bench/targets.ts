@@ -87,6 +87,8 @@ function baseEnvironment(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const name of Object.keys(environmentSchema.shape)) delete env[name];
   delete env['WORKERS'];
+  // Servers started side by side each get a free metrics port.
+  env['METRICS_PORT'] = '0';
   return env;
 }
 

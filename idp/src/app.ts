@@ -29,6 +29,8 @@ import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits } from './security/token-limits.ts';
 import type { AccessTokenVerifier } from './http/bearer-token.ts';
 import { usageRoutes } from './plans/usage-routes.ts';
+import { countRequests, labelRoute, providerRoutePattern } from './metrics/http-requests.ts';
+import type { Metrics } from './metrics/registry.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -58,6 +60,8 @@ export interface AppDependencies {
   isRegisteredOrigin: (origin: string) => Promise<boolean>;
   /** Running with NODE_ENV=production: turns on HSTS. */
   production: boolean;
+  /** The server's metrics: every request is counted and timed by route pattern (docs/monitoring.md). */
+  metrics?: Metrics | undefined;
   /** Sign-up, email verification and invitations (docs/accounts.md). */
   signup: SignupOptions;
   /** Account mail (SMTP, or .eml files) and the single-use tokens its links carry. */
@@ -134,6 +138,8 @@ export function createApp(deps: AppDependencies): Koa {
     log: deps.log,
   });
 
+  // First: the count and the time cover every answer, refusals included.
+  if (deps.metrics) app.use(countRequests(deps.metrics));
   // Before anything reads ctx.ip, ctx.secure or ctx.host.
   app.use(believeForwardedHeaders(deps.trustProxy, deps.clientIp));
   // The provider writes its responses itself, so its pages carry only headers set before it.
@@ -193,6 +199,7 @@ function staticProviderAnswers(provider: () => Provider, jwksCacheSeconds: numbe
     const answer = route && staticAnswerOf(serving, route);
     if (!route || !answer) return next();
     if (route === 'jwks') ctx.set('Cache-Control', `public, max-age=${jwksCacheSeconds}`);
+    labelRoute(ctx.req, providerRoutePattern(serving, route));
     ctx.set('Vary', 'Origin');
     ctx.type = answer.contentType;
     ctx.body = answer.body;

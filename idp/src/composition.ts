@@ -16,6 +16,9 @@ import { createProvider } from './provider/configuration.ts';
 import { acceptedScopes } from './provider/scopes.ts';
 import { createPasswordReset } from './password-reset/reset.ts';
 import { createPlanQueries } from './plans/queries.ts';
+import { countAuditEvents } from './metrics/audit-counters.ts';
+import type { Metrics } from './metrics/registry.ts';
+import { createExpiryQueries } from './tokens/expiry-queries.ts';
 import { createPlanService } from './plans/service.ts';
 import { createDesktopDevices } from './plans/desktop-devices.ts';
 import { createRegistration } from './signup/registration.ts';
@@ -41,6 +44,7 @@ export function createQueries(db: Kysely<Tables>) {
     sessionRegistry: createSessionRegistry(db),
     personalData: createPersonalData(db),
     plans: createPlanQueries(db),
+    expiry: createExpiryQueries(db),
   };
 }
 
@@ -63,13 +67,16 @@ export interface LibraryDependencies {
   log: Logger;
   /** The clock usage periods are read from (tests set it); the system clock by default. */
   now?: (() => Date) | undefined;
+  /** The server's metrics (the CLI keeps none): audit events and usage recordings are counted there. */
+  metrics?: Metrics | undefined;
 }
 
 /** The business rules, each a factory over its dependencies; called by the pages and the CLI alike. */
 export function createLibraries(deps: LibraryDependencies) {
   const { queries, mailer, log } = deps;
   const { issuer } = deps.config;
-  const recordEvent = createEventRecorder(deps.audit, log);
+  const { metrics } = deps;
+  const recordEvent = createEventRecorder(deps.audit, log, metrics && countAuditEvents(metrics));
   const hasher = createPasswordHasher(deps.config.bcryptCost);
   const sessions = createSessionService({ db: deps.db, adapter: deps.adapter, registry: queries.sessionRegistry, sendLogout: deps.sendLogout });
   const accounts = createAccounts(queries.users, hasher);
@@ -77,7 +84,13 @@ export function createLibraries(deps: LibraryDependencies) {
   const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
   const clients = createClientRegistry(deps.db, deps.validateClient, deps.secrets);
   const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
-  const plans = createPlanService({ queries: queries.plans, defaultPlan: deps.config.defaultPlan, recordEvent, now: deps.now ?? (() => new Date()) });
+  const plans = createPlanService({
+    queries: queries.plans,
+    defaultPlan: deps.config.defaultPlan,
+    recordEvent,
+    now: deps.now ?? (() => new Date()),
+    onRecorded: metrics && ((meter, quantity) => metrics.usageRecorded.inc({ meter }, quantity)),
+  });
   return {
     recordEvent,
     hasher,

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -43,6 +44,12 @@ import { loadKek, openKeystore } from './signing-keys.ts';
 import { openStore, type Tables } from './store.ts';
 import { openDataDirWarning, prepareDataDir } from './data-dir.ts';
 import { previousPeriodOf } from './plans/period.ts';
+import { answerMetricsRequests } from './metrics/cluster.ts';
+import { watchExpiries } from './metrics/expiry-warnings.ts';
+import { labelProviderRoutes } from './metrics/http-requests.ts';
+import { listenForScrapes } from './metrics/listener.ts';
+import { createMetrics, type Metrics } from './metrics/registry.ts';
+import { storeGauges, type StoreProbes } from './metrics/store-gauges.ts';
 
 export interface RunningServer {
   /** http://host:port of the first listener. */
@@ -55,8 +62,12 @@ export interface RunningServer {
   /** The server's queries and libraries: what the pages use, for tests and tools in this process. */
   queries: Queries;
   libraries: Libraries;
-  /** The audit log: its sealLag() is what a metrics endpoint exports as jobswipe_audit_seal_lag_seconds. */
+  /** The audit log: its sealLag() is what the metrics export as jobswipe_audit_seal_lag_seconds. */
   audit: AuditLog;
+  /** This process's metrics (docs/monitoring.md). */
+  metrics: Metrics;
+  /** Where GET /metrics answers (METRICS_HOST:METRICS_PORT); undefined in a WORKERS=N worker, whose primary serves it. */
+  metricsUrl: string | undefined;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), then closes the store. */
   close(): Promise<void>;
 }
@@ -67,6 +78,8 @@ export interface StartOptions {
   audit?: SealingOptions;
   /** The clock usage periods are read from (tests move it across a period's end). */
   now?: () => Date;
+  /** How often the signing key and client secrets are checked for a warning in the log (tests shorten it). */
+  expiryCheckMs?: number;
 }
 
 /** Undoes what a start-up step did; run in reverse order of the steps. */
@@ -101,8 +114,12 @@ interface Stores {
 }
 
 /** The database (migrated), Redis, the audit log and the keystore (opened, keys sealed). */
-async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Promise<Stores> {
-  const database = await openStore(config, (error) => log.error({ err: error }, 'database pool error'));
+async function openStores(config: Config, log: Logger, metrics: Metrics, cleanups: Cleanup[]): Promise<Stores> {
+  const database = await openStore(
+    config,
+    (error) => log.error({ err: error }, 'database pool error'),
+    (seconds) => metrics.storeQueryDuration.observe({ store: 'database' }, seconds),
+  );
   cleanups.push(() => database.close());
   const { db } = database;
   // A failed audit write is logged with its event and does not stop what it records (docs/audit.md).
@@ -131,7 +148,12 @@ async function openStores(config: Config, log: Logger, cleanups: Cleanup[]): Pro
     return async () => {};
   });
   cleanups.push(stopListening);
-  const adapter = createStorageAdapter({ db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined, secrets });
+  const adapter = createStorageAdapter({
+    db,
+    redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined,
+    secrets,
+    onRedisOperation: (seconds) => metrics.storeQueryDuration.observe({ store: 'redis' }, seconds),
+  });
   return { database, redis, audit, keystore, openedKeys, adapter, secrets };
 }
 
@@ -162,6 +184,7 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
       refreshReplay,
       entitlementsOf: deps.entitlementsOf,
     });
+    built.use(labelProviderRoutes(built));
     trackSessions(built, queries.sessionRegistry, LIFETIMES.session, log, deps.clientIp);
     auditProviderEvents(built, deps.recordEvent, deps.clientIp);
     built.on('server_error', (ctx, error) => {
@@ -291,6 +314,43 @@ async function listen(config: Config, handler: Parameters<typeof createServer>[1
   return port;
 }
 
+/**
+ * The metrics of this process: the store gauges read before each scrape, served on METRICS_PORT (or,
+ * in a WORKERS=N worker, handed to the primary, which serves the whole group), and warnings in the log
+ * when the signing key rotation is overdue or a client secret nears its expiry.
+ */
+async function exposeMetrics(config: Config, stores: Stores, queries: Queries, metrics: Metrics, log: Logger, options: StartOptions, cleanups: Cleanup[]): Promise<string | undefined> {
+  const { redis } = stores;
+  const probes: StoreProbes = {
+    databaseUp: () => stores.database.ping(),
+    redisUp: redis ? () => redisReady(redis) : undefined,
+    activeSessions: () => queries.expiry.activeSessionCount(),
+    refreshTokensExpiring: (seconds) => queries.expiry.refreshTokenCount(seconds),
+    clientSecretsExpiring: (seconds) => queries.expiry.clientSecretsExpiring(seconds),
+    auditSealLag: () => stores.audit.sealLag(),
+    signingKeys: () => stores.keystore.list(),
+    rotationSeconds: config.keystore.rotationSeconds,
+  };
+  const watch = watchExpiries(probes, log, {
+    // A due rotation is applied within a poll by any process: three polls and a minute late, none is applying it.
+    overdueAfterSeconds: 3 * config.keystore.pollSeconds + 60,
+    ...(options.expiryCheckMs ? { intervalMs: options.expiryCheckMs } : {}),
+  });
+  cleanups.push(() => watch.stop());
+  void watch.check();
+  const refresh = storeGauges(metrics, probes);
+  if (cluster.isWorker) {
+    cleanups.push(answerMetricsRequests(metrics.registry, refresh));
+    return undefined;
+  }
+  const listener = await listenForScrapes(config.metrics, async () => {
+    await refresh();
+    return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+  }, log);
+  cleanups.push(() => listener.close());
+  return listener.url;
+}
+
 /** Removes expired rows (provider models, sessions, limit counters, mailed links) every SWEEP_INTERVAL_SECONDS. */
 function startSweeper(config: Config, stores: Stores, queries: Queries, log: Logger, cleanups: Cleanup[]): void {
   const { db } = stores.database;
@@ -317,13 +377,14 @@ function startSweeper(config: Config, stores: Stores, queries: Queries, log: Log
  * The graph over the open stores: queries, then the libraries the pages use and a second set for CLI
  * commands run through the admin socket (those wait for logout deliveries, to report them).
  */
-function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => Serving, now: (() => Date) | undefined) {
+function buildGraph(config: Config, stores: Stores, log: Logger, metrics: Metrics, serving: () => Serving, now: (() => Date) | undefined) {
   const { db } = stores.database;
   // Logout tokens are signed with whichever key signs now (kept current by the key refresh).
   const logoutNotifier = createLogoutNotifier(
     createLogoutTokenSigner(config.issuer, async () => currentKeyOf(serving().jwks())),
     deliveryOptionsFrom(config),
     log,
+    (result) => metrics.backchannelDeliveries.inc({ outcome: result.delivered ? 'delivered' : 'failed' }),
   );
   const queries = createQueries(db);
   const shared = {
@@ -338,6 +399,7 @@ function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => 
     audit: stores.audit,
     log,
     now,
+    metrics,
   };
   return {
     logoutNotifier,
@@ -352,19 +414,20 @@ type Graph = ReturnType<typeof buildGraph>;
 type Serving = Awaited<ReturnType<typeof startKeyRefresh>>;
 
 /** The Koa application: our pages and middlewares in front of the provider serving now. */
-function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; provider: () => Provider; jwks: () => JWKS }) {
+function buildApp(config: Config, stores: Stores, graph: Graph, deps: { cookieKeys: string[]; clientIp: ClientIp; log: Logger; metrics: Metrics; provider: () => Provider; jwks: () => JWKS }) {
   const { database, redis } = stores;
   const { db } = database;
   const { queries, libraries } = graph;
   // Every limit counts in Redis when there is one (shared by every process), else in the database.
   const limits = createLimits(
     { db, redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined },
-    { tokenRequestsPerMinute: config.tokenRateLimitPerMinute },
+    { tokenRequestsPerMinute: config.tokenRateLimitPerMinute, onRateLimited: (limit) => deps.metrics.rateLimited.inc({ limit }) },
   );
   return createApp({
     issuer: config.issuer,
     cookieKeys: deps.cookieKeys,
     log: deps.log,
+    metrics: deps.metrics,
     provider: deps.provider,
     jwksCacheSeconds: config.keystore.jwksCacheSeconds,
     production: config.production,
@@ -400,15 +463,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const stop = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
+  const metrics = createMetrics();
   try {
-    const stores = await openStores(config, log, cleanups);
+    const stores = await openStores(config, log, metrics, cleanups);
     // Chains the audit events off the request path; stopped after the listeners (it seals their last events).
     const sealing = startSealing(stores.audit, log, options.audit);
     cleanups.push(() => sealing.stop());
     const cookieKeys = config.cookieKeys ?? (await developmentCookieKeys(config.dataDir));
     const clientIp = clientIpResolver(config.trustProxy);
     let serving: Serving | undefined;
-    const graph = buildGraph(config, stores, log, () => serving!, options.now);
+    const graph = buildGraph(config, stores, log, metrics, () => serving!, options.now);
     const { queries, libraries, logoutNotifier } = graph;
     const { recordEvent } = libraries;
     if (!(await queries.plans.find(config.defaultPlan))) {
@@ -418,16 +482,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const build = providerBuilder(config, stores, queries, { cookieKeys, log, clientIp, recordEvent, sendLogout: logoutNotifier.notify, entitlementsOf: libraries.plans.entitlementsOf });
     serving = await startKeyRefresh(config, stores, log, recordEvent, build, cleanups);
     const { provider, jwks } = serving;
-    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, provider, jwks });
+    const app = buildApp(config, stores, graph, { cookieKeys, clientIp, log, metrics, provider, jwks });
     await serveAdminSocket(config, stores.database, graph.commandLibraries, queries, log, cleanups);
     // Runs after the listeners have closed: logout tokens already under way get the grace period too.
     cleanups.push(() => logoutNotifier.drain(config.shutdownGraceSeconds * 1000));
+    // Before the public port: a metrics port that cannot be listened on stops the start before any traffic.
+    const metricsUrl = await exposeMetrics(config, stores, queries, metrics, log, options, cleanups);
     const port = await listen(config, app.callback(), cleanups);
     startSweeper(config, stores, queries, log, cleanups);
 
     const first = listenAddresses(config.host)[0] ?? '127.0.0.1';
     const url = `http://${first.includes(':') ? `[${first}]` : first}:${port}`;
-    log.info({ issuer: config.issuer, url, store: stores.database.kind, redis: Boolean(stores.redis) }, 'JobSwipe Identity listening');
+    log.info({ issuer: config.issuer, url, metrics: metricsUrl, store: stores.database.kind, redis: Boolean(stores.redis) }, 'JobSwipe Identity listening');
 
     let closing: Promise<void> | undefined;
     return {
@@ -442,6 +508,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       queries,
       libraries,
       audit: stores.audit,
+      metrics,
+      metricsUrl,
       close() {
         closing ??= stop().then(() => log.info('stopped'));
         return closing;

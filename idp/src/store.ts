@@ -20,11 +20,12 @@ export class StartupError extends Error {
  * Opens the configured store and brings its schema up to date (or refuses if that is not allowed).
  * Migrations run as the connecting user, who owns the tables; every later query runs as SYSTEM_ROLE.
  */
-export async function openStore(config: Config, onPoolError?: (error: Error) => void): Promise<Database<Tables>> {
+export async function openStore(config: Config, onPoolError?: (error: Error) => void, onQuery?: (seconds: number) => void): Promise<Database<Tables>> {
   try {
     return await openDatabase<Tables>(config.store, {
       role: SYSTEM_ROLE,
       onPoolError,
+      onQuery,
       async prepare(db) {
         if (config.migrateOnStart) {
           await migrateToLatest(db);

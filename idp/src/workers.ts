@@ -4,6 +4,8 @@ import type { Logger } from './logger.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { developmentCookieKeys } from './secrets.ts';
 import { loadKek } from './signing-keys.ts';
+import { clusterScraper } from './metrics/cluster.ts';
+import { listenForScrapes } from './metrics/listener.ts';
 
 /** A worker that dies sooner than this after starting counts as failing to start. */
 const EARLY_EXIT_MS = 10_000;
@@ -15,13 +17,15 @@ const RESTART_DELAY_MS = 1_000;
  * WORKERS=N: this process supervises N server processes that share the port (node:cluster; the
  * primary hands connections out in turn). Each worker is a whole server with its own pools; the
  * shared state is in Postgres and Redis, as with servers on several machines. A worker that dies is
- * replaced; SIGTERM or SIGINT stops them all, each with its shutdown grace. Resolves with the exit code.
+ * replaced; SIGTERM or SIGINT stops them all, each with its shutdown grace. The supervisor serves
+ * the metrics listener: one scrape gathers every worker's metrics. Resolves with the exit code.
  */
 export async function superviseWorkers(config: Config, log: Logger, hardStopMs: number): Promise<number> {
   // Generated development secrets are written once, here, not raced for by the workers.
   await prepareDataDir(config);
   if (!config.cookieKeys) await developmentCookieKeys(config.dataDir);
   await loadKek(config);
+  const metrics = await listenForScrapes(config.metrics, clusterScraper(), log);
 
   let stopping = false;
   let earlyExits = 0;
@@ -34,7 +38,7 @@ export async function superviseWorkers(config: Config, log: Logger, hardStopMs: 
   return new Promise<number>((resolve) => {
     let code = 0;
     const done = () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(code);
+      if (Object.keys(cluster.workers ?? {}).length === 0) void metrics.close().then(() => resolve(code));
     };
     cluster.on('exit', (worker, exitCode, signal) => {
       const lived = Date.now() - (started.get(worker) ?? Date.now());
@@ -80,6 +84,6 @@ export async function superviseWorkers(config: Config, log: Logger, hardStopMs: 
       stop();
     });
     for (let i = 0; i < config.workers; i += 1) fork();
-    log.info({ workers: config.workers, pid: process.pid }, 'server workers starting');
+    log.info({ workers: config.workers, pid: process.pid, metrics: metrics.url }, 'server workers starting');
   });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRotation, publishedKeys, type KeyRecord, type KeyState, type RotationPolicy } from './lifecycle.ts';
+import { planRotation, publishedKeys, rotationSchedule, type KeyRecord, type KeyState, type RotationPolicy } from './lifecycle.ts';
 
 const POLICY: RotationPolicy = { rotationSeconds: 1000, prepublishSeconds: 100, retainSeconds: 500 };
 
@@ -158,5 +158,22 @@ describe('publishedKeys', () => {
 
   it('is empty when every key is revoked', () => {
     expect(publishedKeys([key('a', 'revoked'), key('b', 'revoked')])).toEqual([]);
+  });
+});
+
+describe('rotationSchedule', () => {
+  it('is undefined while no key signs', () => {
+    expect(rotationSchedule([], POLICY)).toBeUndefined();
+    expect(rotationSchedule([key('n', 'next', { activatesAt: at(10) }), key('r', 'revoked')], POLICY)).toBeUndefined();
+  });
+
+  it('without a next key: due rotationSeconds after the current key took over (createdAt when it has no activation time)', () => {
+    expect(rotationSchedule([current({ activatesAt: at(50) })], POLICY)).toEqual({ kid: 'cur', signingSince: at(50), rotatesAt: at(1050) });
+    expect(rotationSchedule([current({ activatesAt: null, createdAt: at(7) })], POLICY)).toEqual({ kid: 'cur', signingSince: at(7), rotatesAt: at(1007) });
+  });
+
+  it('with a next key waiting: its activation time, early or late', () => {
+    expect(rotationSchedule([current(), key('n', 'next', { activatesAt: at(1200) })], POLICY)?.rotatesAt).toEqual(at(1200));
+    expect(rotationSchedule([key('n', 'next', { activatesAt: at(900) }), current()], POLICY)?.rotatesAt).toEqual(at(900));
   });
 });

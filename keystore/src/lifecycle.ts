@@ -61,3 +61,23 @@ export function publishedKeys<K extends KeyRecord>(keys: readonly K[]): K[] {
   const order: Record<KeyState, number> = { current: 0, next: 1, retired: 2, revoked: 3 };
   return keys.filter((key) => key.state !== 'revoked').sort((a, b) => order[a.state] - order[b.state]);
 }
+
+/** When the signing key took over, and when the next one is to take over from it. */
+export interface RotationSchedule {
+  kid: string;
+  signingSince: Date;
+  rotatesAt: Date;
+}
+
+/**
+ * The current key's schedule: the waiting next key's activation, or (none created yet) when one is
+ * due. Undefined when no key signs. A `rotatesAt` in the past by more than a poll or two means the
+ * scheduled rotation is not being applied (monitoring warns about it).
+ */
+export function rotationSchedule(keys: readonly KeyRecord[], policy: Pick<RotationPolicy, 'rotationSeconds'>): RotationSchedule | undefined {
+  const current = keys.find((key) => key.state === 'current');
+  if (!current) return undefined;
+  const next = keys.find((key) => key.state === 'next');
+  const signingSince = current.activatesAt ?? current.createdAt;
+  return { kid: current.kid, signingSince, rotatesAt: next?.activatesAt ?? later(signingSince, policy.rotationSeconds) };
+}

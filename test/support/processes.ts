@@ -10,10 +10,14 @@ export const ROOT = new URL('../../', import.meta.url).pathname;
 /** oidc-provider warns about Node 20 on stderr at import; that line is not ours. */
 const RUNTIME_WARNING = /^oidc-provider WARNING: Unsupported runtime/;
 
-/** process.env without any of our settings (the test runner sets NODE_ENV, a developer may have others). */
+/**
+ * process.env without any of our settings (the test runner sets NODE_ENV, a developer may have others),
+ * but for METRICS_PORT=0: servers started side by side each get a free metrics port, not all 9464.
+ */
 export function baseEnvironment(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const name of Object.keys(environmentSchema.shape)) delete env[name];
+  env['METRICS_PORT'] = '0';
   return env;
 }
 

@@ -52,6 +52,8 @@ export async function startTestServer(
     PORT: String(port),
     ISSUER: issuer,
     LOG_LEVEL: 'info',
+    // A free port each: suites run servers side by side (RunningServer.metricsUrl says where).
+    METRICS_PORT: '0',
     ...(redisPrefix ? { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix } : {}),
     ...env,
   });

@@ -4,6 +4,7 @@ import { KEYS_COMMANDS } from './commands/keys.ts';
 import { PLANS_COMMANDS, USAGE_COMMANDS } from './commands/plans.ts';
 import { SESSIONS_COMMANDS } from './commands/sessions.ts';
 import { STORE_COMMANDS } from './commands/store.ts';
+import { TOKENS_COMMANDS } from './commands/tokens.ts';
 import { USERS_COMMANDS } from './commands/users.ts';
 import type { Command } from './context.ts';
 
@@ -16,6 +17,7 @@ export const COMMANDS: Record<string, Command> = {
   ...CLIENTS_COMMANDS,
   ...KEYS_COMMANDS,
   ...SESSIONS_COMMANDS,
+  ...TOKENS_COMMANDS,
   ...PLANS_COMMANDS,
   ...USAGE_COMMANDS,
   ...AUDIT_COMMANDS,

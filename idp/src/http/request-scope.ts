@@ -25,6 +25,8 @@ export interface ClaimedClient {
 export interface RequestScope {
   /** http/request-context.ts: the request's id, for logs and error pages. */
   requestId?: string;
+  /** metrics/http-requests.ts (labelRoute): the route pattern of a request no router of ours matched (provider routes, static answers). */
+  routeLabel?: string;
   /** provider/route-resolution.ts: the guarded provider route the path resolves to; null for none. */
   providerRoute?: ResolvedProviderRoute | null;
   /** http/client-auth-method.ts: the claimed client, read once, or why the body could not be read. */

@@ -60,6 +60,8 @@ export interface PlanServiceDependencies {
   recordEvent: RecordEvent;
   /** The clock periods are read from; tests set it. */
   now: () => Date;
+  /** Told each recording that counted (not a repeat or a refusal): the usage metric. */
+  onRecorded?: ((meter: string, quantity: number) => void) | undefined;
 }
 
 export function planOfRow(row: PlanRow): Plan {
@@ -203,6 +205,7 @@ export function createPlanService(deps: PlanServiceDependencies) {
       if (result.outcome === 'repeated' && (result.userId !== request.userId.toLowerCase() || result.meter !== request.meter || result.quantity !== request.quantity)) {
         throw new IdempotencyKeyReused('this idempotency_key was used before with another sub, meter or quantity');
       }
+      if (result.outcome === 'recorded') deps.onRecorded?.(result.meter, request.quantity);
       return { outcome: result.outcome, usage };
     },
   };

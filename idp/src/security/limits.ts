@@ -269,7 +269,10 @@ export interface Counter<N extends LimitName> {
   clear(subject: SubjectOf<N>): Promise<void>;
 }
 
-function counter<N extends LimitName>(store: LimitStore, name: N, points: number): Counter<N> {
+/** Told each refusal by a limit (the server's metrics count them by limit name). */
+export type OnRateLimited = (limit: LimitName) => void;
+
+function counter<N extends LimitName>(store: LimitStore, name: N, points: number, onLimited: OnRateLimited): Counter<N> {
   const limit: Limit = LIMITS[name];
   const options = { points, duration: limit.seconds };
   const database = new DatabaseCounters({ db: store.db, keyPrefix: `ratelimit:${name}`, ...options });
@@ -288,7 +291,10 @@ function counter<N extends LimitName>(store: LimitStore, name: N, points: number
     try {
       await operation();
     } catch (error) {
-      if (error instanceof RateLimiterRes) throw new RateLimited(name, error.msBeforeNext);
+      if (error instanceof RateLimiterRes) {
+        onLimited(name);
+        throw new RateLimited(name, error.msBeforeNext);
+      }
       throw new LimitsUnavailable(name, error);
     }
   };
@@ -357,7 +363,7 @@ const counterKey = (name: LimitName, key: string) => `ratelimit:${name}:${key}`;
  * other answer (no authentication was decided) gives them back. Each step is one round trip to the
  * store for all three counters (counter-batch.ts).
  */
-function clientAuthLimits(batch: CounterBatch, requestPoints: number) {
+function clientAuthLimits(batch: CounterBatch, requestPoints: number, onLimited: OnRateLimited) {
   // Points taken count as failures until the outcome is known, so a client's own burst from one
   // address would refuse itself: in this process, at most points - 1 of an address's requests hold
   // points at once and the rest wait their turn (a burst of wrong secrets is still refused at the limit).
@@ -385,6 +391,7 @@ function clientAuthLimits(batch: CounterBatch, requestPoints: number) {
           });
         if (refused) {
           const { name } = limited[refused.index]!;
+          onLimited(name);
           throw new RateLimited(name, refused.msBeforeNext);
         }
       } catch (error) {
@@ -419,7 +426,11 @@ function clientAuthLimits(batch: CounterBatch, requestPoints: number) {
       const refused = await batch.proven(failures, budget).catch((error: unknown) => {
         throw refusal('token-requests', error);
       });
-      if (refused) throw new RateLimited(refused.index === 0 ? 'client-auth-ip' : refused.index === 1 ? 'client-auth-client-ip' : 'token-requests', refused.msBeforeNext);
+      if (refused) {
+        const name = refused.index === 0 ? 'client-auth-ip' : refused.index === 1 ? 'client-auth-client-ip' : 'token-requests';
+        onLimited(name);
+        throw new RateLimited(name, refused.msBeforeNext);
+      }
       return {
         leave: () => {},
         authenticated: async () => {},
@@ -452,15 +463,16 @@ function counterBatch(store: LimitStore): CounterBatch {
 }
 
 /** Every limit's counters over one store; TOKEN_RATE_LIMIT_PER_MINUTE sets the request budget. */
-export function createLimits(store: LimitStore, options: { tokenRequestsPerMinute: number }) {
+export function createLimits(store: LimitStore, options: { tokenRequestsPerMinute: number; onRateLimited?: OnRateLimited | undefined }) {
+  const onLimited = options.onRateLimited ?? (() => {});
   const of = <N extends LimitName>(name: N) => {
     const points = LIMITS[name].points;
-    return counter(store, name, points === 'TOKEN_RATE_LIMIT_PER_MINUTE' ? options.tokenRequestsPerMinute : points);
+    return counter(store, name, points === 'TOKEN_RATE_LIMIT_PER_MINUTE' ? options.tokenRequestsPerMinute : points, onLimited);
   };
   return {
     login: loginLimits(of('login-ip'), of('login-account')),
     deviceCodes: deviceCodeLimits(of('device-code-ip')),
-    clientAuth: clientAuthLimits(counterBatch(store), options.tokenRequestsPerMinute),
+    clientAuth: clientAuthLimits(counterBatch(store), options.tokenRequestsPerMinute, onLimited),
     signup: of('signup-ip'),
     verificationResend: of('verify-resend-ip'),
     resetRequests: of('reset-ip'),

@@ -110,7 +110,7 @@ function wait(ms: number, signal: AbortSignal): Promise<void> {
  * when the failure may be temporary (network error, timeout, 5xx, 429), and signs a fresh token per
  * attempt so a late retry never carries an expired one.
  */
-export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryOptions, log?: DeliveryLog) {
+export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryOptions, log?: DeliveryLog, onDelivery?: (result: DeliveryResult) => void) {
   const inFlight = new Set<Promise<DeliveryResult>>();
   // Aborted when the process shuts down: no new attempt starts, requests under way are cut.
   const stopping = new AbortController();
@@ -160,7 +160,12 @@ export function createLogoutNotifier(sign: LogoutTokenSigner, options: DeliveryO
   }
 
   function track(notice: LogoutNotice): Promise<DeliveryResult> {
-    const pending = deliver(notice);
+    const pending = onDelivery
+      ? deliver(notice).then((result) => {
+          onDelivery(result);
+          return result;
+        })
+      : deliver(notice);
     inFlight.add(pending);
     void pending.finally(() => inFlight.delete(pending));
     return pending;

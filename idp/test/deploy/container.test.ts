@@ -339,6 +339,9 @@ describe('the image layout, rebuilt outside Docker from the Dockerfile', () => {
       DATA_DIR: dataDir,
       HOST: '127.0.0.1',
       PORT: String(port),
+      // On this machine, beside other servers: a free metrics port, on loopback.
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
     };
     // The provider's root file system is read-only (only /tmp and DATA_DIR are written): TMPDIR stands for /tmp.
     const tmp = await mkdtemp(join(work, 'tmp-'));

@@ -35,7 +35,7 @@ describe.each(STORE_KINDS)('client secrets at rest (%s)', (kind) => {
         callback();
       },
     });
-    const config = loadConfig({ ...storeEnvironment(store), PORT: String(port), ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info' });
+    const config = loadConfig({ ...storeEnvironment(store), PORT: String(port), METRICS_PORT: '0', ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info' });
     return startServer(config, { logDestination: destination });
   }
 
