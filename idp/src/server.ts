@@ -336,6 +336,7 @@ function buildGraph(config: Config, stores: Stores, log: Logger, serving: () => 
     // Links are credentials: logged only in development, when mails go to files.
     mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
     audit: stores.audit,
+    keystore: async () => stores.keystore,
     log,
     now,
   };
