@@ -179,9 +179,13 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
     }
     // Nothing was done on their behalf.
     expect((await call('GET', '/admin/api/users', { query: { email: 'mallory@' } })).body['items']).toEqual([]);
-    // API_SCOPES lists admin, yet a client that did not register it is refused the scope.
+    // API_SCOPES lists admin, yet a client that did not register it never gets it: refused when it
+    // registered other scopes, left out of the token when it registered none.
     const reports = await registeredRelyingParty(idp, service('reports-2', 'api:read'));
     expect(await oauthError(token(reports, 'admin'))).toBe('invalid_scope');
+    const unregistered = await token(await registeredRelyingParty(idp, service('anyone')), 'admin');
+    expect(decodeJwt(unregistered)['scope'] ?? '').not.toContain('admin');
+    expectProblem(await call('GET', '/admin/api/users', { token: unregistered }), 403);
   });
 
   it('users: create (201), create without a password (an invitation link), get, search by address, and a taken address (409)', async () => {
