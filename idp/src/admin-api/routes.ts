@@ -293,7 +293,10 @@ function adminRoutes({ libraries }: AdminApiDependencies): Route[] {
         problems: {},
       },
       async ({ params, body, caller }) => {
-        const { plan, change } = await refusing(plans.save({ ...body, id: params.id }, actorOf(caller)));
+        // The body passed the same plan schema; a refusal here is the library's own check, so a 400.
+        const { plan, change } = await refusing(plans.save({ ...body, id: params.id }, actorOf(caller)).catch((error: unknown) => {
+          throw error instanceof PlanRejected ? rejected(error.message) : error;
+        }));
         return { status: change === 'created' ? 201 : 200, body: plan };
       },
     ),
