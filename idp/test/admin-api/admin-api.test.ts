@@ -240,8 +240,9 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
   });
 
   it('paginates with an opaque cursor: every user once, pages of the limit, the last one with next_cursor null', async () => {
+    // Rows without a password: five bcrypt hashes would only slow the test down.
     for (let index = 0; index < 5; index += 1) {
-      expect((await call('POST', '/admin/api/users', { body: { email: `page-${index}@example.com`, name: `Page ${index}`, password: PASSWORD } })).status).toBe(201);
+      await idp.server.queries.users.insert({ email: `page-${index}@example.com`, name: `Page ${index}`, passwordHash: null, emailVerified: false });
     }
     const all = await everyPage('/admin/api/users', 100);
     const paged = await everyPage('/admin/api/users', 2);
@@ -388,9 +389,9 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
 
   it('audit: filtered by type, user and time, paginated in id order', async () => {
     const all = await everyPage('/admin/api/audit', 100, { type: 'admin.user_created' });
-    const paged = await everyPage('/admin/api/audit', 3, { type: 'admin.user_created' });
+    const paged = await everyPage('/admin/api/audit', 2, { type: 'admin.user_created' });
     expect(paged.map((event) => event['id'])).toEqual(all.map((event) => event['id']));
-    expect(all.length).toBeGreaterThanOrEqual(8);
+    expect(all.length).toBeGreaterThanOrEqual(3);
     const ids = all.map((event) => Number(event['id']));
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     const future = await call('GET', '/admin/api/audit', { query: { after: new Date(Date.now() + 3_600_000).toISOString() } });
