@@ -31,6 +31,7 @@ import type { AccessTokenVerifier } from './http/bearer-token.ts';
 import { usageRoutes } from './plans/usage-routes.ts';
 import { countRequests, labelRoute, providerRoutePattern } from './metrics/http-requests.ts';
 import type { Metrics } from './metrics/registry.ts';
+import { adminApiRoutes } from './admin-api/routes.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -50,8 +51,11 @@ export interface AppDependencies {
   deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
-  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices'>;
-  /** Verifies the provider's own JWT access tokens for our service APIs (the usage API). */
+  libraries: Pick<
+    Libraries,
+    'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'users' | 'sessions' | 'clientAdministration' | 'keys' | 'auditEvents'
+  >;
+  /** Verifies the provider's own JWT access tokens for our service APIs (the usage API, the admin API). */
   verifyAccessToken: AccessTokenVerifier;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
   trustProxy: string[];
@@ -161,6 +165,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(account.allowedMethods());
   // The usage API: bearer tokens, no cookies, so no CSRF token; no CORS (corsAllowList leaves it out).
   app.use(usageRoutes({ plans: deps.libraries.plans, verifyAccessToken: deps.verifyAccessToken, log: deps.log, realm: deps.issuer }).routes());
+  // The admin API: the same, for clients holding the scope admin (docs/admin-api.md).
+  app.use(adminApiRoutes({ libraries: deps.libraries, verifyAccessToken: deps.verifyAccessToken, log: deps.log, issuer: deps.issuer }).routes());
   app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
   app.use(tokenEndpointLimits(deps.tokenLimits, deps.provider, deps.clientIp, deps.log, deps.libraries.recordEvent));

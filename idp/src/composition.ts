@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { createOidcAdapter, type ValueCipher } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
-import { generateSigningKey } from '@jobswipe/keystore';
+import { generateSigningKey, type Keystore } from '@jobswipe/keystore';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import { createPersonalData } from './account/personal-data.ts';
 import { createAccountSettings } from './account/settings.ts';
 import type { AuditLog } from './audit/log.ts';
 import { createEventRecorder } from './audit/record-event.ts';
+import { createAuditSearch } from './audit/search.ts';
 import { createClientAdministration } from './clients/administration.ts';
 import { createClientRegistry, type Metadata, type ValidateClient } from './clients/registry.ts';
+import { createKeyAdministration } from './keys/administration.ts';
 import type { Logger } from './logger.ts';
 import type { Mailer } from './mail/transport.ts';
 import { createProvider } from './provider/configuration.ts';
@@ -45,6 +47,7 @@ export function createQueries(db: Kysely<Tables>) {
     personalData: createPersonalData(db),
     plans: createPlanQueries(db),
     expiry: createExpiryQueries(db),
+    auditEvents: createAuditSearch(db),
   };
 }
 
@@ -64,6 +67,8 @@ export interface LibraryDependencies {
   sendLogout: SessionServiceDependencies['sendLogout'];
   mailer: Mailer;
   audit: AuditLog;
+  /** The signing keystore, opened when first needed. */
+  keystore: () => Promise<Keystore>;
   log: Logger;
   /** The clock usage periods are read from (tests set it); the system clock by default. */
   now?: (() => Date) | undefined;
@@ -97,12 +102,15 @@ export function createLibraries(deps: LibraryDependencies) {
     sessions,
     accounts,
     clients,
-    clientAdministration: createClientAdministration({ clients, recordEvent }),
+    clientAdministration: createClientAdministration({ clients, adapter: deps.adapter, recordEvent }),
+    keys: createKeyAdministration({ keystore: deps.keystore, recordEvent }),
     passwordReset,
     registration,
     accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),
     users: createUserAdministration({ users: queries.users, accounts, sessions, passwordReset, registration, recordEvent }),
     plans,
+    /** Audit events by time, type and user, for the admin API (reads only). */
+    auditEvents: queries.auditEvents,
     desktopDevices: createDesktopDevices({ planOf: plans.planOf, devicesOf: sessions.desktopDevices }),
   };
 }

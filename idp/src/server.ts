@@ -397,6 +397,7 @@ function buildGraph(config: Config, stores: Stores, log: Logger, metrics: Metric
     // Links are credentials: logged only in development, when mails go to files.
     mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: config.env === 'development' }, log),
     audit: stores.audit,
+    keystore: async () => stores.keystore,
     log,
     now,
     metrics,

@@ -24,3 +24,33 @@ export function administratorEvent(
 export function administratorKeyEvent(event: KeyEvent): AuditEvent {
   return administratorEvent(event.event, { details: keyEventDetails(event, 'administrator') });
 }
+
+/** Who changes something: an administrator at the CLI, or a client of the admin API (its client-credentials token). */
+export type Actor = { kind: 'administrator' } | { kind: 'client'; clientId: string };
+
+/** The CLI's actor: the operating-system account is recorded with each event. */
+export const ADMINISTRATOR: Actor = { kind: 'administrator' };
+
+/**
+ * An administrative action by either actor. Through the admin API the calling client goes into
+ * `details.admin_client` and, when the event names no client of its own, into `client_id`.
+ */
+export function actorEvent(
+  actor: Actor,
+  type: AuditEventType,
+  fields: { userId?: string; clientId?: string; sessionId?: string; details?: AuditDetails } = {},
+): AuditEvent {
+  if (actor.kind === 'administrator') return administratorEvent(type, fields);
+  return {
+    ...fields,
+    type,
+    outcome: 'success',
+    clientId: fields.clientId ?? actor.clientId,
+    details: { ...fields.details, via: 'admin_api', admin_client: actor.clientId },
+  };
+}
+
+/** A signing key event caused by either actor. */
+export function actorKeyEvent(actor: Actor, event: KeyEvent): AuditEvent {
+  return actorEvent(actor, event.event, { details: keyEventDetails(event, 'administrator') });
+}

@@ -143,6 +143,7 @@ export function createCliContext(config: Config, io: CommandIo, shared?: SharedS
           }));
         if (shared) return await fn({ database, queries: shared.queries, libraries: shared.libraries, secrets, keystore });
         const queries = createQueries(db);
+        let openedKeystore: Promise<Keystore> | undefined;
         let signingKeys: ReturnType<Keystore['signingKeys']> | undefined;
         const notifier = createLogoutNotifier(
           createLogoutTokenSigner(config.issuer, async () => currentKeyOf((await (signingKeys ??= keystore().then((keys) => keys.signingKeys()))).jwks)),
@@ -178,6 +179,7 @@ export function createCliContext(config: Config, io: CommandIo, shared?: SharedS
           // Commands print their links and log nothing: the audit log is their record.
           mailer: createMailer({ smtpUrl: config.mail.smtpUrl, from: config.mail.from, dataDir: config.dataDir, logLinks: false }, createLogger('silent')),
           audit,
+          keystore: () => (openedKeystore ??= keystore()),
           log: createLogger('silent'),
         });
         return await fn({ database, queries, libraries, secrets, keystore });

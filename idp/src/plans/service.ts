@@ -1,4 +1,4 @@
-import { administratorEvent } from '../audit/administrator.ts';
+import { actorEvent, type Actor } from '../audit/administrator.ts';
 import type { AuditEvent } from '../audit/events.ts';
 import type { RecordEvent } from '../audit/record-event.ts';
 import { periodOf, secondsUntil } from './period.ts';
@@ -37,10 +37,15 @@ export type RecordingResult =
   | { outcome: 'over_limit'; usage: Omit<MeterUsage, 'period_start'>; retryAfterSeconds: number };
 
 /** Who changes a plan or a subscription: an administrator at the CLI, or a client of the admin API. */
-export type Actor = { kind: 'administrator' } | { kind: 'client'; clientId: string };
+export type { Actor };
 
 export class PlanRejected extends Error {
-  readonly code = 'ERR_PLAN_REJECTED';
+  readonly code: string = 'ERR_PLAN_REJECTED';
+}
+
+/** No plan has the id named (the admin API answers 422). */
+export class UnknownPlan extends PlanRejected {
+  override readonly code = 'ERR_UNKNOWN_PLAN';
 }
 
 /** The user named does not exist (the usage API answers 404). */
@@ -87,8 +92,7 @@ export function checkPlan(input: unknown): PlanDefinition {
 }
 
 function eventOf(actor: Actor, type: AuditEvent['type'], fields: { userId?: string; details: Record<string, string | number | boolean | null> }): AuditEvent {
-  if (actor.kind === 'administrator') return administratorEvent(type, fields);
-  return { type, outcome: 'success', clientId: actor.clientId, ...(fields.userId ? { userId: fields.userId } : {}), details: { ...fields.details, via: 'admin_api' } };
+  return actorEvent(actor, type, fields);
 }
 
 /**
@@ -152,7 +156,7 @@ export function createPlanService(deps: PlanServiceDependencies) {
      */
     async setPlan(userId: string, planId: string, actor: Actor): Promise<{ before: string; after: string; changed: boolean }> {
       const current = await planOf(userId);
-      if (!(await queries.find(planId))) throw new PlanRejected(`no plan "${planId}" (see \`idp plans list\`)`);
+      if (!(await queries.find(planId))) throw new UnknownPlan(`no plan "${planId}" (see \`idp plans list\`)`);
       const subscribedBefore = await queries.subscribe(userId, planId);
       const changed = current.id !== planId;
       if (changed || subscribedBefore === undefined) {

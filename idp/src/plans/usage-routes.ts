@@ -1,9 +1,7 @@
 import Router from '@koa/router';
-import coBody from 'co-body';
-import type { Context } from 'koa';
-import type { z } from 'zod';
 import { callerOf, requireBearer, type AccessTokenVerifier } from '../http/bearer-token.ts';
 import { ProblemError } from '../http/errors.ts';
+import { firstIssue, malformed, readJson } from '../http/json-body.ts';
 import { problemDetails } from '../http/problem-details.ts';
 import type { Logger } from '../logger.ts';
 import { recordUsageSchema, readUsageSchema } from './schemas.ts';
@@ -20,15 +18,6 @@ export interface UsageRouteDependencies {
   realm: string;
 }
 
-const malformed = (detail: string) => new ProblemError(400, 'urn:jobswipe:problem:malformed-request', 'Malformed request', detail);
-
-function firstIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'the request is invalid';
-  if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
-  return `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`;
-}
-
 /**
  * DEFAULT_PLAN names a plan that does not exist (the server logged it at start): a deployment fault
  * the operator fixes with `idp import` or DEFAULT_PLAN, answered 503 rather than 500; anything else as it is.
@@ -36,19 +25,6 @@ function firstIssue(error: z.ZodError): string {
 function planNotConfigured(error: unknown): unknown {
   if (!(error instanceof PlanRejected)) return error;
   return new ProblemError(503, 'urn:jobswipe:problem:plan-not-configured', 'Service Unavailable', "the user's plan is not configured on this provider; try again later", { headers: { 'Retry-After': '60' } });
-}
-
-/** The JSON body, or a 400/413/415 problem: never a 500 for what a client sent. */
-async function readJson(ctx: Context): Promise<unknown> {
-  if (!ctx.is('application/json')) {
-    throw new ProblemError(415, 'urn:jobswipe:problem:unsupported-media-type', 'Unsupported Media Type', 'send the body as application/json');
-  }
-  try {
-    return await coBody.json(ctx.req, { limit: '16kb', strict: true });
-  } catch (error) {
-    if ((error as { status?: number }).status === 413) throw new ProblemError(413, 'urn:jobswipe:problem:too-large', 'Content Too Large', 'the body is larger than 16 KiB');
-    throw malformed('the body is not valid JSON');
-  }
 }
 
 const unknownSubject = () => new ProblemError(404, 'urn:jobswipe:problem:unknown-subject', 'Unknown subject', 'no user has this sub');

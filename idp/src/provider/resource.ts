@@ -12,11 +12,11 @@ export const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'emai
 export const CLAIM_SCOPES: ReadonlySet<string> = new Set(['entitlements']);
 
 /**
- * Scopes of the provider's own service APIs (the usage API, docs/usage.md). Always accepted, but
- * granted only to a client that registered them in its `scope`: never to every client through
- * API_SCOPES, and never to a client that merely asks.
+ * Scopes of the provider's own service APIs (the usage API, docs/usage.md; the admin API,
+ * docs/admin-api.md). Always accepted, but granted only to a client that registered them in its
+ * `scope`: never to every client through API_SCOPES, and never to a client that merely asks.
  */
-export const SERVICE_SCOPES: ReadonlySet<string> = new Set(['usage:write', 'usage:read']);
+export const SERVICE_SCOPES: ReadonlySet<string> = new Set(['usage:write', 'usage:read', 'admin']);
 
 interface ClientWithScope {
   scope?: string | undefined;

@@ -4,7 +4,7 @@ import type { Logger } from '../logger.ts';
 import { alreadyRegisteredMail, verificationMail } from '../mail/templates.ts';
 import { sendInBackground, type Mailer } from '../mail/transport.ts';
 import type { AccountTokens, TokenRejection } from '../users/account-tokens.ts';
-import { AccountRejected, emailSchema, nameSchema } from '../users/accounts.ts';
+import { AccountExists, emailSchema, nameSchema } from '../users/accounts.ts';
 import { checkPasswordRules, PasswordRejected, type PasswordHasher } from '../users/passwords.ts';
 import { isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
 
@@ -73,7 +73,7 @@ export function createRegistration(deps: RegistrationDependencies) {
   return {
     /** A sign-up invitation link for an address without an account (works once, 7 days). */
     async issueInvitation(email: string): Promise<string> {
-      if (await deps.users.findByEmail(email)) throw new AccountRejected(`a user with email ${email} already exists`);
+      if (await deps.users.findByEmail(email)) throw new AccountExists(`a user with email ${email} already exists`);
       const token = await deps.tokens.issue('invitation', { email });
       return `${deps.issuer}/invitation?token=${token}`;
     },

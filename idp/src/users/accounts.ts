@@ -6,7 +6,12 @@ export const emailSchema = z.email({ error: 'is not a valid email address' }).ma
 export const nameSchema = z.string().trim().max(200);
 
 export class AccountRejected extends Error {
-  readonly code = 'ERR_ACCOUNT_REJECTED';
+  readonly code: string = 'ERR_ACCOUNT_REJECTED';
+}
+
+/** The address already belongs to an account (the admin API answers 409). */
+export class AccountExists extends AccountRejected {
+  override readonly code = 'ERR_ACCOUNT_EXISTS';
 }
 
 export interface NewAccount {
@@ -41,7 +46,7 @@ export function createAccounts(users: UserQueries, hasher: PasswordHasher) {
   return {
     async create(account: NewAccount): Promise<User> {
       checkAccount(account);
-      if (await users.findByEmail(account.email)) throw new AccountRejected(`a user with email ${account.email} already exists`);
+      if (await users.findByEmail(account.email)) throw new AccountExists(`a user with email ${account.email} already exists`);
       const passwordHash = account.password === undefined ? account.passwordHash ?? null : await hasher.hash(account.password);
       return users.insert({ email: account.email, name: account.name, emailVerified: account.emailVerified, passwordHash });
     },

@@ -41,6 +41,20 @@ export function createUserQueries(db: Kysely<UserTables>) {
         .executeTakeFirst();
     },
 
+    /**
+     * One page of users by id, those whose address starts with `emailPrefix` (any case) when given:
+     * up to `limit` after the id `after` (the lower(email) text_pattern_ops index serves the prefix).
+     */
+    async page(options: { emailPrefix?: string | undefined; after?: string | undefined; limit: number }): Promise<User[]> {
+      let query = db.selectFrom('users').selectAll().orderBy('id').limit(options.limit);
+      if (options.emailPrefix !== undefined) {
+        const escaped = options.emailPrefix.toLowerCase().replace(/[\\%_]/g, (character) => `\\${character}`);
+        query = query.where(sql<string>`lower(email)`, 'like', `${escaped}%`);
+      }
+      if (options.after !== undefined) query = query.where('id', '>', options.after);
+      return query.execute();
+    },
+
     async list(): Promise<User[]> {
       return db.selectFrom('users').selectAll().orderBy('created_at').orderBy('email').execute();
     },

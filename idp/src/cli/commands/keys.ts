@@ -1,5 +1,6 @@
-import type { KeyEvent, Keystore } from '@jobswipe/keystore';
+import type { KeyEvent } from '@jobswipe/keystore';
 import { administratorKeyEvent } from '../../audit/administrator.ts';
+import type { KeyAdministration } from '../../keys/administration.ts';
 import { readKekFile } from '../../signing-keys.ts';
 import type { CliContext, Command } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -11,8 +12,8 @@ export const KEYS_COMMANDS: Record<string, Command> = {
     usage: 'keys list                     signing keys: kid, state, created, activates, retires',
     async run(context, args) {
       parse(args, {});
-      await context.withStore(async ({ keystore }) => {
-        const rows = (await (await keystore()).list()).map((key) => [
+      await context.withStore(async ({ libraries }) => {
+        const rows = (await libraries.keys.list()).map((key) => [
           key.kid,
           key.state,
           date(key.createdAt),
@@ -28,7 +29,7 @@ export const KEYS_COMMANDS: Record<string, Command> = {
     usage: 'keys rotate                   the next key signs from now on (one is created if none waits)',
     async run(context, args) {
       parse(args, {});
-      await changeKeys(context, (keys) => keys.rotateNow(), 'Every server picks the change up within KEYSTORE_POLL_SECONDS.');
+      await changeKeys(context, (keys) => keys.rotate(), 'Every server picks the change up within KEYSTORE_POLL_SECONDS.');
     },
   },
 
@@ -78,15 +79,10 @@ function describeKeyEvent(event: KeyEvent): string {
   }
 }
 
-/** Applies a change to the signing keys, printing and recording each event, then when servers see it. */
-async function changeKeys(context: CliContext, change: (keys: Keystore) => Promise<KeyEvent[]>, pickedUp: string): Promise<void> {
-  await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
-    const keys = await keystore();
-    await keys.open();
-    for (const event of await change(keys)) {
-      context.io.out(describeKeyEvent(event));
-      await recordEvent(administratorKeyEvent(event));
-    }
+/** Applies a change to the signing keys (the library records each event), printing each, then when servers see it. */
+async function changeKeys(context: CliContext, change: (keys: KeyAdministration) => Promise<KeyEvent[]>, pickedUp: string): Promise<void> {
+  await context.withStore(async ({ libraries }) => {
+    for (const event of await change(libraries.keys)) context.io.out(describeKeyEvent(event));
     context.io.out(pickedUp);
   });
 }

@@ -41,7 +41,7 @@ export const USERS_COMMANDS: Record<string, Command> = {
       const email = required(values.email, '--email');
       if (!emailSchema.safeParse(email).success) throw new UsageError(`--email: ${email} is not a valid email address`);
       if (context.config.signup !== 'invite') context.io.err(`warning: SIGNUP is ${context.config.signup}, not invite: the link only works with SIGNUP=invite`);
-      await context.withStore(async ({ libraries }) => context.io.out(await libraries.users.invite(email)));
+      await context.withStore(async ({ libraries }) => context.io.out((await libraries.users.invite(email)).url));
     },
   },
 
@@ -50,7 +50,7 @@ export const USERS_COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { email: { type: 'string' } });
       const email = required(values.email, '--email');
-      await withUser(context, email, async ({ libraries }, user) => context.io.out(await libraries.users.issueResetLink(user)));
+      await withUser(context, email, async ({ libraries }, user) => context.io.out((await libraries.users.issueResetLink(user)).url));
     },
   },
 
