@@ -359,6 +359,12 @@ function adminRoutes({ libraries }: AdminApiDependencies): Route[] {
   ];
 }
 
+/** An operation's path (`/users/{id}/plan`) as a pattern over the path after the prefix; a parameter is one segment. */
+function pathPattern(path: string): RegExp {
+  const segments = path.split('/').map((segment) => (/^\{[^}]+\}$/.test(segment) ? '[^/]+' : segment.replace(/[.*+?^$()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${segments.join('/')}$`);
+}
+
 function keyEvents(events: Array<{ event: string; kid: string; state?: string | undefined }>) {
   return events.map((event) => ({ event: event.event, kid: event.kid, ...(event.state ? { state: event.state } : {}) }));
 }
@@ -381,8 +387,16 @@ export function adminApiRoutes(deps: AdminApiDependencies): Router {
   for (const definition of routes) {
     router[definition.operation.method](`${ADMIN_API_PATH}${routerPath(definition.operation.path)}`, answerProblems, admin, guard(definition));
   }
-  // Anything else under the prefix is answered here, as a problem, rather than by the provider.
-  router.all(`${ADMIN_API_PATH}{/*rest}`, answerProblems, () => {
+  // Anything else under the prefix is answered here, as a problem, rather than by the provider: a
+  // known path with another method is 405 with Allow (RFC 9110 §15.5.6), an unknown one 404.
+  const paths = [{ pattern: /^\/openapi\.json$/, method: 'GET' }, ...routes.map(({ operation }) => ({ pattern: pathPattern(operation.path), method: operation.method.toUpperCase() }))];
+  router.all(`${ADMIN_API_PATH}{/*rest}`, answerProblems, (ctx) => {
+    const rest = ctx.path.slice(ADMIN_API_PATH.length);
+    const allowed = [...new Set(paths.filter(({ pattern }) => pattern.test(rest)).map(({ method }) => method))];
+    if (allowed.length > 0) {
+      ctx.set('Allow', allowed.join(', '));
+      throw problem(405, 'method-not-allowed', 'Method Not Allowed', `${ctx.method} is not an operation on this path; it answers ${allowed.join(', ')}`);
+    }
     throw problem(404, 'not-found', 'Not Found', 'the admin API has no such operation (see /admin/api/openapi.json)');
   });
   return router;

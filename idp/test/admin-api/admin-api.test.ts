@@ -405,6 +405,17 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
     expect(await response.json()).toMatchObject({ status: 404, detail: expect.stringContaining('openapi.json') });
   });
 
+  it('a known path with another method is a 405 problem naming the methods it answers', async () => {
+    const users = await fetch(new URL('/admin/api/users', idp.issuer), { method: 'DELETE', headers: { authorization: `Bearer ${tokens.admin}` } });
+    expect(users.status).toBe(405);
+    expect(users.headers.get('allow')).toBe('GET, POST');
+    expect(users.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await users.json()).toMatchObject({ status: 405, type: 'urn:jobswipe:problem:method-not-allowed' });
+    const plan = await fetch(new URL('/admin/api/users/00000000-0000-4000-8000-000000000000/plan', idp.issuer), { method: 'GET', headers: { authorization: `Bearer ${tokens.admin}` } });
+    expect(plan.status).toBe(405);
+    expect(plan.headers.get('allow')).toBe('PUT');
+  });
+
   it('every operation was called and its answer matched the document', () => {
     const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
     expect(operations.filter((operation) => !seen.has(operation))).toEqual([]);
