@@ -29,6 +29,8 @@ import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits } from './security/token-limits.ts';
 import type { AccessTokenVerifier } from './http/bearer-token.ts';
 import { usageRoutes } from './plans/usage-routes.ts';
+import { createUpstreamClients } from './upstreams/client.ts';
+import { createUpstreamSignIn } from './upstreams/routes.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -48,7 +50,7 @@ export interface AppDependencies {
   deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
-  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices'>;
+  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'upstreams'>;
   /** Verifies the provider's own JWT access tokens for our service APIs (the usage API). */
   verifyAccessToken: AccessTokenVerifier;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
@@ -87,6 +89,19 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.body = STYLESHEET;
   });
 
+  const invited = invitationCheck(deps.accountTokens);
+  const upstreamSignIn = createUpstreamSignIn({
+    provider: deps.provider,
+    upstreams: deps.libraries.upstreams,
+    clients: createUpstreamClients((id) => `${deps.issuer}/upstream/${id}/callback`),
+    cookieKeys: deps.cookieKeys,
+    hasher: deps.hasher,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+    recordEvent: deps.libraries.recordEvent,
+    signupMode: deps.signup.mode,
+    invited,
+  });
   const interactions = interactionRoutes({
     provider: deps.provider,
     users: deps.users,
@@ -95,8 +110,9 @@ export function createApp(deps: AppDependencies): Koa {
     clientIp: deps.clientIp,
     recordEvent: deps.libraries.recordEvent,
     signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
-    invited: invitationCheck(deps.accountTokens),
+    invited,
     desktopDevices: deps.libraries.desktopDevices,
+    upstreams: upstreamSignIn.choices,
   });
   const signup = signupRoutes({
     ...deps.signup,
@@ -123,6 +139,7 @@ export function createApp(deps: AppDependencies): Koa {
     desktopDevices: deps.libraries.desktopDevices,
     tokens: deps.accountTokens,
     emailChangeLimit: deps.emailChangeLimit,
+    upstreams: deps.libraries.upstreams,
   });
   const passwordReset = passwordResetRoutes({
     reset: deps.libraries.passwordReset,
@@ -149,6 +166,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(signup.allowedMethods());
   app.use(passwordReset.routes());
   app.use(passwordReset.allowedMethods());
+  app.use(upstreamSignIn.router.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(account.routes());

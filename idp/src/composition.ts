@@ -27,6 +27,8 @@ import { createAccounts } from './users/accounts.ts';
 import { createUserAdministration } from './users/administration.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries, type UserQueries } from './users/queries.ts';
+import { createUpstreamQueries } from './upstreams/queries.ts';
+import { createUpstreamService } from './upstreams/service.ts';
 
 /*
  * The one place the object graph is built: queries over the database, libraries over the queries.
@@ -41,6 +43,7 @@ export function createQueries(db: Kysely<Tables>) {
     sessionRegistry: createSessionRegistry(db),
     personalData: createPersonalData(db),
     plans: createPlanQueries(db),
+    upstreams: createUpstreamQueries(db),
   };
 }
 
@@ -91,6 +94,7 @@ export function createLibraries(deps: LibraryDependencies) {
     users: createUserAdministration({ users: queries.users, accounts, sessions, passwordReset, registration, recordEvent }),
     plans,
     desktopDevices: createDesktopDevices({ planOf: plans.planOf, devicesOf: sessions.desktopDevices }),
+    upstreams: createUpstreamService({ db: deps.db, queries: queries.upstreams, users: queries.users, secrets: deps.secrets }),
   };
 }
 

@@ -4,6 +4,7 @@ import { KEYS_COMMANDS } from './commands/keys.ts';
 import { PLANS_COMMANDS, USAGE_COMMANDS } from './commands/plans.ts';
 import { SESSIONS_COMMANDS } from './commands/sessions.ts';
 import { STORE_COMMANDS } from './commands/store.ts';
+import { UPSTREAMS_COMMANDS } from './commands/upstreams.ts';
 import { USERS_COMMANDS } from './commands/users.ts';
 import type { Command } from './context.ts';
 
@@ -18,6 +19,7 @@ export const COMMANDS: Record<string, Command> = {
   ...SESSIONS_COMMANDS,
   ...PLANS_COMMANDS,
   ...USAGE_COMMANDS,
+  ...UPSTREAMS_COMMANDS,
   ...AUDIT_COMMANDS,
   import: STORE_COMMANDS['import']!,
 };

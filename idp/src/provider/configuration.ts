@@ -107,6 +107,8 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     // Scope claims are in the ID token too, so relying parties need not call userinfo for them.
     conformIdTokenClaims: false,
     responseTypes: ['code'],
+    // `upstream=<id>`: sign in with that upstream without our login page (docs/social-login.md).
+    extraParams: ['upstream'],
     allowOmittingSingleRegisteredRedirectUri: false,
     rotateRefreshToken: true,
     clientDefaults: {
