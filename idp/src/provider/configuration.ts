@@ -97,7 +97,9 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     scopes: deps.scopes,
     claims: {
-      openid: ['sub'],
+      // amr: how the user signed in (`pwd`, `fed`: interactions/complete-login.ts), in every ID token.
+      // Userinfo answers the account's claims only, which never include it.
+      openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       [ENTITLEMENTS_SCOPE]: [...ENTITLEMENT_CLAIMS],

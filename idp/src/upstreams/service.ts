@@ -90,6 +90,11 @@ export function createUpstreamService(deps: UpstreamServiceDependencies) {
       return (await queries.list()).map(summaryOf);
     },
 
+    /** Creates or changes one upstream from a checked seed entry (import.ts does the same inside its transaction). */
+    async save(entry: UpstreamEntry): Promise<'created' | 'changed' | 'unchanged'> {
+      return saveUpstream(queries, deps.secrets, entry);
+    },
+
     /** An upstream with its secret opened, to talk to it; undefined for an unknown id. */
     async find(id: string): Promise<Upstream | undefined> {
       const row = await queries.find(id);
