@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../../test/support/chromium.ts';
@@ -12,7 +14,9 @@ import { startGitHubLike, startGoogleLike, type RunningUpstream } from './upstre
  * (openid-client) starts each sign-in and redeems the code it gets back.
  */
 
-const RP_CALLBACK = 'https://rp.example/callback';
+/** The relying party's callback: a real page on a loopback port (set in beforeAll). */
+let RP_CALLBACK = '';
+let rpServer: Server;
 const SCOPE = 'openid email profile';
 const bob = { email: 'bob@work.example', password: 'bob has a long password', name: 'Bob Builder' };
 
@@ -49,7 +53,6 @@ function watchResponses(page: Page, issuer: string): Array<{ status: number; pat
 async function startAt(server: TestServer, party: RelyingParty, extra: Record<string, string> = {}) {
   const context: BrowserContext = await chromium.newContext();
   const page = await context.newPage();
-  await page.route(`${RP_CALLBACK}**`, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<h1 id="rp">relying party</h1>' }));
   const responses = watchResponses(page, server.issuer);
   const request = await authorizationRequest(party, SCOPE, extra);
   await page.goto(request.url);
@@ -84,6 +87,12 @@ async function identitiesOf(server: TestServer, userId: string) {
 }
 
 beforeAll(async () => {
+  rpServer = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    response.end('<!doctype html><title>Jobs Board</title><h1 id="rp">relying party</h1>');
+  });
+  await new Promise<void>((resolve) => rpServer.listen(0, '127.0.0.1', resolve));
+  RP_CALLBACK = `http://127.0.0.1:${(rpServer.address() as AddressInfo).port}/callback`;
   [idp, closedIdp, chromium] = await Promise.all([startTestServer('postgres'), startTestServer('postgres', { SIGNUP: 'closed' }), launchChromium()]);
   const servers = [idp, closedIdp];
   [google, github] = await Promise.all([
@@ -121,6 +130,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await chromium?.close();
   await Promise.all([google?.close(), github?.close()]);
+  rpServer?.closeAllConnections();
+  rpServer?.close();
   await Promise.all([idp?.stop(), closedIdp?.stop()]);
 });
 
