@@ -1,5 +1,6 @@
 import type { ValueCipher } from '@jobswipe/adapters';
 import type { Kysely } from 'kysely';
+import { canonicalJson } from '../clients/registry.ts';
 import { emailSchema, nameSchema } from '../users/accounts.ts';
 import { createUserQueries, isAddressTaken, type User, type UserQueries } from '../users/queries.ts';
 import type { UserTables } from '../users/tables.ts';
@@ -73,7 +74,8 @@ export async function saveUpstream(queries: UpstreamQueries, secrets: ValueCiphe
     stored.name === entry.name &&
     stored.type === entry.type &&
     stored.client_id === entry.client_id &&
-    JSON.stringify(stored.settings) === JSON.stringify(settings)
+    // jsonb keeps its own key order: compared canonically.
+    canonicalJson(stored.settings) === canonicalJson(settings)
   ) {
     return 'unchanged';
   }
