@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../../test/support/chromium.ts';
 import { authorizationRequest, exchangeCode, relyingParty, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { checkUpstream } from '../../src/upstreams/settings.ts';
-import { startGitHubLike, startGoogleLike, type RunningUpstream } from './upstream-servers.ts';
+import { startGitHubLike, startGoogleLike, type RunningUpstream } from '../../../test/support/upstreams.ts';
 
 /*
  * Social login end to end in headless Chromium, against real upstreams on loopback ports: a bare
@@ -31,7 +30,7 @@ let closedRp: RelyingParty;
 const callbackOf = (server: { issuer: string }, id: string) => `${server.issuer}/upstream/${id}/callback`;
 
 async function registerUpstreams(server: TestServer): Promise<void> {
-  for (const upstream of [google, github]) await server.server.libraries.upstreams.save(checkUpstream(upstream.entry));
+  for (const upstream of [google, github]) await server.registerUpstream(upstream.entry);
 }
 
 async function registerRelyingParty(server: TestServer): Promise<RelyingParty> {
