@@ -169,7 +169,7 @@ async function fetchJson(upstream: Upstream, config: oidc.Configuration, accessT
 }
 
 /** GitHub-shaped: the primary verified address of the emails endpoint, else any verified one. */
-function verifiedAddressOf(emails: unknown): string | undefined {
+export function verifiedAddressOf(emails: unknown): string | undefined {
   if (!Array.isArray(emails)) return undefined;
   const verified = emails.filter((entry): entry is { email: string; primary?: boolean } =>
     typeof entry === 'object' && entry !== null && (entry as { verified?: unknown }).verified === true && typeof (entry as { email?: unknown }).email === 'string');
