@@ -100,7 +100,6 @@ export function createApp(deps: AppDependencies): Koa {
     clientIp: deps.clientIp,
     recordEvent: deps.libraries.recordEvent,
     signupMode: deps.signup.mode,
-    invited,
   });
   const interactions = interactionRoutes({
     provider: deps.provider,

@@ -41,9 +41,12 @@ export interface UpstreamRouteDependencies {
   loginLimits: LoginLimits;
   clientIp: ClientIp;
   recordEvent: RecordEvent;
-  /** SIGNUP: whether a first sign-in may create a user. */
+  /**
+   * SIGNUP: a first sign-in creates a user only when it is `open`. An invitation (`invite`) is for one
+   * address and is spent by the sign-up form; an invitee creates the account there, and links the
+   * upstream at their next upstream sign-in (with the password).
+   */
   signupMode: 'open' | 'invite' | 'closed';
-  invited: (ctx: Context) => Promise<boolean>;
 }
 
 /** An upstream sign-in under way: the interaction it belongs to, the upstream, and the checks of its answer. */
@@ -215,8 +218,7 @@ export function createUpstreamSignIn(deps: UpstreamRouteDependencies) {
       showLinkPage(ctx, 200, details.uid, upstreamName, decision.user);
       return;
     }
-    const allowed = deps.signupMode === 'open' || (deps.signupMode === 'invite' && (await deps.invited(ctx)));
-    if (!allowed) {
+    if (deps.signupMode !== 'open') {
       await rejected(ctx, identity.upstreamId, 'signup_closed', { clientId });
       problem(ctx, 403, {
         title: 'No account for this sign-in',
