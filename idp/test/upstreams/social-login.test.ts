@@ -119,6 +119,8 @@ beforeAll(async () => {
             { email: bob.email, primary: true, verified: true },
           ],
         },
+        // Ada's address, at GitHub: her account has no password to prove it with.
+        ada: { id: 1815, login: 'ada', name: 'Ada L.', publicEmail: 'ada@gmail.example', emails: [{ email: 'ada@gmail.example', primary: true, verified: true }] },
       },
     }),
   ]);
@@ -208,6 +210,27 @@ describe('signing in with an upstream', () => {
     expect(next.sub).toBe(existing.id);
     expect(next['amr']).toEqual(['fed']);
     await again.context.close();
+  });
+});
+
+describe('what is not linked or not offered', () => {
+  it('an address whose account has no password is never linked: the page says the account exists, with no form', async () => {
+    const { context, page, responses } = await startAt(idp, rp, { upstream: 'github' });
+    await atUpstream(page, github, 'ada');
+    await page.waitForURL((url) => url.origin === idp.issuer && url.pathname.endsWith('/upstream'));
+    expect(await heading(page)).toBe('An account with this email already exists');
+    expect(responses.find((response) => response.path.endsWith('/upstream'))?.status).toBe(409);
+    expect(await page.getByLabel('Password').count()).toBe(0);
+    const ada = await idp.server.queries.users.findByEmail('ada@gmail.example');
+    expect((await identitiesOf(idp, ada!.id)).map((identity) => identity.upstream_id)).toEqual(['google']);
+    await context.close();
+  });
+
+  it('an unknown upstream=<id> shows our login page', async () => {
+    const { context, page } = await startAt(idp, rp, { upstream: 'myspace' });
+    expect(new URL(page.url()).origin).toBe(idp.issuer);
+    expect(await heading(page)).toBe('Sign in');
+    await context.close();
   });
 });
 
