@@ -1,11 +1,12 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { errors } from 'oidc-provider';
 import { z } from 'zod';
 import type { RecordEvent } from '../audit/record-event.ts';
 import { requestOrigin, type ClientIp } from '../http/client-ip.ts';
 import { issueCsrfToken } from '../http/csrf.ts';
-import { badRequest } from '../http/errors.ts';
+import { badRequest, HttpError } from '../http/errors.ts';
 import { formGuard } from '../http/form-guard.ts';
 import { answerPage } from '../http/pages.ts';
 import { requestIdOf } from '../http/request-scope.ts';
@@ -146,7 +147,18 @@ export function createUpstreamSignIn(deps: UpstreamRouteDependencies) {
   }
 
   async function upstreamNamed(id: string): Promise<Upstream | undefined> {
-    return upstreamIdSchema.safeParse(id).success ? deps.upstreams.find(id) : undefined;
+    if (!upstreamIdSchema.safeParse(id).success) return undefined;
+    try {
+      return await deps.upstreams.find(id);
+    } catch (error) {
+      // A sealed secret that does not open (the server cipher logged it): the method is unavailable, not a server error.
+      if (!(error instanceof errors.OIDCProviderError)) throw error;
+      throw new HttpError(502, 'This sign-in method is not available', 'Signing in this way does not work right now. Go back and sign in another way.');
+    }
+  }
+
+  async function nameOf(upstreamId: string): Promise<string> {
+    return (await deps.upstreams.summary(upstreamId))?.name ?? upstreamId;
   }
 
   const router = new Router();
@@ -201,8 +213,7 @@ export function createUpstreamSignIn(deps: UpstreamRouteDependencies) {
   router.get('/interaction/:uid/upstream', async (ctx) => {
     const { provider, details, carried } = await interaction(ctx);
     const { identity } = carried;
-    const upstream = await deps.upstreams.find(identity.upstreamId);
-    const upstreamName = upstream?.name ?? identity.upstreamId;
+    const upstreamName = await nameOf(identity.upstreamId);
     const clientId = String(details.params['client_id'] ?? '');
     const decision = await deps.upstreams.decide(identity);
     if (decision.kind === 'linked') {
@@ -250,7 +261,7 @@ export function createUpstreamSignIn(deps: UpstreamRouteDependencies) {
     const { password } = linkForm.fieldsOf(ctx);
     const { provider, details, carried } = await interaction(ctx);
     const { identity } = carried;
-    const upstreamName = (await deps.upstreams.find(identity.upstreamId))?.name ?? identity.upstreamId;
+    const upstreamName = await nameOf(identity.upstreamId);
     const decision = await deps.upstreams.decide(identity);
     if (decision.kind !== 'link_needed') {
       // Linked meanwhile (another tab), or the address changed owner: the page decides again.

@@ -97,6 +97,12 @@ export function createUpstreamService(deps: UpstreamServiceDependencies) {
       return saveUpstream(queries, deps.secrets, entry);
     },
 
+    /** An upstream as pages show it (its name), without opening its secret. */
+    async summary(id: string): Promise<UpstreamSummary | undefined> {
+      const row = await queries.find(id);
+      return row ? summaryOf(row) : undefined;
+    },
+
     /** An upstream with its secret opened, to talk to it; undefined for an unknown id. */
     async find(id: string): Promise<Upstream | undefined> {
       const row = await queries.find(id);
