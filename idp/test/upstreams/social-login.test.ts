@@ -92,7 +92,8 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => rpServer.listen(0, '127.0.0.1', resolve));
   RP_CALLBACK = `http://127.0.0.1:${(rpServer.address() as AddressInfo).port}/callback`;
-  [idp, closedIdp, chromium] = await Promise.all([startTestServer('postgres'), startTestServer('postgres', { SIGNUP: 'closed' }), launchChromium()]);
+  // Interactions in Redis for one, the embedded store (PGlite) for the other.
+  [idp, closedIdp, chromium] = await Promise.all([startTestServer('postgres+redis'), startTestServer('embedded', { SIGNUP: 'closed' }), launchChromium()]);
   const servers = [idp, closedIdp];
   [google, github] = await Promise.all([
     startGoogleLike({
