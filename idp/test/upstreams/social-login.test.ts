@@ -49,8 +49,9 @@ function watchResponses(page: Page, issuer: string): Array<{ status: number; pat
 }
 
 /** A fresh browser profile at the relying party's authorization request; the relying party's callback answers a plain page. */
-async function startAt(server: TestServer, party: RelyingParty, extra: Record<string, string> = {}) {
-  const context: BrowserContext = await chromium.newContext();
+async function startAt(server: TestServer, party: RelyingParty, extra: Record<string, string> = {}, ip?: string) {
+  // A browser of its own address (believed from the loopback proxy), for its own sign-in limits.
+  const context: BrowserContext = await chromium.newContext(ip ? { extraHTTPHeaders: { 'x-forwarded-for': ip } } : {});
   const page = await context.newPage();
   const responses = watchResponses(page, server.issuer);
   const request = await authorizationRequest(party, SCOPE, extra);
@@ -93,7 +94,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => rpServer.listen(0, '127.0.0.1', resolve));
   RP_CALLBACK = `http://127.0.0.1:${(rpServer.address() as AddressInfo).port}/callback`;
   // Interactions in Redis for one, the embedded store (PGlite) for the other.
-  [idp, closedIdp, chromium] = await Promise.all([startTestServer('postgres+redis'), startTestServer('embedded', { SIGNUP: 'closed' }), launchChromium()]);
+  [idp, closedIdp, chromium] = await Promise.all([startTestServer('postgres+redis', { TRUST_PROXY: 'loopback' }), startTestServer('embedded', { SIGNUP: 'closed' }), launchChromium()]);
   const servers = [idp, closedIdp];
   [google, github] = await Promise.all([
     startGoogleLike({
@@ -120,6 +121,7 @@ beforeAll(async () => {
             { email: bob.email, primary: true, verified: true },
           ],
         },
+        carol: { id: 7001, login: 'carol', name: 'Carol', publicEmail: null, emails: [{ email: 'carol@work.example', primary: true, verified: true }] },
         // Ada's address, at GitHub: her account has no password to prove it with.
         ada: { id: 1815, login: 'ada', name: 'Ada L.', publicEmail: 'ada@gmail.example', emails: [{ email: 'ada@gmail.example', primary: true, verified: true }] },
       },
@@ -215,6 +217,25 @@ describe('signing in with an upstream', () => {
 });
 
 describe('what is not linked or not offered', () => {
+  it('the sign-in limits apply to Link and continue: after 5 wrong passwords from an address, 429 and nothing linked', async () => {
+    const carol = await idp.createUser({ email: 'carol@work.example', password: 'carol has a long password', name: 'Carol' });
+    const { context, page } = await startAt(idp, rp, { upstream: 'github' }, '198.51.100.23');
+    await atUpstream(page, github, 'carol');
+    await page.waitForURL((url) => url.origin === idp.issuer && url.pathname.endsWith('/upstream'));
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 6; attempt += 1) {
+      await page.getByLabel('Password').fill(attempt < 5 ? `wrong password number ${attempt}` : 'carol has a long password');
+      const answer = page.waitForResponse((response) => response.url().endsWith('/upstream/link'));
+      await page.getByRole('button', { name: 'Link and continue' }).click();
+      statuses.push((await answer).status());
+    }
+    // The right password, once over the limit, is not even checked.
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    expect(await page.getByRole('alert').innerText()).toContain('Try again in');
+    expect(await identitiesOf(idp, carol.id)).toEqual([]);
+    await context.close();
+  });
+
   it('an address whose account has no password is never linked: the page says the account exists, with no form', async () => {
     const { context, page, responses } = await startAt(idp, rp, { upstream: 'github' });
     await atUpstream(page, github, 'ada');
