@@ -32,6 +32,8 @@ import { usageRoutes } from './plans/usage-routes.ts';
 import { countRequests, labelRoute, providerRoutePattern } from './metrics/http-requests.ts';
 import type { Metrics } from './metrics/registry.ts';
 import { adminApiRoutes } from './admin-api/routes.ts';
+import { createUpstreamClients } from './upstreams/client.ts';
+import { createUpstreamSignIn } from './upstreams/routes.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -53,7 +55,7 @@ export interface AppDependencies {
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
   libraries: Pick<
     Libraries,
-    'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'users' | 'sessions' | 'clientAdministration' | 'keys' | 'auditEvents'
+    'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'users' | 'sessions' | 'clientAdministration' | 'keys' | 'auditEvents' | 'upstreams'
   >;
   /** Verifies the provider's own JWT access tokens for our service APIs (the usage API, the admin API). */
   verifyAccessToken: AccessTokenVerifier;
@@ -95,6 +97,18 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.body = STYLESHEET;
   });
 
+  const invited = invitationCheck(deps.accountTokens);
+  const upstreamSignIn = createUpstreamSignIn({
+    provider: deps.provider,
+    upstreams: deps.libraries.upstreams,
+    clients: createUpstreamClients((id) => `${deps.issuer}/upstream/${id}/callback`),
+    cookieKeys: deps.cookieKeys,
+    hasher: deps.hasher,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+    recordEvent: deps.libraries.recordEvent,
+    signupMode: deps.signup.mode,
+  });
   const interactions = interactionRoutes({
     provider: deps.provider,
     users: deps.users,
@@ -103,8 +117,9 @@ export function createApp(deps: AppDependencies): Koa {
     clientIp: deps.clientIp,
     recordEvent: deps.libraries.recordEvent,
     signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
-    invited: invitationCheck(deps.accountTokens),
+    invited,
     desktopDevices: deps.libraries.desktopDevices,
+    upstreams: upstreamSignIn.choices,
   });
   const signup = signupRoutes({
     ...deps.signup,
@@ -131,6 +146,7 @@ export function createApp(deps: AppDependencies): Koa {
     desktopDevices: deps.libraries.desktopDevices,
     tokens: deps.accountTokens,
     emailChangeLimit: deps.emailChangeLimit,
+    upstreams: deps.libraries.upstreams,
   });
   const passwordReset = passwordResetRoutes({
     reset: deps.libraries.passwordReset,
@@ -159,6 +175,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(signup.allowedMethods());
   app.use(passwordReset.routes());
   app.use(passwordReset.allowedMethods());
+  app.use(upstreamSignIn.router.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(account.routes());

@@ -32,6 +32,8 @@ import { createAccounts } from './users/accounts.ts';
 import { createUserAdministration } from './users/administration.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries, type UserQueries } from './users/queries.ts';
+import { createUpstreamQueries } from './upstreams/queries.ts';
+import { createUpstreamService } from './upstreams/service.ts';
 
 /*
  * The one place the object graph is built: queries over the database, libraries over the queries.
@@ -48,6 +50,7 @@ export function createQueries(db: Kysely<Tables>) {
     plans: createPlanQueries(db),
     expiry: createExpiryQueries(db),
     auditEvents: createAuditSearch(db),
+    upstreams: createUpstreamQueries(db),
   };
 }
 
@@ -112,6 +115,7 @@ export function createLibraries(deps: LibraryDependencies) {
     /** Audit events by time, type and user, for the admin API (reads only). */
     auditEvents: queries.auditEvents,
     desktopDevices: createDesktopDevices({ planOf: plans.planOf, devicesOf: sessions.desktopDevices }),
+    upstreams: createUpstreamService({ db: deps.db, queries: queries.upstreams, users: queries.users, secrets: deps.secrets }),
   };
 }
 

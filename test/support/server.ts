@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '@jobswipe/config';
 import { startServer, type RunningServer, type StartOptions } from '@jobswipe/idp';
 import { withGeneratedCredentials, type Metadata } from '../../idp/src/clients/registry.ts';
+import { checkUpstream } from '../../idp/src/upstreams/settings.ts';
 import { freePort } from './processes.ts';
 import { scanKeys, TEST_REDIS_URL } from './redis.ts';
 import { createTestStore, storeEnvironment, type StoreKind, type TestStore } from './stores.ts';
@@ -16,6 +17,8 @@ export interface TestServer {
   logs: string[];
   registerClient(metadata: Record<string, unknown>): Promise<Metadata>;
   createUser(user: { email: string; password: string; name?: string; emailVerified?: boolean }): Promise<{ id: string }>;
+  /** Configures an upstream identity provider from a seed entry (docs/social-login.md), as `idp import` does. */
+  registerUpstream(entry: Record<string, unknown>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -59,7 +62,7 @@ export async function startTestServer(
   });
   const server = await startServer(config, { ...options.start, logDestination: destination });
   // The server's own libraries: they check the clients a test registers as the CLI does, and its keys seal their secrets.
-  const { accounts, clients } = server.libraries;
+  const { accounts, clients, upstreams } = server.libraries;
   return {
     issuer,
     server,
@@ -78,6 +81,9 @@ export async function startTestServer(
         password: user.password,
         emailVerified: user.emailVerified ?? true,
       });
+    },
+    async registerUpstream(entry) {
+      await upstreams.save(checkUpstream(entry));
     },
     async stop() {
       await server.close();

@@ -1,6 +1,7 @@
 import { getServerSession } from 'next-auth';
 import Link from 'next/link';
 import { authOptions } from '../src/auth-options';
+import { settings } from '../src/settings';
 import { SignInButton } from './sign-in-button';
 
 export const dynamic = 'force-dynamic';
@@ -42,7 +43,12 @@ export default async function Landing({ searchParams }: { searchParams: Promise<
             Open your dashboard
           </Link>
         ) : (
-          <SignInButton callbackUrl={callbackUrl} />
+          <>
+            <SignInButton callbackUrl={callbackUrl} />
+            {settings().upstreams.map((upstream) => (
+              <SignInButton key={upstream.id} callbackUrl={callbackUrl} upstream={upstream} />
+            ))}
+          </>
         )}
       </div>
     </>

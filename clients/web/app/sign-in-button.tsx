@@ -3,8 +3,11 @@
 import { signIn } from 'next-auth/react';
 import { useState } from 'react';
 
-/** One click to the provider's login page: no NextAuth page in between. */
-export function SignInButton({ callbackUrl }: { callbackUrl: string }) {
+/**
+ * One click to the provider's login page: no NextAuth page in between. With `upstream` (a social
+ * login button), the provider skips its login page too and sends the browser to that upstream.
+ */
+export function SignInButton({ callbackUrl, upstream }: { callbackUrl: string; upstream?: { id: string; name: string } }) {
   const [busy, setBusy] = useState(false);
   return (
     <button
@@ -12,10 +15,11 @@ export function SignInButton({ callbackUrl }: { callbackUrl: string }) {
       disabled={busy}
       onClick={() => {
         setBusy(true);
-        void signIn('jobswipe', { callbackUrl }).catch(() => setBusy(false));
+        void signIn('jobswipe', { callbackUrl }, upstream ? { upstream: upstream.id } : undefined).catch(() => setBusy(false));
       }}
+      className={upstream ? 'secondary' : undefined}
     >
-      Sign in
+      {upstream ? `Continue with ${upstream.name}` : 'Sign in'}
     </button>
   );
 }

@@ -14,6 +14,26 @@ const httpUrl = z
   .refine(secureEnough, 'must be https (http only for localhost or in development)')
   .transform((value) => value.replace(/\/+$/, ''));
 
+const UPSTREAM_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** `google:Google,github:GitHub`: the provider's upstream ids, each with the name its button shows. */
+const upstreamList = z
+  .string()
+  .transform((value, context) => {
+    const upstreams: Array<{ id: string; name: string }> = [];
+    for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+      const separator = entry.indexOf(':');
+      const id = separator > 0 ? entry.slice(0, separator).trim() : '';
+      const name = separator > 0 ? entry.slice(separator + 1).trim() : '';
+      if (!UPSTREAM_ID.test(id) || name.length === 0 || name.length > 100) {
+        context.addIssue({ code: 'custom', message: `"${entry.slice(0, 80)}" is not id:Name (an upstream id of the provider, then the name to show)` });
+        return z.NEVER;
+      }
+      upstreams.push({ id, name });
+    }
+    return upstreams;
+  });
+
 /** Every setting of the web app, read from the environment when the server starts. */
 export const settingsSchema = z.object({
   IDP_ISSUER: httpUrl.default('http://localhost:4000').describe("the provider's issuer; discovery is read from <IDP_ISSUER>/.well-known/openid-configuration"),
@@ -29,6 +49,9 @@ export const settingsSchema = z.object({
     .max(86_400)
     .default(60)
     .describe('refresh the access token when fewer than this many seconds of it remain'),
+  WEB_UPSTREAMS: upstreamList
+    .default([])
+    .describe('social login buttons on the landing page, as id:Name pairs separated by commas (e.g. google:Google,github:GitHub); each passes upstream=<id> to the provider'),
 });
 
 export interface Settings {
@@ -42,6 +65,8 @@ export interface Settings {
   refreshSkewSeconds: number;
   /** Session cookies carry Secure (and the __Secure- prefix) whenever the app is served over https. */
   secureCookies: boolean;
+  /** One **Continue with <name>** button each on the landing page (the provider's upstream ids). */
+  upstreams: Array<{ id: string; name: string }>;
 }
 
 export type SettingsResult = { ok: true; settings: Settings } | { ok: false; problems: string[] };
@@ -65,6 +90,7 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
       port: values.PORT,
       refreshSkewSeconds: values.WEB_REFRESH_SKEW_SECONDS,
       secureCookies: values.NEXTAUTH_URL.startsWith('https://'),
+      upstreams: values.WEB_UPSTREAMS,
     },
   };
 }

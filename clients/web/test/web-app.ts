@@ -13,7 +13,7 @@ const BUILD_DIR = join(WEB_DIR, '.next');
 const HASH_FILE = join(BUILD_DIR, 'jobswipe-source-hash');
 
 /** Every setting the web app reads: a child process gets only the ones a test gives it. */
-const WEB_SETTINGS = ['IDP_ISSUER', 'WEB_CLIENT_ID', 'WEB_CLIENT_SECRET', 'NEXTAUTH_URL', 'NEXTAUTH_SECRET', 'PORT', 'WEB_REFRESH_SKEW_SECONDS'];
+const WEB_SETTINGS = ['IDP_ISSUER', 'WEB_CLIENT_ID', 'WEB_CLIENT_SECRET', 'NEXTAUTH_URL', 'NEXTAUTH_SECRET', 'PORT', 'WEB_REFRESH_SKEW_SECONDS', 'WEB_UPSTREAMS'];
 
 function webEnvironment(env: Record<string, string>): Record<string, string | undefined> {
   // vitest sets NODE_ENV=test; next build and next start set their own.

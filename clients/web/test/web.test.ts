@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, watchProviderErrors } from '../../../test/support/chromium.ts';
 import { freePort, ROOT, type Running } from '../../../test/support/processes.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { startGoogleLike, type RunningUpstream } from '../../../test/support/upstreams.ts';
 import { buildWebApp, spawnWebApp, waitUntilServing } from './web-app.ts';
 
 /**
@@ -28,6 +29,9 @@ const SCREENSHOTS = join(ROOT, 'docs/screenshots');
 const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 let idp: TestServer;
+/** A Google-like upstream (a bare oidc-provider), for the landing page's Continue with Google. */
+let google: RunningUpstream;
+const GOOGLE_ACCOUNT = { sub: '104729000000000000042', email: 'grace@gmail.example', emailVerified: true, name: 'Grace Hopper' };
 let web: Running;
 let webBase: string;
 let chromium: Browser;
@@ -107,6 +111,8 @@ beforeAll(async () => {
   console.info(built ? `next build: ${built} ms` : `next build: reused (${Date.now() - buildStarted} ms to check)`);
 
   idp = await startTestServer('postgres');
+  google = await startGoogleLike({ id: 'google', name: 'Google', callbacks: [`${idp.issuer}/upstream/google/callback`], accounts: { grace: GOOGLE_ACCOUNT } });
+  await idp.registerUpstream(google.entry);
   const webPort = await freePort();
   webBase = `http://127.0.0.1:${webPort}`;
   await idp.registerClient({
@@ -129,6 +135,7 @@ beforeAll(async () => {
     NEXTAUTH_SECRET,
     PORT: String(webPort),
     WEB_REFRESH_SKEW_SECONDS: String(ACCESS_TOKEN_SECONDS - FRESH_SECONDS),
+    WEB_UPSTREAMS: 'google:Google',
   });
   await waitUntilServing(web, webBase);
   chromium = await launchChromium();
@@ -140,6 +147,7 @@ afterAll(async () => {
   for (const context of contexts) await context.close();
   await chromium?.close();
   await web?.stop();
+  await google?.close();
   await idp?.stop();
 });
 
@@ -188,6 +196,27 @@ describe('the web app, built once and started against the real provider, in Chro
 
     const events = await auditEvents(user.id);
     expect(count(events, 'token.issued')).toBe(1);
+    expect(providerErrors).toEqual([]);
+  }, 60_000);
+
+  it('"Continue with Google" on the landing page goes straight to the upstream (upstream=google) and signs in', async () => {
+    const { page } = await newPage();
+    const providerErrors = watchProviderErrors(page, idp.issuer);
+    const providerPages: string[] = [];
+    page.on('response', (response) => {
+      const url = new URL(response.url());
+      if (url.origin === idp.issuer && response.status() === 200) providerPages.push(url.pathname);
+    });
+    await page.goto(`${webBase}/`);
+    await page.getByRole('button', { name: 'Continue with Google' }).click();
+    await page.waitForURL((url) => url.origin === google.url);
+    // No page of the provider's was shown on the way: the authorization request carried upstream=google.
+    expect(providerPages).toEqual([]);
+    await page.getByLabel('Account').fill('grace');
+    await page.getByRole('button', { name: 'Sign in upstream' }).click();
+    await page.waitForURL(`${webBase}/dashboard`);
+    expect(await page.locator('#email').innerText()).toBe(GOOGLE_ACCOUNT.email);
+    expect(await page.locator('#name').innerText()).toBe(GOOGLE_ACCOUNT.name);
     expect(providerErrors).toEqual([]);
   }, 60_000);
 

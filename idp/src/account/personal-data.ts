@@ -3,8 +3,9 @@ import { withUser, type OidcTables } from '@jobswipe/adapters';
 import type { AuditTables } from '../audit/tables.ts';
 import type { SessionTables } from '../sessions/tables.ts';
 import type { UserTables } from '../users/tables.ts';
+import type { UpstreamTables } from '../upstreams/tables.ts';
 
-export type PersonalDataTables = UserTables & SessionTables & OidcTables & AuditTables;
+export type PersonalDataTables = UserTables & SessionTables & OidcTables & AuditTables & UpstreamTables;
 
 /** What "Download my data" answers: everything we keep about the user, and no secret. */
 export interface PersonalDataExport {
@@ -22,6 +23,8 @@ export interface PersonalDataExport {
     ip: string;
   }>;
   connected_apps: Array<{ client_id: string; scopes: string[]; granted_at: string | null; expires_at: string | null }>;
+  /** Upstream identities (social login) linked to the account: docs/social-login.md. */
+  linked_sign_in_methods: Array<{ upstream: string; subject: string; email: string | null; linked_at: string; last_used_at: string }>;
   audit_events: Array<{
     id: number;
     occurred_at: string;
@@ -73,7 +76,8 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
           .where('account_id', '=', userId)
           .orderBy('id')
           .execute();
-        return { user, sessions, grants };
+        const identities = await trx.selectFrom('upstream_identities').selectAll().where('user_id', '=', userId).orderBy('linked_at').execute();
+        return { user, sessions, grants, identities };
       });
       if (!own.user) return undefined;
       const events = await db
@@ -109,6 +113,13 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
           granted_at: fromEpoch(payload['iat']),
           expires_at: iso(expires_at),
         })),
+        linked_sign_in_methods: own.identities.map((row) => ({
+          upstream: row.upstream_id,
+          subject: row.subject,
+          email: row.email,
+          linked_at: iso(row.linked_at)!,
+          last_used_at: iso(row.last_used_at)!,
+        })),
         audit_events: events.map((event) => ({
           id: Number(event.id),
           occurred_at: iso(event.occurred_at)!,
@@ -126,8 +137,8 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
     /**
      * Deletes the user's personal data, on the system path (the user role may not delete): what is
      * left in oidc_models under their account (grants, tokens, sessions, interactions, revoked or
-     * expired), then the users row, which takes user_sessions with it (ON DELETE CASCADE). Audit rows
-     * stay: they carry the uuid, never the email, so they are pseudonymous once the row is gone.
+     * expired), then the users row, which takes user_sessions and upstream_identities with it (ON DELETE
+     * CASCADE). Audit rows stay: they carry the uuid, never the email, so they are pseudonymous once the row is gone.
      */
     async erase(userId: string): Promise<{ deleted: boolean }> {
       return db.transaction().execute(async (trx) => {

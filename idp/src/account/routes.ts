@@ -21,6 +21,8 @@ import type { AccountTokens } from '../users/account-tokens.ts';
 import type { DesktopDevices } from '../plans/desktop-devices.ts';
 import { PlanRejected, type PlanService } from '../plans/service.ts';
 import { emailSchema } from '../users/accounts.ts';
+import type { UpstreamService } from '../upstreams/service.ts';
+import { upstreamIdSchema } from '../upstreams/settings.ts';
 import {
   ACCOUNT_NOTICES,
   accountDeletedPage,
@@ -56,6 +58,8 @@ export interface AccountDependencies {
   tokens: AccountTokens;
   /** Email change requests per user: each one mails an address the user chose. */
   emailChangeLimit: Counter<'email-change-user'>;
+  /** The upstream sign-in methods linked to the account, and unlinking one (never the last way in). */
+  upstreams: Pick<UpstreamService, 'methodsOf' | 'unlink'>;
 }
 
 const buttonForm = formGuard(z.object({}));
@@ -170,6 +174,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
       sessions: await deps.sessions.list(user.id),
       apps: await deps.sessions.connectedApps(user.id),
       plan: await planView(user.id, deps),
+      signInMethods: { password: user.password_hash !== null, upstreams: await deps.upstreams.methodsOf(user.id) },
       csrf: issueCsrfToken(ctx),
       notice,
     });
@@ -232,6 +237,28 @@ export function accountRoutes(deps: AccountDependencies): Router {
     if (!client.success) throw notFound();
     const outcome = await deps.settings.revokeApp(holderOf(ctx, deps, current), client.data);
     done(ctx, outcome.grantsRevoked > 0 ? 'app-revoked' : 'nothing-changed');
+  });
+
+  router.post('/upstreams/:upstream/unlink', buttonForm, async (ctx) => {
+    const current = await requireSignedIn(ctx, deps);
+    const upstream = upstreamIdSchema.safeParse(ctx.params['upstream']);
+    if (!upstream.success) throw notFound();
+    const outcome = await deps.upstreams.unlink(current.user.id, upstream.data);
+    if (outcome === 'not_linked') {
+      done(ctx, 'nothing-changed');
+      return;
+    }
+    const origin = { ...requestOrigin(ctx, deps.clientIp), userId: current.user.id, sessionId: current.session.uid };
+    if (outcome === 'last_way_in') {
+      await deps.recordEvent({ ...origin, type: 'upstream.unlinked', outcome: 'failure', details: { upstream: upstream.data, reason: 'last_way_in' } });
+      throw new HttpError(
+        409,
+        'This is your only way to sign in',
+        'You cannot unlink it: your account has no password and no other sign-in method. Set a password first (“Forgot password?” on the sign-in page), or link another sign-in method.',
+      );
+    }
+    await deps.recordEvent({ ...origin, type: 'upstream.unlinked', outcome: 'success', details: { upstream: upstream.data } });
+    done(ctx, 'upstream-unlinked');
   });
 
   router.get('/password', async (ctx) => {

@@ -4,6 +4,7 @@ import type { TokenRejection } from '../users/account-tokens.ts';
 import { timeAgo } from '../sessions/device.ts';
 import type { ConnectedApp, DesktopDevice, SessionView } from '../sessions/service.ts';
 import type { MeterUsage, Plan } from '../plans/service.ts';
+import type { LinkedMethod } from '../upstreams/queries.ts';
 
 export const ACCOUNT_NOTICES = {
   'session-ended': 'That session is signed out. Apps that used it have been told.',
@@ -13,7 +14,23 @@ export const ACCOUNT_NOTICES = {
   'password-changed': 'Your password is changed. Every other session is signed out, and apps have to ask you to sign in again.',
   'email-change-sent': 'We sent a link to the new address. Your address changes when you open it (within 24 hours).',
   'device-signed-out': 'That desktop device is signed out. It has to sign in again to use your account.',
+  'upstream-unlinked': 'That sign-in method is unlinked. It no longer signs you in to this account.',
 } as const;
+
+/** The ways in: a password, and each linked upstream with **Unlink** (docs/social-login.md). */
+function signInMethodsSection(methods: { password: boolean; upstreams: LinkedMethod[] }, csrfField: ReturnType<typeof html>) {
+  return html`<h2>Sign-in methods</h2>
+<ul class="items" id="sign-in-methods">
+<li data-method="password"><div class="item-title">Password</div><div class="muted">${methods.password ? 'Set' : 'Not set: use “Forgot password?” on the sign-in page to set one'}</div></li>
+${methods.upstreams.map(
+  (method) => html`<li data-upstream="${method.upstreamId}">
+<div class="item-title">${method.upstreamName}</div>
+<div class="muted">${method.email ?? 'No email shared'} · linked ${shortDate(method.linkedAt)}</div>
+<form class="inline" method="post" action="/account/upstreams/${method.upstreamId}/unlink">${csrfField}<button type="submit" class="secondary">Unlink</button></form>
+</li>`,
+)}
+</ul>`;
+}
 
 /** The plan section: the plan, each meter this period, and the desktop devices in use. */
 export interface PlanView {
@@ -73,6 +90,7 @@ export function accountPage(options: {
   sessions: SessionView[];
   apps: ConnectedApp[];
   plan?: PlanView | undefined;
+  signInMethods?: { password: boolean; upstreams: LinkedMethod[] } | undefined;
   csrf: string;
   notice?: AccountNotice | undefined;
   now?: Date;
@@ -108,6 +126,7 @@ ${options.apps.length > 0
 </li>`,
     )}</ul>`
   : html`<p class="muted">No app has access to your account.</p>`}
+${options.signInMethods ? signInMethodsSection(options.signInMethods, csrfField) : ''}
 <h2>Your account</h2>
 <ul class="items" id="account-actions">
 <li id="email-address"><div class="item-title">Email address</div>

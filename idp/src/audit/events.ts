@@ -57,7 +57,12 @@ export const AUDIT_EVENT_TYPES = {
   'admin.client_disabled': 'an administrator disabled a client (its grants and their tokens revoked)',
   'admin.sessions_revoked': "an administrator ended a user's sessions",
   'admin.import': 'an administrator imported a seed file',
+  'admin.upstream_saved': 'an upstream identity provider was created or changed by `idp import` (details name it; never its secret)',
   'plan.saved': 'a plan was created or changed (`idp import`, or the admin API); details name the plan and the change',
+  'upstream.sign_in': 'a user signed in through an upstream identity provider (details: upstream, whether the user was created by it)',
+  'upstream.linked': "an upstream identity was linked to an existing account after that account's password was given (failure: wrong password or disabled account)",
+  'upstream.unlinked': 'a user unlinked an upstream sign-in method on /account (failure: it was their last way in)',
+  'upstream.rejected': 'an upstream sign-in was refused: forged or expired state, an upstream error (such as access_denied), an answer that failed validation, sign-up closed, no email, or a disabled account',
   'plan.changed': "a user was put on a plan (`idp plans set`, `idp import`, or the admin API); details give the plan before and after",
 } as const;
 

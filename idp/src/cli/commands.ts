@@ -5,6 +5,7 @@ import { PLANS_COMMANDS, USAGE_COMMANDS } from './commands/plans.ts';
 import { SESSIONS_COMMANDS } from './commands/sessions.ts';
 import { STORE_COMMANDS } from './commands/store.ts';
 import { TOKENS_COMMANDS } from './commands/tokens.ts';
+import { UPSTREAMS_COMMANDS } from './commands/upstreams.ts';
 import { USERS_COMMANDS } from './commands/users.ts';
 import type { Command } from './context.ts';
 
@@ -20,6 +21,7 @@ export const COMMANDS: Record<string, Command> = {
   ...TOKENS_COMMANDS,
   ...PLANS_COMMANDS,
   ...USAGE_COMMANDS,
+  ...UPSTREAMS_COMMANDS,
   ...AUDIT_COMMANDS,
   import: STORE_COMMANDS['import']!,
 };

@@ -12,6 +12,8 @@ import { consentPage, deviceLimitPage, loginPage, type ScopeDescription } from '
 import { deviceLimitMessage, type DeviceAllowance, type DesktopDevices } from '../plans/desktop-devices.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { UserQueries } from '../users/queries.ts';
+import { completeLogin, finishInteraction } from './complete-login.ts';
+import type { UpstreamLoginChoices } from '../upstreams/login-choices.ts';
 
 export const LOGIN_FAILED = 'Email or password is incorrect';
 
@@ -51,16 +53,12 @@ interface InteractionDependencies {
   invited: (ctx: Context) => Promise<boolean>;
   /** The plan's desktop device limit, checked before a native client gets a new grant. */
   desktopDevices: DesktopDevices;
+  /** Social login (upstreams/): the buttons beside the password form, and `upstream=<id>` skipping this page. */
+  upstreams: UpstreamLoginChoices;
 }
 
 function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
   return client?.clientName ?? client?.clientId ?? 'this app';
-}
-
-async function finish(ctx: Context, provider: Provider, result: Record<string, unknown>) {
-  const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
-  ctx.status = 303;
-  ctx.redirect(redirectTo);
 }
 
 export function interactionRoutes(deps: InteractionDependencies): Router {
@@ -80,12 +78,14 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     ctx.type = 'html';
 
     if (details.prompt.name === 'login') {
+      if (await deps.upstreams.followHint(ctx, details)) return;
       ctx.body = loginPage({
         action: `/interaction/${details.uid}/login`,
         csrf: issueCsrfToken(ctx),
         clientName,
         forgotUrl: forgotUrl(details.uid),
         signupUrl: await signupUrl(ctx, details.uid),
+        upstreams: await deps.upstreams.buttons(details.uid),
       });
       return;
     }
@@ -97,7 +97,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         const grantId = await grantRequested(provider, details, { fresh: desktop });
         if (desktop && !(await deviceFits(ctx, details, clientName, grantId))) return;
         await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: true, grant_id: grantId }));
-        await finish(ctx, provider, { consent: { grantId } });
+        await finishInteraction(ctx, provider, { consent: { grantId } });
         return;
       }
       const requested = String(details.params['scope'] ?? '').split(' ').filter(Boolean);
@@ -132,6 +132,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         error,
         forgotUrl: forgotUrl(details.uid),
         signupUrl: await signupUrl(ctx, details.uid),
+        upstreams: await deps.upstreams.buttons(details.uid),
       });
     };
     let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
@@ -186,7 +187,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
     }
     await deps.recordEvent({ ...interactionOrigin(ctx, details, deps.clientIp), type: 'login.success', outcome: 'success', userId: user.id, details: { amr: 'pwd' } });
-    await finish(ctx, provider, { login: { accountId: user.id, amr: ['pwd'] } });
+    await completeLogin(ctx, provider, { accountId: user.id, amr: ['pwd'] });
   });
 
   router.post('/consent', consentForm, async (ctx) => {
@@ -197,7 +198,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
 
     if (form.decision === 'deny') {
       await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.denied', { first_party: false }));
-      await finish(ctx, provider, { error: 'access_denied', error_description: 'The user denied the request' });
+      await finishInteraction(ctx, provider, { error: 'access_denied', error_description: 'The user denied the request' });
       return;
     }
     const client = await provider.Client.find(String(details.params['client_id']));
@@ -207,7 +208,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const grantId = await grantRequested(provider, details, { fresh: desktop });
     if (desktop && !(await deviceFits(ctx, details, clientName, grantId))) return;
     await deps.recordEvent(consentEvent(ctx, details, deps.clientIp, 'consent.granted', { first_party: false, grant_id: grantId }));
-    await finish(ctx, provider, { consent: { grantId } });
+    await finishInteraction(ctx, provider, { consent: { grantId } });
   });
 
   // "Return to the app" on the device limit page: the app is told access_denied.
@@ -215,7 +216,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const provider = deps.provider();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.prompt.name !== 'consent') throw badRequest('There is nothing to cancel. Go back to the app and start again.');
-    await finish(ctx, provider, { error: 'access_denied', error_description: 'The desktop device limit of the plan is reached' });
+    await finishInteraction(ctx, provider, { error: 'access_denied', error_description: 'The desktop device limit of the plan is reached' });
   });
 
   /** Shows the limit page (403) and records the refusal. */

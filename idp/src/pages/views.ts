@@ -8,6 +8,8 @@ export function loginPage(options: {
   email?: string;
   error?: string;
   signupUrl?: string | undefined;
+  /** One **Continue with <name>** button per upstream (docs/social-login.md). */
+  upstreams?: Array<{ action: string; name: string }> | undefined;
 }): string {
   return page(
     'Sign in',
@@ -22,6 +24,11 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
 <input id="password" name="password" type="password" autocomplete="current-password" required ${options.email ? html`autofocus` : ''}>
 <button type="submit">Sign in</button>
 </form>
+${options.upstreams?.length
+  ? html`<div class="upstreams" id="upstreams">${options.upstreams.map(
+      (upstream) => html`<form method="post" action="${upstream.action}"><input type="hidden" name="_csrf" value="${options.csrf}"><button type="submit" class="secondary">Continue with ${upstream.name}</button></form>`,
+    )}</div>`
+  : ''}
 <p><a href="${options.forgotUrl}">Forgot password?</a></p>
 ${options.signupUrl ? html`<p>New to JobSwipe? <a href="${options.signupUrl}">Create account</a></p>` : ''}`,
   );

@@ -98,8 +98,9 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     scopes: deps.scopes,
     claims: {
-      // amr: how the user signed in (RFC 8176 values, docs/conformance.md), in every ID token. As a claim on
-      // its own, oidc-provider would drop the login's amr unless a client asked for it with `claims`.
+      // amr: how the user signed in (RFC 8176 values, and our own `fed`: interactions/complete-login.ts;
+      // docs/conformance.md), in every ID token. As a claim on its own, oidc-provider would drop the
+      // login's amr unless a client asked for it with `claims`. Userinfo never includes it.
       openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
@@ -110,6 +111,8 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     // Scope claims are in the ID token too, so relying parties need not call userinfo for them.
     conformIdTokenClaims: false,
     responseTypes: ['code'],
+    // `upstream=<id>`: sign in with that upstream without our login page (docs/social-login.md).
+    extraParams: ['upstream'],
     allowOmittingSingleRegisteredRedirectUri: false,
     rotateRefreshToken: true,
     clientDefaults: {

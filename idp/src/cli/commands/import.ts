@@ -8,12 +8,16 @@ import { checkAccount, createAccounts, type NewAccount } from '../../users/accou
 import { createQueries } from '../../composition.ts';
 import { planIdSchema } from '../../plans/schemas.ts';
 import { checkPlan, planOfRow } from '../../plans/service.ts';
+import { checkUpstream } from '../../upstreams/settings.ts';
+import { saveUpstream, UpstreamRejected } from '../../upstreams/service.ts';
 import type { AuditEvent } from '../../audit/events.ts';
 import type { CliContext } from '../context.ts';
 import { administratorEvent } from '../../audit/administrator.ts';
 import { CommandError, UsageError } from '../errors.ts';
 
 const seedSchema = z.strictObject({
+  // Checked one by one (checkUpstream), for its messages; secrets are sealed like client secrets.
+  upstreams: z.array(z.unknown()).default([]),
   // Checked one by one with the plans library's own rules (checkPlan), for its messages.
   plans: z.array(z.unknown()).default([]),
   clients: z
@@ -71,6 +75,17 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
   const duplicatePlan = planIds.find((id, index) => planIds.indexOf(id) !== index);
   if (duplicatePlan) throw new CommandError(`${file}: plan ${duplicatePlan} appears twice`);
 
+  const upstreams = seed.upstreams.map((upstream, index) => {
+    try {
+      return checkUpstream(upstream);
+    } catch (error) {
+      throw new CommandError(`${file}: upstreams.${index}.${(error as Error).message}`);
+    }
+  });
+  const upstreamIds = upstreams.map((upstream) => upstream.id);
+  const duplicateUpstream = upstreamIds.find((id, index) => upstreamIds.indexOf(id) !== index);
+  if (duplicateUpstream) throw new CommandError(`${file}: upstream ${duplicateUpstream} appears twice`);
+
   const accounts: NewAccount[] = seed.users.map((user) => ({
     email: user.email,
     name: user.name,
@@ -98,8 +113,8 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
 
     // Opened before the transaction: the embedded store has one connection, which the transaction holds.
     // Comparing and saving clients may open or seal secrets; a seed of users only never needs the key.
-    const cipher = wanted.length > 0 ? await secrets() : lazyCipher(secrets);
-    const counts = { plans: 0, clients: 0, users: 0, changed: 0 };
+    const cipher = wanted.length > 0 || upstreams.length > 0 ? await secrets() : lazyCipher(secrets);
+    const counts = { plans: 0, clients: 0, users: 0, upstreams: 0, changed: 0 };
     const events: AuditEvent[] = [];
     await database.db.transaction().execute(async (transaction) => {
       // Kysely types a transaction over all tables as unrelated to a Kysely over some of them.
@@ -113,7 +128,19 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
         else continue;
         await registry.save(client);
       }
-      const { users, plans: planQueries } = createQueries(trx);
+      const { users, plans: planQueries, upstreams: upstreamQueries } = createQueries(trx);
+      for (const upstream of upstreams) {
+        let saved: Awaited<ReturnType<typeof saveUpstream>>;
+        try {
+          saved = await saveUpstream(upstreamQueries, cipher, upstream);
+        } catch (error) {
+          if (error instanceof UpstreamRejected) throw new CommandError(`${file}: ${error.message}`);
+          throw error;
+        }
+        if (saved === 'created') counts.upstreams += 1;
+        if (saved === 'changed') counts.changed += 1;
+        if (saved !== 'unchanged') events.push(administratorEvent('admin.upstream_saved', { details: { upstream: upstream.id, change: saved } }));
+      }
       // Plans first: the users below may name them.
       for (const plan of plans) {
         const { before } = await planQueries.upsert(plan);
@@ -150,8 +177,9 @@ export async function importSeed(context: CliContext, file: string): Promise<voi
     if (generated.length > 0) context.io.out('Generated secrets are shown only this once: store them now.');
     // A seed with plans says how many were new; the summary of one without stays as it always was.
     const planCount = seed.plans.length > 0 ? `${counts.plans} plans, ` : '';
-    context.io.out(`${planCount}${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
+    const upstreamCount = seed.upstreams.length > 0 ? `${counts.upstreams} upstreams, ` : '';
+    context.io.out(`${upstreamCount}${planCount}${counts.clients} clients, ${counts.users} users imported, ${counts.changed} changed`);
     for (const event of events) await recordEvent(event);
-    await recordEvent(administratorEvent('admin.import', { details: { plans: counts.plans, clients: counts.clients, users: counts.users, changed: counts.changed } }));
+    await recordEvent(administratorEvent('admin.import', { details: { plans: counts.plans, clients: counts.clients, users: counts.users, ...(seed.upstreams.length > 0 ? { upstreams: counts.upstreams } : {}), changed: counts.changed } }));
   }, { migrate: true });
 }
