@@ -29,6 +29,11 @@ import { believeForwardedHeaders } from './http/forwarded-headers.ts';
 import { providerOutcomes, tokenEndpointLimits } from './security/token-limits.ts';
 import type { AccessTokenVerifier } from './http/bearer-token.ts';
 import { usageRoutes } from './plans/usage-routes.ts';
+import { mfaAccountRoutes } from './mfa/account-routes.ts';
+import { mfaInteractionRoutes } from './mfa/interaction-routes.ts';
+import { PASSKEY_SCRIPT } from './mfa/passkey-script.ts';
+import { PASSKEY_SCRIPT_PATH } from './mfa/views.ts';
+import { LIFETIMES } from './provider/lifetimes.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -48,7 +53,7 @@ export interface AppDependencies {
   deviceCodeLimits: DeviceCodeLimits;
   clientIp: ClientIp;
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
-  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices'>;
+  libraries: Pick<Libraries, 'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'mfa' | 'totp' | 'passkeys'>;
   /** Verifies the provider's own JWT access tokens for our service APIs (the usage API). */
   verifyAccessToken: AccessTokenVerifier;
   /** TRUST_PROXY: the peers whose X-Forwarded-* headers are believed. */
@@ -86,6 +91,11 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = STYLESHEET;
   });
+  pages.get(PASSKEY_SCRIPT_PATH, (ctx) => {
+    ctx.type = 'text/javascript';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = PASSKEY_SCRIPT;
+  });
 
   const interactions = interactionRoutes({
     provider: deps.provider,
@@ -97,6 +107,28 @@ export function createApp(deps: AppDependencies): Koa {
     signup: { mode: deps.signup.mode, unverifiedSignIn: deps.signup.unverifiedSignIn },
     invited: invitationCheck(deps.accountTokens),
     desktopDevices: deps.libraries.desktopDevices,
+    mfa: deps.libraries.mfa,
+  });
+  const mfaInteractions = mfaInteractionRoutes({
+    provider: deps.provider,
+    users: deps.users,
+    mfa: deps.libraries.mfa,
+    totp: deps.libraries.totp,
+    passkeys: deps.libraries.passkeys,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+    recordEvent: deps.libraries.recordEvent,
+    interactionSeconds: LIFETIMES.interaction,
+  });
+  const mfaAccount = mfaAccountRoutes({
+    provider: deps.provider,
+    users: deps.users,
+    totp: deps.libraries.totp,
+    passkeys: deps.libraries.passkeys,
+    hasher: deps.hasher,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+    recordEvent: deps.libraries.recordEvent,
   });
   const signup = signupRoutes({
     ...deps.signup,
@@ -123,6 +155,7 @@ export function createApp(deps: AppDependencies): Koa {
     desktopDevices: deps.libraries.desktopDevices,
     tokens: deps.accountTokens,
     emailChangeLimit: deps.emailChangeLimit,
+    mfa: deps.libraries.mfa,
   });
   const passwordReset = passwordResetRoutes({
     reset: deps.libraries.passwordReset,
@@ -151,8 +184,12 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(passwordReset.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(mfaInteractions.routes());
+  app.use(mfaInteractions.allowedMethods());
   app.use(account.routes());
   app.use(account.allowedMethods());
+  app.use(mfaAccount.routes());
+  app.use(mfaAccount.allowedMethods());
   // The usage API: bearer tokens, no cookies, so no CSRF token; no CORS (corsAllowList leaves it out).
   app.use(usageRoutes({ plans: deps.libraries.plans, verifyAccessToken: deps.verifyAccessToken, log: deps.log, realm: deps.issuer }).routes());
   app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));

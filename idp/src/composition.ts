@@ -27,6 +27,10 @@ import { createAccounts } from './users/accounts.ts';
 import { createUserAdministration } from './users/administration.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries, type UserQueries } from './users/queries.ts';
+import { createMfaQueries } from './mfa/queries.ts';
+import { createMfaService } from './mfa/service.ts';
+import { createPasskeys } from './mfa/passkeys.ts';
+import { createTotp } from './mfa/totp.ts';
 
 /*
  * The one place the object graph is built: queries over the database, libraries over the queries.
@@ -41,6 +45,7 @@ export function createQueries(db: Kysely<Tables>) {
     sessionRegistry: createSessionRegistry(db),
     personalData: createPersonalData(db),
     plans: createPlanQueries(db),
+    mfa: createMfaQueries(db),
   };
 }
 
@@ -77,6 +82,9 @@ export function createLibraries(deps: LibraryDependencies) {
   const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
   const clients = createClientRegistry(deps.db, deps.validateClient, deps.secrets);
   const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
+  const totp = createTotp({ queries: queries.mfa, secrets: deps.secrets, issuerName: 'JobSwipe' });
+  const passkeys = createPasskeys({ queries: queries.mfa, issuer, rpName: 'JobSwipe' });
+  const mfa = createMfaService({ queries: queries.mfa, totp, passkeys, recordEvent });
   const plans = createPlanService({ queries: queries.plans, defaultPlan: deps.config.defaultPlan, recordEvent, now: deps.now ?? (() => new Date()) });
   return {
     recordEvent,
@@ -90,6 +98,9 @@ export function createLibraries(deps: LibraryDependencies) {
     accountSettings: createAccountSettings({ issuer, users: queries.users, hasher, sessions, tokens, personalData: queries.personalData, mailer, recordEvent, log }),
     users: createUserAdministration({ users: queries.users, accounts, sessions, passwordReset, registration, recordEvent }),
     plans,
+    totp,
+    passkeys,
+    mfa,
     desktopDevices: createDesktopDevices({ planOf: plans.planOf, devicesOf: sessions.desktopDevices }),
   };
 }

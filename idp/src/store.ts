@@ -8,8 +8,9 @@ import type { RateLimitTables } from './security/database-counters.ts';
 import type { UserTables } from './users/tables.ts';
 import type { AccountTokenTables } from './users/account-tokens.ts';
 import type { PlanTables } from './plans/tables.ts';
+import type { MfaTables } from './mfa/tables.ts';
 
-export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables & AccountTokenTables & PlanTables;
+export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables & AccountTokenTables & PlanTables & MfaTables;
 
 /** A start-up problem the operator can fix; printed as one line, without a stack trace. */
 export class StartupError extends Error {

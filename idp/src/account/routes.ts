@@ -21,6 +21,9 @@ import type { AccountTokens } from '../users/account-tokens.ts';
 import type { DesktopDevices } from '../plans/desktop-devices.ts';
 import { PlanRejected, type PlanService } from '../plans/service.ts';
 import { emailSchema } from '../users/accounts.ts';
+import { cspNonceOf } from '../http/security-headers.ts';
+import type { MfaService } from '../mfa/service.ts';
+import { twoFactorSection } from '../mfa/views.ts';
 import {
   ACCOUNT_NOTICES,
   accountDeletedPage,
@@ -56,6 +59,8 @@ export interface AccountDependencies {
   tokens: AccountTokens;
   /** Email change requests per user: each one mails an address the user chose. */
   emailChangeLimit: Counter<'email-change-user'>;
+  /** The two-factor section: the authenticator app and passkeys (mfa/). */
+  mfa: Pick<MfaService, 'accountView'>;
 }
 
 const buttonForm = formGuard(z.object({}));
@@ -163,6 +168,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     const requested = ctx.query['notice'];
     // Own keys only: `in` would also accept Object.prototype's (constructor, __proto__...).
     const notice = typeof requested === 'string' && Object.hasOwn(ACCOUNT_NOTICES, requested) ? (requested as AccountNotice) : undefined;
+    const csrf = issueCsrfToken(ctx);
     ctx.type = 'html';
     ctx.body = accountPage({
       user,
@@ -170,7 +176,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
       sessions: await deps.sessions.list(user.id),
       apps: await deps.sessions.connectedApps(user.id),
       plan: await planView(user.id, deps),
-      csrf: issueCsrfToken(ctx),
+      twoFactor: twoFactorSection({ ...(await deps.mfa.accountView(ctx, user)), csrf, nonce: cspNonceOf(ctx) }),
+      csrf,
       notice,
     });
   });

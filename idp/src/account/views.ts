@@ -1,4 +1,4 @@
-import { html, page } from '../pages/html.ts';
+import { html, page, type SafeHtml } from '../pages/html.ts';
 import { whyLinkFailed } from '../pages/link-problems.ts';
 import type { TokenRejection } from '../users/account-tokens.ts';
 import { timeAgo } from '../sessions/device.ts';
@@ -13,6 +13,9 @@ export const ACCOUNT_NOTICES = {
   'password-changed': 'Your password is changed. Every other session is signed out, and apps have to ask you to sign in again.',
   'email-change-sent': 'We sent a link to the new address. Your address changes when you open it (within 24 hours).',
   'device-signed-out': 'That desktop device is signed out. It has to sign in again to use your account.',
+  'totp-off': 'Your authenticator app is turned off, and its recovery codes no longer work.',
+  'passkey-added': 'Your passkey is added. You can sign in with it.',
+  'passkey-removed': 'That passkey is removed. It can no longer sign you in.',
 } as const;
 
 /** The plan section: the plan, each meter this period, and the desktop devices in use. */
@@ -73,6 +76,8 @@ export function accountPage(options: {
   sessions: SessionView[];
   apps: ConnectedApp[];
   plan?: PlanView | undefined;
+  /** The two-factor section (mfa/views.ts). */
+  twoFactor?: SafeHtml | undefined;
   csrf: string;
   notice?: AccountNotice | undefined;
   now?: Date;
@@ -108,6 +113,7 @@ ${options.apps.length > 0
 </li>`,
     )}</ul>`
   : html`<p class="muted">No app has access to your account.</p>`}
+${options.twoFactor ?? ''}
 <h2>Your account</h2>
 <ul class="items" id="account-actions">
 <li id="email-address"><div class="item-title">Email address</div>

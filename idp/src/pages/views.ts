@@ -8,6 +8,8 @@ export function loginPage(options: {
   email?: string;
   error?: string;
   signupUrl?: string | undefined;
+  /** The passkey button (mfa/views.ts), below the password form. */
+  passkey?: SafeHtml | undefined;
 }): string {
   return page(
     'Sign in',
@@ -22,6 +24,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
 <input id="password" name="password" type="password" autocomplete="current-password" required ${options.email ? html`autofocus` : ''}>
 <button type="submit">Sign in</button>
 </form>
+${options.passkey ?? ''}
 <p><a href="${options.forgotUrl}">Forgot password?</a></p>
 ${options.signupUrl ? html`<p>New to JobSwipe? <a href="${options.signupUrl}">Create account</a></p>` : ''}`,
   );

@@ -19,6 +19,8 @@ import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResource
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 import type { RefreshReplay } from './refresh-replay.ts';
+import { ACR_VALUES } from '../interactions/sign-in-result.ts';
+import { acrEnforcingPolicy } from './acr-policy.ts';
 import { ENTITLEMENT_CLAIMS, ENTITLEMENTS_SCOPE, entitlementClaims, entitlementTokenClaims, type EntitlementsOf } from './entitlement-claims.ts';
 
 export interface ProviderDependencies {
@@ -97,7 +99,9 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     scopes: deps.scopes,
     claims: {
-      openid: ['sub'],
+      // The sign-in's level and methods (interactions/sign-in-result.ts) in every ID token, asked for or not:
+      // oidc-provider releases a claim of no scope only when the request names it.
+      openid: ['sub', 'acr', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       [ENTITLEMENTS_SCOPE]: [...ENTITLEMENT_CLAIMS],
@@ -149,7 +153,11 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // acr_values=urn:jobswipe:acr:mfa is enforced, not just passed on (acr-policy.ts, docs/mfa.md).
+      policy: acrEnforcingPolicy(),
     },
+    // The levels a sign-in reaches (interactions/sign-in-result.ts): discovery's acr_values_supported.
+    acrValues: ACR_VALUES,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
