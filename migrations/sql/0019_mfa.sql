@@ -31,7 +31,7 @@ CREATE TABLE recovery_codes (
 );
 
 CREATE TABLE passkeys (
-  credential_id text        PRIMARY KEY CHECK (credential_id ~ '^[A-Za-z0-9_-]{1,1400}$'),
+  credential_id text        PRIMARY KEY CHECK (credential_id ~ '^[A-Za-z0-9_-]+$' AND length(credential_id) <= 1400),
   user_id       uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
   public_key    text        NOT NULL,
   counter       bigint      NOT NULL DEFAULT 0 CHECK (counter >= 0),
