@@ -175,12 +175,23 @@ export function mfaInteractionRoutes(deps: MfaInteractionDependencies): Router {
   // after the password (interactions/routes.ts sends only a fresh first step here, never a session).
   const enrolIntro = 'The app you are signing in to asks for two-factor authentication. Set up an authenticator app to continue.';
 
+  /** Setting up is for a user with no factor at all: one with a factor gives it (a password must not replace it). */
+  async function hasFactor(userId: string): Promise<boolean> {
+    const factors = await deps.mfa.status(userId);
+    return factors.totp || factors.passkeys > 0;
+  }
+
   router.get('/enrol', async (ctx) => {
     const details = await loginInteraction(ctx);
     const pending = firstStep(ctx, details);
     const user = await deps.users.findById(pending.accountId);
     if (!user) throw badRequest(NO_FIRST_STEP);
-    const setup = (await deps.totp.pendingSetup(user)) ?? (await deps.totp.beginSetup(user));
+    if (await hasFactor(user.id)) {
+      ctx.redirect(`/interaction/${details.uid}/second-factor`);
+      return;
+    }
+    // Always a new secret: a set-up left pending elsewhere (on /account) is not shown here.
+    const setup = await deps.totp.beginSetup(user);
     answerPage(ctx, 200, totpSetupPage({ setup, action: `/interaction/${details.uid}/enrol`, csrf: issueCsrfToken(ctx), intro: enrolIntro }));
   });
 
@@ -190,6 +201,11 @@ export function mfaInteractionRoutes(deps: MfaInteractionDependencies): Router {
     const pending = firstStep(ctx, details);
     const user = await deps.users.findById(pending.accountId);
     if (!user) throw badRequest(NO_FIRST_STEP);
+    if (await hasFactor(user.id)) {
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${details.uid}/second-factor`);
+      return;
+    }
     const codes = await deps.totp.enable(user, code);
     if (!codes) {
       await deps.recordEvent({ ...origin(ctx, details), type: 'mfa.totp_enabled', outcome: 'failure', userId: user.id, details: { reason: 'wrong_code', during: 'sign_in' } });
