@@ -36,6 +36,15 @@ export function createTotp(deps: { queries: MfaQueries; secrets: ValueCipher; is
     return { secret, uri, qrCode: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}` };
   }
 
+  /** The secret, or undefined when the sealed value does not open (the row was altered or moved: logged by the cipher). */
+  async function openSecret(userId: string, sealed: string): Promise<string | undefined> {
+    try {
+      return await deps.secrets.open(sealed, sealContext(userId));
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The time step of a right code not accepted before (and now spent); undefined otherwise. */
   async function matchingStep(secret: string, code: string, after: number | null): Promise<number | 'reused' | undefined> {
     const token = code.replace(/\s/g, '');
@@ -57,7 +66,8 @@ export function createTotp(deps: { queries: MfaQueries; secrets: ValueCipher; is
     async pendingSetup(user: { id: string; email: string }, now = new Date()): Promise<TotpSetup | undefined> {
       const factor = await queries.totpOf(user.id);
       if (!factor || factor.enabled_at || now.getTime() - factor.created_at.getTime() > SETUP_MINUTES * 60_000) return undefined;
-      return setupOf(user.email, await deps.secrets.open(factor.secret_sealed, sealContext(user.id)));
+      const secret = await openSecret(user.id, factor.secret_sealed);
+      return secret === undefined ? undefined : setupOf(user.email, secret);
     },
 
     /** Turns the app on with its first code; the recovery codes, shown once. Undefined: wrong code or no set-up. */
@@ -84,7 +94,8 @@ export function createTotp(deps: { queries: MfaQueries; secrets: ValueCipher; is
       if (isAppCode(code)) {
         const factor = await queries.totpOf(userId);
         if (!factor?.enabled_at) return { ok: false, reason: 'wrong_code' };
-        const secret = await deps.secrets.open(factor.secret_sealed, sealContext(userId));
+        const secret = await openSecret(userId, factor.secret_sealed);
+        if (secret === undefined) return { ok: false, reason: 'wrong_code' };
         const step = await matchingStep(secret, code, factor.last_time_step);
         if (step === undefined) return { ok: false, reason: 'wrong_code' };
         // A concurrent use of the same code loses here: the step moved on under it.

@@ -132,6 +132,11 @@ describe('step-up, passkeys and the reset in Chromium', { timeout: 90_000 }, () 
     await enterPassword(page, user);
     expect(await heading(page)).toBe('Two-factor authentication');
     expect(await page.locator('#code').count()).toBe(0);
+    // The password alone cannot set up an app in place of the passkey: the set-up sends back here.
+    const uid = /\/interaction\/([^/]+)\/second-factor$/.exec(new URL(page.url()).pathname)![1]!;
+    await page.goto(`${h.idp.issuer}/interaction/${uid}/enrol`);
+    expect(new URL(page.url()).pathname).toBe(`/interaction/${uid}/second-factor`);
+    expect(await page.locator('#totp-secret').count()).toBe(0);
     await page.getByRole('button', { name: 'Use a passkey' }).click();
     const second = await idTokenAt(h, page, twoStep);
     expect([second['acr'], second['amr']]).toEqual([ACR_MFA, ['pwd', 'hwk', 'user', 'mfa']]);
