@@ -1,12 +1,10 @@
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import { randomBytes } from 'node:crypto';
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { MfaQueries, PasskeyRow } from './queries.ts';
@@ -43,6 +41,10 @@ function parseResponse(text: string): z.output<typeof responseShape> {
   return parsed.data;
 }
 
+/** Loaded on first use: the library takes over a second to import, which no CLI command and no start should pay. */
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const webauthn = () => (library ??= import('@simplewebauthn/server'));
+
 const viewOf = (row: PasskeyRow): PasskeyView => ({ id: row.credential_id, name: row.name, createdAt: row.created_at, lastUsedAt: row.last_used_at });
 
 /**
@@ -63,6 +65,7 @@ export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpNa
     /** Options for navigator.credentials.create(): a discoverable credential, so it can sign in without an email. */
     async registrationOptions(user: { id: string; email: string; name: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
       const existing = await queries.passkeysOf(user.id);
+      const { generateRegistrationOptions } = await webauthn();
       return generateRegistrationOptions({
         rpName: deps.rpName,
         rpID,
@@ -78,6 +81,7 @@ export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpNa
     /** Checks the browser's new credential against the challenge and saves it under `name`. */
     async register(userId: string, responseText: string, expectedChallenge: string, name: string): Promise<PasskeyView> {
       const response = parseResponse(responseText) as unknown as RegistrationResponseJSON;
+      const { verifyRegistrationResponse } = await webauthn();
       let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
       try {
         verification = await verifyRegistrationResponse({ response, expectedChallenge, expectedOrigin: origin, expectedRPID: rpID, requireUserVerification: true });
@@ -101,11 +105,14 @@ export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpNa
     /** Options for navigator.credentials.get(): any of the user's passkeys, or (no user) any discoverable one. */
     async authenticationOptions(userId?: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
       const allow = userId ? await queries.passkeysOf(userId) : [];
-      return generateAuthenticationOptions({
-        rpID,
+      // Made here rather than by the library: every login page has these, and they are plain data.
+      return {
+        challenge: randomBytes(32).toString('base64url'),
+        rpId: rpID,
+        timeout: 60_000,
         userVerification: 'required',
-        allowCredentials: allow.map((row) => ({ id: row.credential_id, transports: row.transports })),
-      });
+        allowCredentials: allow.map((row) => ({ id: row.credential_id, type: 'public-key', transports: row.transports as AuthenticatorTransport[] })),
+      };
     },
 
     /**
@@ -117,6 +124,7 @@ export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpNa
       const row = await queries.findPasskey(response.id);
       if (!row || (userId !== undefined && row.user_id !== userId)) throw new PasskeyRejected('that passkey is not registered here');
       const counter = Number(row.counter);
+      const { verifyAuthenticationResponse } = await webauthn();
       let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
       try {
         verification = await verifyAuthenticationResponse({

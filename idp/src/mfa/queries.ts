@@ -7,6 +7,18 @@ export type PasskeyRow = Selectable<PasskeysTable>;
 /** The rows of a user's factors: an authenticator app, its recovery codes, passkeys. */
 export function createMfaQueries(db: Kysely<MfaTables>) {
   return {
+    /** Whether the app is on, and how many unused recovery codes and passkeys: one round trip (every password sign-in asks). */
+    async factorCounts(userId: string): Promise<{ totp: boolean; recoveryCodes: number; passkeys: number }> {
+      const row = await db
+        .selectNoFrom((eb) => [
+          eb.exists(eb.selectFrom('totp_factors').select('user_id').where('user_id', '=', userId).where('enabled_at', 'is not', null)).as('totp'),
+          eb.selectFrom('recovery_codes').select((inner) => inner.fn.countAll<string | number>().as('count')).where('user_id', '=', userId).where('used_at', 'is', null).as('recovery_codes'),
+          eb.selectFrom('passkeys').select((inner) => inner.fn.countAll<string | number>().as('count')).where('user_id', '=', userId).as('passkeys'),
+        ])
+        .executeTakeFirstOrThrow();
+      return { totp: Boolean(row.totp), recoveryCodes: Number(row.recovery_codes ?? 0), passkeys: Number(row.passkeys ?? 0) };
+    },
+
     async totpOf(userId: string): Promise<TotpFactor | undefined> {
       return db.selectFrom('totp_factors').selectAll().where('user_id', '=', userId).executeTakeFirst();
     },

@@ -30,8 +30,7 @@ export function createMfaService(deps: { queries: MfaQueries; totp: Totp; passke
   const { queries } = deps;
 
   async function status(userId: string): Promise<FactorStatus> {
-    const [totp, recoveryCodes, passkeys] = await Promise.all([deps.totp.enabled(userId), queries.unusedRecoveryCodes(userId), queries.passkeysOf(userId)]);
-    return { totp, recoveryCodes, passkeys: passkeys.length };
+    return queries.factorCounts(userId);
   }
 
   return {

@@ -92,11 +92,14 @@ describe.each(STORE_KINDS)('authenticator app library (%s)', (kind) => {
     expect(await totp.check(user.id, codes[1]!)).toEqual({ ok: false, reason: 'wrong_code' });
   });
 
-  it('the user role reads its own passkey names, and neither the sealed secret nor the code hashes', async () => {
+  it('counts a user\'s factors; the user role reads its own passkey names, and neither the sealed secret nor the code hashes', async () => {
     const user = await newUser();
     const { secret } = await totp.beginSetup(user);
     await totp.enable(user, await codeAt(secret, 0));
     await queries.insertPasskey({ credentialId: `cred-${kind}`, userId: user.id, publicKey: 'AAAA', counter: 0, transports: ['internal'], name: 'Phone' });
+    // What every password sign-in reads, in one query.
+    expect(await queries.factorCounts(user.id)).toEqual({ totp: true, recoveryCodes: 10, passkeys: 1 });
+    expect(await queries.factorCounts((await newUser()).id)).toEqual({ totp: false, recoveryCodes: 0, passkeys: 0 });
     const names = await withUser(db, user.id, (trx) => trx.selectFrom('passkeys').select(['name', 'last_used_at']).execute());
     expect(names).toEqual([{ name: 'Phone', last_used_at: null }]);
     await expect(withUser(db, user.id, (trx) => trx.selectFrom('passkeys').select('public_key').execute())).rejects.toThrow(/permission denied/);
