@@ -3,8 +3,9 @@ import { withUser, type OidcTables } from '@jobswipe/adapters';
 import type { AuditTables } from '../audit/tables.ts';
 import type { SessionTables } from '../sessions/tables.ts';
 import type { UserTables } from '../users/tables.ts';
+import type { MfaTables } from '../mfa/tables.ts';
 
-export type PersonalDataTables = UserTables & SessionTables & OidcTables & AuditTables;
+export type PersonalDataTables = UserTables & SessionTables & OidcTables & AuditTables & MfaTables;
 
 /** What "Download my data" answers: everything we keep about the user, and no secret. */
 export interface PersonalDataExport {
@@ -22,6 +23,12 @@ export interface PersonalDataExport {
     ip: string;
   }>;
   connected_apps: Array<{ client_id: string; scopes: string[]; granted_at: string | null; expires_at: string | null }>;
+  /** Which second factors the account has; never the app's secret, a recovery code or a public key. */
+  two_factor: {
+    authenticator_app_on_since: string | null;
+    recovery_codes_left: number;
+    passkeys: Array<{ name: string; added_at: string; last_used_at: string | null }>;
+  };
   audit_events: Array<{
     id: number;
     occurred_at: string;
@@ -73,9 +80,18 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
           .where('account_id', '=', userId)
           .orderBy('id')
           .execute();
-        return { user, sessions, grants };
+        const passkeys = await trx.selectFrom('passkeys').select(['name', 'created_at', 'last_used_at']).where('user_id', '=', userId).orderBy('created_at').execute();
+        return { user, sessions, grants, passkeys };
       });
       if (!own.user) return undefined;
+      // The factor rows are closed to the user role (docs/database.md): read on the system path, by user id.
+      const app = await db.selectFrom('totp_factors').select('enabled_at').where('user_id', '=', userId).executeTakeFirst();
+      const codes = await db
+        .selectFrom('recovery_codes')
+        .select((eb) => eb.fn.countAll<string | number>().as('count'))
+        .where('user_id', '=', userId)
+        .where('used_at', 'is', null)
+        .executeTakeFirstOrThrow();
       const events = await db
         .selectFrom('audit_events')
         .select(['id', 'occurred_at', 'event_type', 'outcome', 'client_id', 'session_id', 'ip', 'user_agent', 'details'])
@@ -109,6 +125,11 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
           granted_at: fromEpoch(payload['iat']),
           expires_at: iso(expires_at),
         })),
+        two_factor: {
+          authenticator_app_on_since: iso(app?.enabled_at),
+          recovery_codes_left: Number(codes.count),
+          passkeys: own.passkeys.map((row) => ({ name: row.name, added_at: iso(row.created_at)!, last_used_at: iso(row.last_used_at) })),
+        },
         audit_events: events.map((event) => ({
           id: Number(event.id),
           occurred_at: iso(event.occurred_at)!,

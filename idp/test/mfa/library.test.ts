@@ -100,6 +100,10 @@ describe.each(STORE_KINDS)('authenticator app library (%s)', (kind) => {
     // What every password sign-in reads, in one query.
     expect(await queries.factorCounts(user.id)).toEqual({ totp: true, recoveryCodes: 10, passkeys: 1 });
     expect(await queries.factorCounts((await newUser()).id)).toEqual({ totp: false, recoveryCodes: 0, passkeys: 0 });
+    // "Download my data" lists them, without a secret.
+    const exported = await idp.server.queries.personalData.exportOf(user.id);
+    expect(exported?.two_factor).toEqual({ authenticator_app_on_since: expect.any(String), recovery_codes_left: 10, passkeys: [{ name: 'Phone', added_at: expect.any(String), last_used_at: null }] });
+    expect(JSON.stringify(exported)).not.toContain('AAAA');
     const names = await withUser(db, user.id, (trx) => trx.selectFrom('passkeys').select(['name', 'last_used_at']).execute());
     expect(names).toEqual([{ name: 'Phone', last_used_at: null }]);
     await expect(withUser(db, user.id, (trx) => trx.selectFrom('passkeys').select('public_key').execute())).rejects.toThrow(/permission denied/);
