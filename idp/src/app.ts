@@ -34,6 +34,11 @@ import type { Metrics } from './metrics/registry.ts';
 import { adminApiRoutes } from './admin-api/routes.ts';
 import { createUpstreamClients } from './upstreams/client.ts';
 import { createUpstreamSignIn } from './upstreams/routes.ts';
+import { mfaAccountRoutes } from './mfa/account-routes.ts';
+import { mfaInteractionRoutes } from './mfa/interaction-routes.ts';
+import { PASSKEY_SCRIPT } from './mfa/passkey-script.ts';
+import { PASSKEY_SCRIPT_PATH } from './mfa/views.ts';
+import { LIFETIMES } from './provider/lifetimes.ts';
 
 export interface AppDependencies {
   issuer: string;
@@ -55,7 +60,7 @@ export interface AppDependencies {
   /** The business rules the pages call (account settings, password reset, sign-up) and the event recorder (docs/audit.md). */
   libraries: Pick<
     Libraries,
-    'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'users' | 'sessions' | 'clientAdministration' | 'keys' | 'auditEvents' | 'upstreams'
+    'recordEvent' | 'accountSettings' | 'passwordReset' | 'registration' | 'plans' | 'desktopDevices' | 'users' | 'sessions' | 'clientAdministration' | 'keys' | 'auditEvents' | 'upstreams' | 'mfa' | 'totp' | 'passkeys'
   >;
   /** Verifies the provider's own JWT access tokens for our service APIs (the usage API, the admin API). */
   verifyAccessToken: AccessTokenVerifier;
@@ -96,6 +101,11 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = STYLESHEET;
   });
+  pages.get(PASSKEY_SCRIPT_PATH, (ctx) => {
+    ctx.type = 'text/javascript';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = PASSKEY_SCRIPT;
+  });
 
   const invited = invitationCheck(deps.accountTokens);
   const upstreamSignIn = createUpstreamSignIn({
@@ -108,6 +118,7 @@ export function createApp(deps: AppDependencies): Koa {
     clientIp: deps.clientIp,
     recordEvent: deps.libraries.recordEvent,
     signupMode: deps.signup.mode,
+    mfa: deps.libraries.mfa,
   });
   const interactions = interactionRoutes({
     provider: deps.provider,
@@ -120,6 +131,28 @@ export function createApp(deps: AppDependencies): Koa {
     invited,
     desktopDevices: deps.libraries.desktopDevices,
     upstreams: upstreamSignIn.choices,
+    mfa: deps.libraries.mfa,
+  });
+  const mfaInteractions = mfaInteractionRoutes({
+    provider: deps.provider,
+    users: deps.users,
+    mfa: deps.libraries.mfa,
+    totp: deps.libraries.totp,
+    passkeys: deps.libraries.passkeys,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+    recordEvent: deps.libraries.recordEvent,
+    interactionSeconds: LIFETIMES.interaction,
+  });
+  const mfaAccount = mfaAccountRoutes({
+    provider: deps.provider,
+    users: deps.users,
+    totp: deps.libraries.totp,
+    passkeys: deps.libraries.passkeys,
+    hasher: deps.hasher,
+    loginLimits: deps.loginLimits,
+    clientIp: deps.clientIp,
+    recordEvent: deps.libraries.recordEvent,
   });
   const signup = signupRoutes({
     ...deps.signup,
@@ -147,6 +180,7 @@ export function createApp(deps: AppDependencies): Koa {
     tokens: deps.accountTokens,
     emailChangeLimit: deps.emailChangeLimit,
     upstreams: deps.libraries.upstreams,
+    mfa: deps.libraries.mfa,
   });
   const passwordReset = passwordResetRoutes({
     reset: deps.libraries.passwordReset,
@@ -178,8 +212,12 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(upstreamSignIn.router.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(mfaInteractions.routes());
+  app.use(mfaInteractions.allowedMethods());
   app.use(account.routes());
   app.use(account.allowedMethods());
+  app.use(mfaAccount.routes());
+  app.use(mfaAccount.allowedMethods());
   // The usage API: bearer tokens, no cookies, so no CSRF token; no CORS (corsAllowList leaves it out).
   app.use(usageRoutes({ plans: deps.libraries.plans, verifyAccessToken: deps.verifyAccessToken, log: deps.log, realm: deps.issuer }).routes());
   // The admin API: the same, for clients holding the scope admin (docs/admin-api.md).

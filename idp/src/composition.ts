@@ -34,6 +34,10 @@ import { createPasswordHasher } from './users/passwords.ts';
 import { createUserQueries, type UserQueries } from './users/queries.ts';
 import { createUpstreamQueries } from './upstreams/queries.ts';
 import { createUpstreamService } from './upstreams/service.ts';
+import { createMfaQueries } from './mfa/queries.ts';
+import { createMfaService } from './mfa/service.ts';
+import { createPasskeys } from './mfa/passkeys.ts';
+import { createTotp } from './mfa/totp.ts';
 
 /*
  * The one place the object graph is built: queries over the database, libraries over the queries.
@@ -51,6 +55,7 @@ export function createQueries(db: Kysely<Tables>) {
     expiry: createExpiryQueries(db),
     auditEvents: createAuditSearch(db),
     upstreams: createUpstreamQueries(db),
+    mfa: createMfaQueries(db),
   };
 }
 
@@ -92,6 +97,9 @@ export function createLibraries(deps: LibraryDependencies) {
   const passwordReset = createPasswordReset({ issuer, users: queries.users, hasher, sessions, tokens, mailer, recordEvent, log });
   const clients = createClientRegistry(deps.db, deps.validateClient, deps.secrets);
   const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
+  const totp = createTotp({ queries: queries.mfa, secrets: deps.secrets, issuerName: 'JobSwipe' });
+  const passkeys = createPasskeys({ queries: queries.mfa, issuer, rpName: 'JobSwipe' });
+  const mfa = createMfaService({ queries: queries.mfa, totp, passkeys, recordEvent });
   const plans = createPlanService({
     queries: queries.plans,
     defaultPlan: deps.config.defaultPlan,
@@ -114,6 +122,9 @@ export function createLibraries(deps: LibraryDependencies) {
     plans,
     /** Audit events by time, type and user, for the admin API (reads only). */
     auditEvents: queries.auditEvents,
+    totp,
+    passkeys,
+    mfa,
     desktopDevices: createDesktopDevices({ planOf: plans.planOf, devicesOf: sessions.desktopDevices }),
     upstreams: createUpstreamService({ db: deps.db, queries: queries.upstreams, users: queries.users, secrets: deps.secrets }),
   };

@@ -9,8 +9,9 @@ import type { UserTables } from './users/tables.ts';
 import type { AccountTokenTables } from './users/account-tokens.ts';
 import type { PlanTables } from './plans/tables.ts';
 import type { UpstreamTables } from './upstreams/tables.ts';
+import type { MfaTables } from './mfa/tables.ts';
 
-export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables & AccountTokenTables & PlanTables & UpstreamTables;
+export type Tables = OidcTables & KeystoreTables & UserTables & SessionTables & RateLimitTables & AuditTables & AccountTokenTables & PlanTables & UpstreamTables & MfaTables;
 
 /** A start-up problem the operator can fix; printed as one line, without a stack trace. */
 export class StartupError extends Error {

@@ -9,6 +9,7 @@ interface IdTokenClaims {
   sid?: string;
   name?: string;
   email?: string;
+  acr?: string;
 }
 
 /** NextAuth's configuration, built from the settings read at start (never at build time). */
@@ -45,6 +46,8 @@ export function authOptions(): NextAuthOptions {
             name: claims?.name ?? token.name ?? null,
             email: claims?.email ?? token.email ?? null,
             sid: claims?.sid,
+            // A new sign-in (a step-up included) replaces the level; a refresh keeps it.
+            acr: claims?.acr,
             signedInAt: Date.now(),
             ...(account.access_token ? { accessToken: account.access_token } : {}),
             ...(account.expires_at ? { accessTokenExpiresAt: account.expires_at } : {}),

@@ -14,6 +14,8 @@ declare module 'next-auth/jwt' {
     accessTokenExpiresAt?: number;
     refreshToken?: string;
     idToken?: string | undefined;
+    /** The level of the sign-in behind the session (the ID token's acr): billing needs two factors (step-up.ts). */
+    acr?: string | undefined;
   }
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { decode } from 'next-auth/jwt';
+import { generate } from 'otplib';
 import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +219,40 @@ describe('the web app, built once and started against the real provider, in Chro
     expect(await page.locator('#email').innerText()).toBe(GOOGLE_ACCOUNT.email);
     expect(await page.locator('#name').innerText()).toBe(GOOGLE_ACCOUNT.name);
     expect(providerErrors).toEqual([]);
+  }, 60_000);
+
+  it('Billing needs two factors: a password-only session is asked to verify, sets up an authenticator app at the provider, and comes back with acr mfa', async () => {
+    const user = await newUser();
+    const { context, page } = await newPage();
+    await signIn(page, user);
+    expect((await decode({ token: (await sessionCookie(context))!.value, secret: NEXTAUTH_SECRET }))?.['acr']).toBe('urn:jobswipe:acr:pwd');
+
+    await page.getByRole('link', { name: 'Billing' }).click();
+    await page.waitForURL(`${webBase}/billing`);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Billing');
+    expect(await page.locator('#step-up-required').innerText()).toContain('Billing needs two-factor authentication');
+    expect(await page.locator('#payment-method').count()).toBe(0);
+
+    // A new authorization with acr_values: the provider asks the password again (the user has no
+    // second factor yet), then sets up the authenticator app within the sign-in.
+    const authorization = page.waitForRequest((request) => request.url().startsWith(`${idp.issuer}/auth?`));
+    await page.getByRole('button', { name: 'Verify with two-factor authentication' }).click();
+    expect(new URL((await authorization).url()).searchParams.get('acr_values')).toBe('urn:jobswipe:acr:mfa');
+    await page.waitForURL((url) => url.origin === idp.issuer && url.pathname.startsWith('/interaction/'));
+    await page.getByLabel('Email').fill(user.email);
+    await page.getByLabel('Password').fill(user.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Set up your authenticator app');
+    const secret = (await page.locator('#totp-secret').innerText()).trim();
+    await page.locator('input[name="code"]').fill(await generate({ secret }));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    expect((await page.locator('#recovery-codes').innerText()).trim().split('\n')).toHaveLength(10);
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    await page.waitForURL(`${webBase}/billing`);
+    expect(await page.locator('#billing-verified').innerText()).toBe('You signed in with two-factor authentication.');
+    expect(await page.locator('#payment-method').innerText()).toBe('None on file');
+    expect((await decode({ token: (await sessionCookie(context))!.value, secret: NEXTAUTH_SECRET }))?.['acr']).toBe('urn:jobswipe:acr:mfa');
   }, 60_000);
 
   it('asks for entitlements and shows the plan and its limits on the dashboard, as the provider knows it now', async () => {

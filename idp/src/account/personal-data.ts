@@ -4,8 +4,9 @@ import type { AuditTables } from '../audit/tables.ts';
 import type { SessionTables } from '../sessions/tables.ts';
 import type { UserTables } from '../users/tables.ts';
 import type { UpstreamTables } from '../upstreams/tables.ts';
+import type { MfaTables } from '../mfa/tables.ts';
 
-export type PersonalDataTables = UserTables & SessionTables & OidcTables & AuditTables & UpstreamTables;
+export type PersonalDataTables = UserTables & SessionTables & OidcTables & AuditTables & UpstreamTables & MfaTables;
 
 /** What "Download my data" answers: everything we keep about the user, and no secret. */
 export interface PersonalDataExport {
@@ -25,6 +26,12 @@ export interface PersonalDataExport {
   connected_apps: Array<{ client_id: string; scopes: string[]; granted_at: string | null; expires_at: string | null }>;
   /** Upstream identities (social login) linked to the account: docs/social-login.md. */
   linked_sign_in_methods: Array<{ upstream: string; subject: string; email: string | null; linked_at: string; last_used_at: string }>;
+  /** Which second factors the account has; never the app's secret, a recovery code or a public key. */
+  two_factor: {
+    authenticator_app_on_since: string | null;
+    recovery_codes_left: number;
+    passkeys: Array<{ name: string; added_at: string; last_used_at: string | null }>;
+  };
   audit_events: Array<{
     id: number;
     occurred_at: string;
@@ -77,9 +84,18 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
           .orderBy('id')
           .execute();
         const identities = await trx.selectFrom('upstream_identities').selectAll().where('user_id', '=', userId).orderBy('linked_at').execute();
-        return { user, sessions, grants, identities };
+        const passkeys = await trx.selectFrom('passkeys').select(['name', 'created_at', 'last_used_at']).where('user_id', '=', userId).orderBy('created_at').execute();
+        return { user, sessions, grants, identities, passkeys };
       });
       if (!own.user) return undefined;
+      // The factor rows are closed to the user role (docs/database.md): read on the system path, by user id.
+      const app = await db.selectFrom('totp_factors').select('enabled_at').where('user_id', '=', userId).executeTakeFirst();
+      const codes = await db
+        .selectFrom('recovery_codes')
+        .select((eb) => eb.fn.countAll<string | number>().as('count'))
+        .where('user_id', '=', userId)
+        .where('used_at', 'is', null)
+        .executeTakeFirstOrThrow();
       const events = await db
         .selectFrom('audit_events')
         .select(['id', 'occurred_at', 'event_type', 'outcome', 'client_id', 'session_id', 'ip', 'user_agent', 'details'])
@@ -120,6 +136,11 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
           linked_at: iso(row.linked_at)!,
           last_used_at: iso(row.last_used_at)!,
         })),
+        two_factor: {
+          authenticator_app_on_since: iso(app?.enabled_at),
+          recovery_codes_left: Number(codes.count),
+          passkeys: own.passkeys.map((row) => ({ name: row.name, added_at: iso(row.created_at)!, last_used_at: iso(row.last_used_at) })),
+        },
         audit_events: events.map((event) => ({
           id: Number(event.id),
           occurred_at: iso(event.occurred_at)!,

@@ -23,6 +23,9 @@ import { PlanRejected, type PlanService } from '../plans/service.ts';
 import { emailSchema } from '../users/accounts.ts';
 import type { UpstreamService } from '../upstreams/service.ts';
 import { upstreamIdSchema } from '../upstreams/settings.ts';
+import { cspNonceOf } from '../http/security-headers.ts';
+import type { MfaService } from '../mfa/service.ts';
+import { twoFactorSection } from '../mfa/views.ts';
 import {
   ACCOUNT_NOTICES,
   accountDeletedPage,
@@ -60,6 +63,8 @@ export interface AccountDependencies {
   emailChangeLimit: Counter<'email-change-user'>;
   /** The upstream sign-in methods linked to the account, and unlinking one (never the last way in). */
   upstreams: Pick<UpstreamService, 'methodsOf' | 'unlink'>;
+  /** The two-factor section: the authenticator app and passkeys (mfa/). */
+  mfa: Pick<MfaService, 'accountView'>;
 }
 
 const buttonForm = formGuard(z.object({}));
@@ -167,6 +172,7 @@ export function accountRoutes(deps: AccountDependencies): Router {
     const requested = ctx.query['notice'];
     // Own keys only: `in` would also accept Object.prototype's (constructor, __proto__...).
     const notice = typeof requested === 'string' && Object.hasOwn(ACCOUNT_NOTICES, requested) ? (requested as AccountNotice) : undefined;
+    const csrf = issueCsrfToken(ctx);
     ctx.type = 'html';
     ctx.body = accountPage({
       user,
@@ -175,7 +181,8 @@ export function accountRoutes(deps: AccountDependencies): Router {
       apps: await deps.sessions.connectedApps(user.id),
       plan: await planView(user.id, deps),
       signInMethods: { password: user.password_hash !== null, upstreams: await deps.upstreams.methodsOf(user.id) },
-      csrf: issueCsrfToken(ctx),
+      twoFactor: twoFactorSection({ ...(await deps.mfa.accountView(ctx, user)), csrf, nonce: cspNonceOf(ctx) }),
+      csrf,
       notice,
     });
   });

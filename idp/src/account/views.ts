@@ -1,4 +1,4 @@
-import { html, page } from '../pages/html.ts';
+import { html, page, type SafeHtml } from '../pages/html.ts';
 import { whyLinkFailed } from '../pages/link-problems.ts';
 import type { TokenRejection } from '../users/account-tokens.ts';
 import { timeAgo } from '../sessions/device.ts';
@@ -15,6 +15,9 @@ export const ACCOUNT_NOTICES = {
   'email-change-sent': 'We sent a link to the new address. Your address changes when you open it (within 24 hours).',
   'device-signed-out': 'That desktop device is signed out. It has to sign in again to use your account.',
   'upstream-unlinked': 'That sign-in method is unlinked. It no longer signs you in to this account.',
+  'totp-off': 'Your authenticator app is turned off, and its recovery codes no longer work.',
+  'passkey-added': 'Your passkey is added. You can sign in with it.',
+  'passkey-removed': 'That passkey is removed. It can no longer sign you in.',
 } as const;
 
 /** The ways in: a password, and each linked upstream with **Unlink** (docs/social-login.md). */
@@ -91,6 +94,8 @@ export function accountPage(options: {
   apps: ConnectedApp[];
   plan?: PlanView | undefined;
   signInMethods?: { password: boolean; upstreams: LinkedMethod[] } | undefined;
+  /** The two-factor section (mfa/views.ts). */
+  twoFactor?: SafeHtml | undefined;
   csrf: string;
   notice?: AccountNotice | undefined;
   now?: Date;
@@ -127,6 +132,7 @@ ${options.apps.length > 0
     )}</ul>`
   : html`<p class="muted">No app has access to your account.</p>`}
 ${options.signInMethods ? signInMethodsSection(options.signInMethods, csrfField) : ''}
+${options.twoFactor ?? ''}
 <h2>Your account</h2>
 <ul class="items" id="account-actions">
 <li id="email-address"><div class="item-title">Email address</div>

@@ -3,9 +3,15 @@ import type { AuditDetails } from './tables.ts';
 
 /** Every event the audit log records, and what it means (docs/audit.md lists the same). */
 export const AUDIT_EVENT_TYPES = {
-  'login.success': 'a user signed in with the right password',
+  'login.success': 'a user signed in: details give the methods (amr: pwd, otp, hwk, user, mfa) and the level (acr)',
   'login.failure': 'a sign-in was refused: unknown account, wrong password or disabled account',
   'login.rate_limited': 'a sign-in attempt was refused by the per-IP or per-account limit',
+  'mfa.verified': 'a second factor or a passkey was checked at sign-in (details: method code, recovery_code or passkey; failure: wrong or reused code, unknown passkey)',
+  'mfa.recovery_code_used': 'a recovery code signed a user in (spent; details: how many are left)',
+  'mfa.totp_enabled': 'a user turned on an authenticator app on /account or during a sign-in (failure: wrong password or first code)',
+  'mfa.totp_disabled': 'a user turned off their authenticator app on /account (failure: wrong password or code)',
+  'mfa.passkey_added': 'a user added a passkey on /account (failure: wrong password, or the passkey could not be checked)',
+  'mfa.passkey_removed': 'a user removed a passkey on /account',
   'client_auth.failure': 'a client failed to authenticate at the token, introspection, revocation, PAR or device authorization endpoint',
   'client_auth.rate_limited': 'a client request was refused by the per-IP, per-client or request-rate limit of those endpoints',
   'consent.granted': 'a user approved an app (or a first-party app was approved without asking)',
@@ -51,6 +57,7 @@ export const AUDIT_EVENT_TYPES = {
   'admin.user_invited': 'an administrator printed a sign-up invitation link (`idp users invite`)',
   'admin.reset_link_issued': 'an administrator printed a password reset link for a user (`idp users reset-link`)',
   'admin.user_disabled': 'an administrator disabled a user (every session and grant ended)',
+  'admin.mfa_reset': "an administrator removed every factor of a user (authenticator app, recovery codes, passkeys: `idp users mfa-reset`)",
   'admin.client_created': 'an administrator registered a client',
   'admin.client_updated': "an administrator changed a client's metadata (redirect and logout URIs, name, scopes)",
   'admin.client_secret_rotated': "an administrator rotated a client's secret (the old one stopped working)",

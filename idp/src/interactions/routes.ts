@@ -14,6 +14,11 @@ import type { PasswordHasher } from '../users/passwords.ts';
 import type { UserQueries } from '../users/queries.ts';
 import { completeLogin, finishInteraction } from './complete-login.ts';
 import type { UpstreamLoginChoices } from '../upstreams/login-choices.ts';
+import { cspNonceOf } from '../http/security-headers.ts';
+import type { InteractionFacts, MfaService } from '../mfa/service.ts';
+import { passkeySignIn } from '../mfa/views.ts';
+import { LIFETIMES } from '../provider/lifetimes.ts';
+import { STEP_UP_REASON } from '../provider/acr-policy.ts';
 
 export const LOGIN_FAILED = 'Email or password is incorrect';
 
@@ -55,7 +60,16 @@ interface InteractionDependencies {
   desktopDevices: DesktopDevices;
   /** Social login (upstreams/): the buttons beside the password form, and `upstream=<id>` skipping this page. */
   upstreams: UpstreamLoginChoices;
+  /** What follows the first step of a sign-in (a second factor, or none), and the login page's passkey button (mfa/). */
+  mfa: Pick<MfaService, 'afterFirstStep' | 'stepUp' | 'passkeySignInOptions'>;
 }
+
+/** The interaction as the sign-in steps see it. */
+function factsOf(details: InteractionDetails): InteractionFacts {
+  return { uid: details.uid, params: details.params, lifetimeSeconds: LIFETIMES.interaction };
+}
+
+const PASSKEY_FAILED = 'That passkey did not sign you in. Try again, or sign in with your email and password.';
 
 function clientNameOf(client: { clientName?: string | undefined; clientId: string } | undefined): string {
   return client?.clientName ?? client?.clientId ?? 'this app';
@@ -69,6 +83,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
 
   const forgotUrl = (uid: string) => `/forgot-password?interaction=${encodeURIComponent(uid)}`;
 
+  const passkeyButton = async (ctx: Context, uid: string, csrf: string) =>
+    passkeySignIn({ uid, csrf, publicKey: await deps.mfa.passkeySignInOptions(ctx, uid), nonce: cspNonceOf(ctx) });
+
   router.get('/', async (ctx) => {
     const provider = deps.provider();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -79,13 +96,25 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
 
     if (details.prompt.name === 'login') {
       if (await deps.upstreams.followHint(ctx, details)) return;
+      // Signed in, and asked again only because the app wants two factors: the second one is enough.
+      const session = details.session;
+      if (session && details.prompt.reasons.every((reason) => reason === STEP_UP_REASON)) {
+        const secondFactor = await deps.mfa.stepUp(ctx, factsOf(details), session);
+        if (secondFactor) {
+          ctx.redirect(secondFactor);
+          return;
+        }
+      }
+      const csrf = issueCsrfToken(ctx);
       ctx.body = loginPage({
         action: `/interaction/${details.uid}/login`,
-        csrf: issueCsrfToken(ctx),
+        csrf,
         clientName,
         forgotUrl: forgotUrl(details.uid),
         signupUrl: await signupUrl(ctx, details.uid),
         upstreams: await deps.upstreams.buttons(details.uid),
+        passkey: await passkeyButton(ctx, details.uid, csrf),
+        ...(ctx.query['passkey'] === 'failed' ? { error: PASSKEY_FAILED } : {}),
       });
       return;
     }
@@ -124,15 +153,17 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       ctx.status = status;
       ctx.type = 'html';
       ctx.set('Cache-Control', 'no-store');
+      const csrf = issueCsrfToken(ctx);
       ctx.body = loginPage({
         action: `/interaction/${details.uid}/login`,
-        csrf: issueCsrfToken(ctx),
+        csrf,
         clientName: clientNameOf(client),
         email: form.email,
         error,
         forgotUrl: forgotUrl(details.uid),
         signupUrl: await signupUrl(ctx, details.uid),
         upstreams: await deps.upstreams.buttons(details.uid),
+        passkey: await passkeyButton(ctx, details.uid, csrf),
       });
     };
     let attempt: Awaited<ReturnType<LoginLimits['reserve']>>;
@@ -186,8 +217,20 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (user.password_hash && deps.hasher.needsRehash(user.password_hash)) {
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(form.password) });
     }
-    await deps.recordEvent({ ...interactionOrigin(ctx, details, deps.clientIp), type: 'login.success', outcome: 'success', userId: user.id, details: { amr: 'pwd' } });
-    await completeLogin(ctx, provider, { accountId: user.id, amr: ['pwd'] });
+    const next = await deps.mfa.afterFirstStep(ctx, factsOf(details), user.id, ['pwd']);
+    if ('redirectTo' in next) {
+      ctx.status = 303;
+      ctx.redirect(next.redirectTo);
+      return;
+    }
+    await deps.recordEvent({
+      ...interactionOrigin(ctx, details, deps.clientIp),
+      type: 'login.success',
+      outcome: 'success',
+      userId: user.id,
+      details: { amr: next.login.amr.join(' '), acr: next.login.acr },
+    });
+    await completeLogin(ctx, provider, next.login);
   });
 
   router.post('/consent', consentForm, async (ctx) => {

@@ -29,4 +29,6 @@ ul.items>li:first-child{border-top:0}
 .badge.warning{background:#fef3c7;color:#92400e}
 form.inline button{display:inline-block;width:auto;margin-top:.5rem;padding:.4rem .8rem}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+img.qr-code{display:block;width:12rem;height:12rem;margin:.5rem auto}
+pre.codes{padding:.75rem;background:#f9fafb;border:1px solid #e5e7eb;border-radius:.5rem;font-size:1rem;line-height:1.8}
 `;

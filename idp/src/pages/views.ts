@@ -10,6 +10,8 @@ export function loginPage(options: {
   signupUrl?: string | undefined;
   /** One **Continue with <name>** button per upstream (docs/social-login.md). */
   upstreams?: Array<{ action: string; name: string }> | undefined;
+  /** The passkey button (mfa/views.ts), below the password form. */
+  passkey?: SafeHtml | undefined;
 }): string {
   return page(
     'Sign in',
@@ -29,6 +31,7 @@ ${options.upstreams?.length
       (upstream) => html`<form method="post" action="${upstream.action}"><input type="hidden" name="_csrf" value="${options.csrf}"><button type="submit" class="secondary">Continue with ${upstream.name}</button></form>`,
     )}</div>`
   : ''}
+${options.passkey ?? ''}
 <p><a href="${options.forgotUrl}">Forgot password?</a></p>
 ${options.signupUrl ? html`<p>New to JobSwipe? <a href="${options.signupUrl}">Create account</a></p>` : ''}`,
   );

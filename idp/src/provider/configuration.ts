@@ -20,6 +20,8 @@ import { introspectionAllowedPolicy, RESOURCE_SERVER_AUDIENCES, validateResource
 import { webOriginOf } from '../clients/origins.ts';
 import type { LogoutNotice } from '../sessions/delivery.ts';
 import type { RefreshReplay } from './refresh-replay.ts';
+import { ACR_VALUES } from '../interactions/sign-in-result.ts';
+import { acrEnforcingPolicy } from './acr-policy.ts';
 import { ENTITLEMENT_CLAIMS, ENTITLEMENTS_SCOPE, entitlementClaims, oncePerRequest, entitlementTokenClaims, type EntitlementsOf } from './entitlement-claims.ts';
 
 export interface ProviderDependencies {
@@ -98,10 +100,10 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     scopes: deps.scopes,
     claims: {
-      // amr: how the user signed in (RFC 8176 values, and our own `fed`: interactions/complete-login.ts;
-      // docs/conformance.md), in every ID token. As a claim on its own, oidc-provider would drop the
-      // login's amr unless a client asked for it with `claims`. Userinfo never includes it.
-      openid: ['sub', 'amr'],
+      // The sign-in's level and methods (interactions/sign-in-result.ts: RFC 8176 values and our own `fed`;
+      // docs/conformance.md) in every ID token, asked for or not: oidc-provider releases a claim of no
+      // scope only when the request names it. Userinfo never includes them.
+      openid: ['sub', 'acr', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
       [ENTITLEMENTS_SCOPE]: [...ENTITLEMENT_CLAIMS],
@@ -155,7 +157,11 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // acr_values=urn:jobswipe:acr:mfa is enforced, not just passed on (acr-policy.ts, docs/mfa.md).
+      policy: acrEnforcingPolicy(),
     },
+    // The levels a sign-in reaches (interactions/sign-in-result.ts): discovery's acr_values_supported.
+    acrValues: ACR_VALUES,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },

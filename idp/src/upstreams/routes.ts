@@ -11,6 +11,8 @@ import { formGuard } from '../http/form-guard.ts';
 import { answerPage } from '../http/pages.ts';
 import { requestIdOf } from '../http/request-scope.ts';
 import { completeLogin } from '../interactions/complete-login.ts';
+import type { MfaService } from '../mfa/service.ts';
+import { LIFETIMES } from '../provider/lifetimes.ts';
 import { RateLimited, type LoginLimits } from '../security/limits.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { User } from '../users/queries.ts';
@@ -48,6 +50,8 @@ export interface UpstreamRouteDependencies {
    * upstream at their next upstream sign-in (with the password).
    */
   signupMode: 'open' | 'invite' | 'closed';
+  /** What follows an upstream sign-in, as after a password (mfa/): a user's second factor, or none. */
+  mfa: Pick<MfaService, 'afterFirstStep'>;
 }
 
 /** An upstream sign-in under way: the interaction it belongs to, the upstream, and the checks of its answer. */
@@ -127,8 +131,19 @@ export function createUpstreamSignIn(deps: UpstreamRouteDependencies) {
       sessionId: details.session?.uid,
       details: { upstream: identity.upstreamId, created: event.created ?? false, amr: event.linked ? 'fed pwd' : 'fed' },
     });
-    // A link was proven with the password too: both methods were used.
-    await completeLogin(ctx, provider, { accountId: user.id, amr: event.linked ? ['fed', 'pwd'] : ['fed'] });
+    // A link was proven with the password too: both methods were used. A user with a second factor gives it next.
+    const next = await deps.mfa.afterFirstStep(
+      ctx,
+      { uid: details.uid, params: details.params, lifetimeSeconds: LIFETIMES.interaction },
+      user.id,
+      event.linked ? ['fed', 'pwd'] : ['fed'],
+    );
+    if ('redirectTo' in next) {
+      ctx.status = 303;
+      ctx.redirect(next.redirectTo);
+      return;
+    }
+    await completeLogin(ctx, provider, next.login);
   }
 
   function showLinkPage(ctx: Context, status: number, uid: string, upstreamName: string, user: User, error?: string) {

@@ -142,7 +142,7 @@ describe.each(['postgres+redis', 'embedded'] as const)('forgot password, reset, 
     await page.goto(`${idp.issuer}/account`);
     await page.fill('input[name="email"]', user.email);
     await page.fill('input[name="password"]', user.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL(`${idp.issuer}/account`);
     const address = page.locator('#email-address');
     expect(await address.innerText()).toContain(`${user.email} Not verified`);

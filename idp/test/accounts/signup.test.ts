@@ -107,7 +107,7 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Sign in');
     await page.fill('#email', email);
     await page.fill('#password', PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((url) => url.href.startsWith(callback.url));
     const before = await exchangeCode(rp, first, page.url());
     expect(before.claims()).toMatchObject({ email, email_verified: false, name: 'Chromium User' });

@@ -102,6 +102,15 @@ const FORMS: ForgedForm[] = [
   { name: 'account: confirm the email change', victim: () => fx.bob.browser, path: () => '/account/email/confirm', fields: () => ({ token: fx.bobEmailToken }), tokenField: '_csrf', realToken: () => fx.bob.csrf },
   { name: 'account: download my data', victim: () => fx.bob.browser, path: () => '/account/export', fields: () => ({}), tokenField: '_csrf', realToken: () => fx.bob.csrf },
   { name: 'account: delete', victim: () => fx.bob.browser, path: () => '/account/delete', fields: () => ({ current_password: BOB.password }), tokenField: '_csrf', realToken: () => fx.bob.csrf },
+  { name: 'account: set up authenticator app', victim: () => fx.bob.browser, path: () => '/account/two-factor/totp/setup', fields: () => ({ current_password: BOB.password }), tokenField: '_csrf', realToken: () => fx.bob.csrf },
+  { name: 'account: turn on the authenticator app', victim: () => fx.bob.browser, path: () => '/account/two-factor/totp/enable', fields: () => ({ code: '123456' }), tokenField: '_csrf', realToken: () => fx.bob.csrf },
+  { name: 'account: turn off the authenticator app', victim: () => fx.bob.browser, path: () => '/account/two-factor/totp/disable', fields: () => ({ current_password: BOB.password, code: '123456' }), tokenField: '_csrf', realToken: () => fx.bob.csrf },
+  { name: 'account: add a passkey', victim: () => fx.bob.browser, path: () => '/account/passkeys', fields: () => ({ current_password: BOB.password, name: 'Forged', credential: '{}' }), tokenField: '_csrf', realToken: () => fx.bob.csrf },
+  { name: 'account: remove a passkey', victim: () => fx.bob.browser, path: () => '/account/passkeys/some-passkey/remove', fields: () => ({}), tokenField: '_csrf', realToken: () => fx.bob.csrf },
+  { name: 'sign-in: second factor code', victim: () => fx.login.browser, path: () => `/interaction/${fx.login.uid}/second-factor`, fields: () => ({ code: '123456' }), tokenField: '_csrf', realToken: () => fx.login.csrf },
+  { name: 'sign-in: passkey', victim: () => fx.login.browser, path: () => `/interaction/${fx.login.uid}/passkey`, fields: () => ({ credential: '{}' }), tokenField: '_csrf', realToken: () => fx.login.csrf },
+  { name: 'sign-in: set up authenticator app', victim: () => fx.login.browser, path: () => `/interaction/${fx.login.uid}/enrol`, fields: () => ({ code: '123456' }), tokenField: '_csrf', realToken: () => fx.login.csrf },
+  { name: 'sign-in: continue after the recovery codes', victim: () => fx.login.browser, path: () => `/interaction/${fx.login.uid}/enrol/continue`, fields: () => ({}), tokenField: '_csrf', realToken: () => fx.login.csrf },
 ];
 
 function forgedPairs(form: ForgedForm, variant: TokenVariant): Array<[string, string]> {

@@ -1,6 +1,7 @@
 import { getServerSession } from 'next-auth';
 import { getToken } from 'next-auth/jwt';
 import { cookies, headers } from 'next/headers';
+import Link from 'next/link';
 import { redirect } from 'next/navigation';
 import type { NextRequest } from 'next/server';
 import { authOptions } from '../../src/auth-options';
@@ -72,6 +73,9 @@ export default async function Dashboard() {
       </dl>
       <PlanSection entitlements={entitlements} />
       <div className="actions">
+        <Link className="button secondary" href="/billing">
+          Billing
+        </Link>
         <a className="button secondary" href={`${settings().issuer}/account`}>
           Manage sessions
         </a>

@@ -86,4 +86,21 @@ export const USERS_COMMANDS: Record<string, Command> = {
       });
     },
   },
+
+  'users mfa-reset': {
+    usage: 'users mfa-reset --email E     remove every second factor of E (authenticator app, recovery codes, passkeys), e.g. a lost phone',
+    async run(context, args) {
+      const values = parse(args, { email: { type: 'string' } });
+      const email = required(values.email, '--email');
+      await withUser(context, email, async ({ libraries }, user) => {
+        const removed = await libraries.mfa.reset(user.id);
+        const nothing = !removed.totp && removed.recoveryCodes === 0 && removed.passkeys === 0;
+        context.io.out(
+          nothing
+            ? `user ${user.email} had no second factor`
+            : `removed the second factors of ${user.email}: authenticator app ${removed.totp ? 'removed' : 'none'}, ${removed.recoveryCodes} recovery code(s), ${removed.passkeys} passkey(s)`,
+        );
+      });
+    },
+  },
 };
