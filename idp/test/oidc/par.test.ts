@@ -128,13 +128,13 @@ describe.each(['postgres', 'postgres+redis'] as const)('pushed authorization req
     const tokens = await exchange(web, request, callback.location!);
     const claims = tokens.claims()!;
     expect(claims).toMatchObject({ iss: idp.issuer, aud: 'web', email: alice.email, amr: ['pwd'] });
-    // No acr is asked for or emitted today (docs/conformance.md, amr and acr).
-    expect(claims).not.toHaveProperty('acr');
+    // A password alone is the password level (docs/conformance.md, amr and acr).
+    expect(claims['acr']).toBe('urn:jobswipe:acr:pwd');
     expect(tokens.refresh_token).toEqual(expect.any(String));
     expect(await oidc.fetchUserInfo(web.config, tokens.access_token, claims.sub)).toMatchObject({ sub: claims.sub, email: alice.email });
     // The ID token of a refresh tells how the user signed in too.
     const refreshed = await oidc.refreshTokenGrant(web.config, tokens.refresh_token!);
-    expect(refreshed.claims()).toMatchObject({ sub: claims.sub, amr: ['pwd'] });
+    expect(refreshed.claims()).toMatchObject({ sub: claims.sub, amr: ['pwd'], acr: 'urn:jobswipe:acr:pwd' });
   });
 
   it('lets a public client push too, and binds the code to the DPoP key of the push', async () => {
