@@ -25,7 +25,7 @@ export function keepChallenge(ctx: Context, purpose: ChallengePurpose, boundTo: 
   ctx.cookies.set(COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), {
     signed: true,
     httpOnly: true,
-    sameSite: 'strict',
+    sameSite: 'lax',
     secure: ctx.secure,
     path: '/',
     overwrite: true,
@@ -35,7 +35,7 @@ export function keepChallenge(ctx: Context, purpose: ChallengePurpose, boundTo: 
 /** The challenge kept for this purpose and subject, once: the cookie is dropped whatever it held. */
 export function takeChallenge(ctx: Context, purpose: ChallengePurpose, boundTo: string): string | undefined {
   const raw = ctx.cookies.get(COOKIE, { signed: true });
-  ctx.cookies.set(COOKIE, null, { signed: true, httpOnly: true, sameSite: 'strict', secure: ctx.secure, path: '/' });
+  ctx.cookies.set(COOKIE, null, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/' });
   if (!raw) return undefined;
   try {
     const value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Partial<StoredChallenge>;

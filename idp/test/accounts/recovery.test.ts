@@ -235,9 +235,12 @@ describe.each(['postgres+redis', 'embedded'] as const)('forgot password, reset, 
     expect(new Set(runs.map((run) => run.status))).toEqual(new Set([200]));
     expect(new Set(runs.map((run) => run.body)).size).toBe(1);
     expect(runs[0]!.body).toContain(RESET_REQUESTED);
-    const median = (values: number[]) => values.sort((a, b) => a - b)[4]!;
-    const [a, b] = [median(runs.filter((run) => run.kind === 'existing').map((run) => run.ms)), median(runs.filter((run) => run.kind === 'unknown').map((run) => run.ms))];
-    expect(Math.max(a, b) / Math.min(a, b), `${a} ms vs ${b} ms`).toBeLessThan(2);
+    // Load on the machine only ever adds time, in bursts; a difference in the work done adds it to every
+    // answer of one kind. So the kinds are compared by their second-fastest answers: within a factor of
+    // two (or 10 ms, for answers of a few ms). A password hash for one kind alone would be 100s of ms.
+    const fast = (values: number[]) => values.sort((a, b) => a - b)[1]!;
+    const [a, b] = [fast(runs.filter((run) => run.kind === 'existing').map((run) => run.ms)), fast(runs.filter((run) => run.kind === 'unknown').map((run) => run.ms))];
+    expect(Math.max(a, b) - Math.min(a, b), `${a} ms vs ${b} ms`).toBeLessThan(Math.max(Math.min(a, b), 10));
 
     // Three mails per address per hour; the other requests got the same answer and no mail.
     await mail.waitFor(known.email, 2);
