@@ -121,7 +121,7 @@ export function createAccountSettings(deps: AccountSettingsDependencies) {
       }
       // The user role may not write password hashes: this is the system path, for the signed-in user only.
       await deps.users.update(user.id, { passwordHash: await deps.hasher.hash(passwords.next) });
-      await deps.tokens.revokeFor(user.id, ['reset_password']);
+      await deps.tokens.revokeFor(user.id, ['reset_password', 'set_password']);
       const outcome = await deps.sessions.revokeAllButSession(user.id, sessionUid, 'password changed');
       mailLater(passwordChangedNotice(user.email, user.name, `${deps.issuer}/forgot-password`), 'password changed notice');
       await deps.recordEvent({ ...event, outcome: 'success', details: { sessions: outcome.sessionsEnded, grants: outcome.grantsRevoked } });
@@ -177,8 +177,8 @@ export function createAccountSettings(deps: AccountSettingsDependencies) {
         if (isAddressTaken(error)) throw await refuse('taken', user.id);
         throw error;
       }
-      // Links mailed to the old address (verification, reset) must not act on the new one.
-      await deps.tokens.revokeFor(user.id, ['verify_email', 'reset_password', 'change_email']);
+      // Links sent to the old address (verification, reset, set password) must not act on the new one.
+      await deps.tokens.revokeFor(user.id, ['verify_email', 'reset_password', 'set_password', 'change_email']);
       mailLater(emailChangedNotice(user.email, user.name, newAddress, deps.issuer), 'email changed notice');
       await deps.recordEvent({ ...origin, type: 'account.email_changed', outcome: 'success', userId: user.id });
       return newAddress;

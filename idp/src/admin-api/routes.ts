@@ -88,15 +88,16 @@ function adminRoutes({ libraries }: AdminApiDependencies): Route[] {
         method: 'post',
         path: '/users',
         tag: 'users',
-        summary: 'Creates a user with a password, or (without one) answers an invitation link for the address',
+        summary: 'Creates a user; without a password, the answer carries a link with which the user sets one',
         body: schemas.newUserSchema,
-        responses: { 201: { description: 'the user created, or the invitation when no password was given', schema: z.union([schemas.userSchema, schemas.invitationSchema]) } },
+        responses: { 201: { description: 'the user created, with the invitation link when no password was given', schema: z.union([schemas.invitedUserSchema, schemas.userSchema]) } },
         problems: { 409: 'a user has this address already' },
       },
       async ({ body, caller }) => {
         if (body.password === undefined) {
-          const link = await refusing(users.invite(body.email, actorOf(caller)));
-          return { status: 201, body: { email: body.email, invitation: { url: link.url, expires_at: link.expiresAt.toISOString() } } };
+          const { user, invitation } = await refusing(users.createWithPasswordLink({ email: body.email, name: body.name, emailVerified: body.email_verified }, actorOf(caller)));
+          const view = { ...userView(user), invitation: { url: invitation.url, expires_at: invitation.expiresAt.toISOString() } };
+          return { status: 201, body: view, headers: { Location: `${ADMIN_API_PATH}/users/${user.id}` } };
         }
         const user = await refusing(users.create({ email: body.email, name: body.name, password: body.password, emailVerified: body.email_verified }, actorOf(caller)));
         return { status: 201, body: userView(user), headers: { Location: `${ADMIN_API_PATH}/users/${user.id}` } };

@@ -46,15 +46,14 @@ export const userListSchema = list(userSchema);
 export const newUserSchema = z.strictObject({
   email: emailSchema,
   name: nameSchema.pipe(z.string().min(1, 'is required')),
-  password: z.string().min(1).max(1024).optional().describe('without one, no account is made yet: the answer carries an invitation link'),
+  password: z.string().min(1).max(1024).optional().describe('without one, the user has no password yet: the answer carries a link with which they set one'),
   email_verified: z.boolean().default(false),
 });
 
 export const linkSchema = z.object({ url: z.string(), expires_at: instant });
 
-export const invitationSchema = z.object({
-  email: z.string(),
-  invitation: linkSchema.describe('a sign-up link for the address (works once, 7 days; SIGNUP=invite)'),
+export const invitedUserSchema = userSchema.extend({
+  invitation: linkSchema.describe('the link with which the user sets a password (works once, 7 days; setting it verifies the address)'),
 });
 
 export const disabledUserSchema = z.object({

@@ -47,7 +47,8 @@ const resetForm = formGuard(z.object({ token: z.string().max(200), password: z.s
 const loginUrlOf = (uid: string | undefined) => (uid ? `/interaction/${uid}` : undefined);
 
 /**
- * Forgot password (`/forgot-password`) and the mailed reset link (`/reset-password`). The request
+ * Forgot password (`/forgot-password`), the mailed reset link (`/reset-password`) and the link an
+ * administrator hands a user created without a password (`/set-password`). A reset request
  * answers the same page at once for every address: looking the address up, writing the token and
  * mailing happen after the answer, so neither the text nor the time says whether an account exists.
  */
@@ -92,27 +93,32 @@ export function passwordResetRoutes(deps: PasswordResetRouteDependencies): Route
     answerPage(ctx, 200, resetRequestedPage({ loginUrl }));
   });
 
-  router.get('/reset-password', async (ctx) => {
-    const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
-    const rejected = await deps.tokens.check(token, 'reset_password');
-    if (rejected) return answerPage(ctx, 400, resetRejectedPage(rejected));
-    answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token }));
-  });
+  // A reset link, and the link with which a user an administrator created sets a first password:
+  // the same form and rules, spending its own kind of token.
+  for (const [path, purpose] of [['/reset-password', 'reset_password'], ['/set-password', 'set_password']] as const) {
+    const first = purpose === 'set_password';
+    router.get(path, async (ctx) => {
+      const token = typeof ctx.query['token'] === 'string' ? ctx.query['token'] : '';
+      const rejected = await deps.tokens.check(token, purpose);
+      if (rejected) return answerPage(ctx, 400, resetRejectedPage(rejected, { first }));
+      answerPage(ctx, 200, resetPasswordPage({ csrf: issueCsrfToken(ctx), token, first }));
+    });
 
-  router.post('/reset-password', resetForm, async (ctx) => {
-    const form = resetForm.fieldsOf(ctx);
-    let user: User;
-    try {
-      user = await deps.reset.completeReset(form.token, form.password, requestOrigin(ctx, deps.clientIp));
-    } catch (error) {
-      if (error instanceof ResetLinkRejected) return answerPage(ctx, 400, resetRejectedPage(error.reason));
-      if (!(error instanceof PasswordRejected)) throw error;
-      return answerPage(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, error: `Choose another password: ${error.message}.` }));
-    }
-    // The reset is done either way: a limits store that is down must not turn it into an error page.
-    await deps.loginLimits.accountRecovered(user.email).catch((error: unknown) => deps.log.warn({ err: error, userId: user.id }, 'could not clear the sign-in count after a reset'));
-    answerPage(ctx, 200, passwordResetDonePage());
-  });
+    router.post(path, resetForm, async (ctx) => {
+      const form = resetForm.fieldsOf(ctx);
+      let user: User;
+      try {
+        user = await deps.reset.completeReset(form.token, form.password, requestOrigin(ctx, deps.clientIp), purpose);
+      } catch (error) {
+        if (error instanceof ResetLinkRejected) return answerPage(ctx, 400, resetRejectedPage(error.reason, { first }));
+        if (!(error instanceof PasswordRejected)) throw error;
+        return answerPage(ctx, 400, resetPasswordPage({ csrf: issueCsrfToken(ctx), token: form.token, first, error: `Choose another password: ${error.message}.` }));
+      }
+      // The reset is done either way: a limits store that is down must not turn it into an error page.
+      await deps.loginLimits.accountRecovered(user.email).catch((error: unknown) => deps.log.warn({ err: error, userId: user.id }, 'could not clear the sign-in count after a reset'));
+      answerPage(ctx, 200, passwordResetDonePage({ first }));
+    });
+  }
 
   return router;
 }

@@ -34,23 +34,32 @@ ${backTo(options.loginUrl)}`,
   );
 }
 
-export function resetPasswordPage(options: { csrf: string; token: string; error?: string }): string {
+/** The form a password link opens: a reset, or (`first`) the first password of a user an administrator created. */
+export function resetPasswordPage(options: { csrf: string; token: string; error?: string; first?: boolean }): string {
+  const title = options.first ? 'Set your password' : 'Choose a new password';
   return page(
-    'Choose a new password',
-    html`<h1>Choose a new password</h1>
+    title,
+    html`<h1>${title}</h1>
 ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
-<form method="post" action="/reset-password">
+<form method="post" action="${options.first ? '/set-password' : '/reset-password'}">
 <input type="hidden" name="_csrf" value="${options.csrf}">
 <input type="hidden" name="token" value="${options.token}">
-<label for="password">New password</label>
+<label for="password">${options.first ? 'Password' : 'New password'}</label>
 <input id="password" name="password" type="password" autocomplete="new-password" required minlength="10" autofocus>
-<p class="muted">At least 10 characters; not a commonly used password. You will be signed out everywhere, and apps will ask you to sign in again.</p>
-<button type="submit">Set new password</button>
+<p class="muted">At least 10 characters; not a commonly used password.${options.first ? '' : ' You will be signed out everywhere, and apps will ask you to sign in again.'}</p>
+<button type="submit">${options.first ? 'Set password' : 'Set new password'}</button>
 </form>`,
   );
 }
 
-export function passwordResetDonePage(): string {
+export function passwordResetDonePage(options: { first?: boolean } = {}): string {
+  if (options.first) {
+    return page(
+      'Password set',
+      html`<h1>Your password is set</h1>
+<p>Go back to the JobSwipe app and sign in with your email address and this password.</p>`,
+    );
+  }
   return page(
     'Password changed',
     html`<h1>Your password is changed</h1>
@@ -58,8 +67,8 @@ export function passwordResetDonePage(): string {
   );
 }
 
-export function resetRejectedPage(reason: TokenRejection): string {
-  const why = whyLinkFailed(reason, { lifetime: 'reset links work for 1 hour', replacedBy: 'reset' });
+export function resetRejectedPage(reason: TokenRejection, options: { first?: boolean } = {}): string {
+  const why = whyLinkFailed(reason, options.first ? { lifetime: 'links to set a password work for 7 days', replacedBy: 'password' } : { lifetime: 'reset links work for 1 hour', replacedBy: 'reset' });
   return page(
     'Link not valid',
     html`<h1>This link cannot be used</h1>

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, type ColumnType, type Kysely } from 'kysely';
 
-export type AccountTokenPurpose = 'verify_email' | 'invitation' | 'reset_password' | 'change_email';
+export type AccountTokenPurpose = 'verify_email' | 'invitation' | 'reset_password' | 'change_email' | 'set_password';
 
 export interface AccountTokensTable {
   token_hash: string;
@@ -23,6 +23,7 @@ export const TOKEN_LIFETIMES: Record<AccountTokenPurpose, number> = {
   invitation: 7 * 24 * 60 * 60,
   reset_password: 60 * 60,
   change_email: 24 * 60 * 60,
+  set_password: 7 * 24 * 60 * 60,
 };
 
 export type TokenRejection = 'unknown' | 'used' | 'expired';
@@ -33,11 +34,11 @@ const hashOf = (token: string) => createHash('sha256').update(token).digest('hex
 /** 32 random bytes in base64url: what a link carries. */
 const TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 
-/** Single-use tokens for links mailed to users (migrations 0011 and 0012). */
+/** Single-use tokens for links mailed to users (migrations 0011, 0012 and 0021). */
 export function createAccountTokens(db: Kysely<AccountTokenTables>) {
   return {
     /**
-     * A token for a user (verify_email, reset_password), for a user and the new address they asked for
+     * A token for a user (verify_email, reset_password, set_password), for a user and the new address they asked for
      * (change_email), or for an address without an account (invitation).
      */
     async issue(purpose: AccountTokenPurpose, owner: { userId: string; email?: string } | { email: string }): Promise<string> {

@@ -18,15 +18,19 @@ export interface NewAccount {
   email: string;
   name: string;
   emailVerified: boolean;
-  /** Exactly one of password (hashed here) and passwordHash (an existing bcrypt hash). */
+  /** Exactly one of password (hashed here) and passwordHash (an existing bcrypt hash), unless passwordLater. */
   password?: string | undefined;
   passwordHash?: string | undefined;
+  /** Neither: the user sets a password with a link (the admin API's POST /admin/api/users without one). */
+  passwordLater?: boolean | undefined;
 }
 
 /** Checks an account before anything is written: email, name, password rules or hash format. */
 export function checkAccount(account: NewAccount): void {
   if (!emailSchema.safeParse(account.email).success) throw new AccountRejected(`${account.email}: not a valid email address`);
-  if ((account.password === undefined) === (account.passwordHash === undefined)) {
+  if (account.passwordLater) {
+    if (account.password !== undefined || account.passwordHash !== undefined) throw new AccountRejected(`${account.email}: a password is set later, with the link`);
+  } else if ((account.password === undefined) === (account.passwordHash === undefined)) {
     throw new AccountRejected(`${account.email}: give either a password or a password_hash`);
   }
   if (account.password !== undefined) {

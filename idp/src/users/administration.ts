@@ -47,6 +47,18 @@ export function createUserAdministration(deps: UserAdministrationDependencies) {
       return user;
     },
 
+    /**
+     * A user without a password, and the link with which they set one (works once, 7 days, whatever
+     * SIGNUP is; setting the password verifies the address).
+     */
+    async createWithPasswordLink(account: Omit<NewAccount, 'password' | 'passwordHash' | 'passwordLater'>, actor: Actor = ADMINISTRATOR): Promise<{ user: User; invitation: IssuedLink }> {
+      const user = await deps.accounts.create({ ...account, passwordLater: true });
+      await deps.recordEvent(actorEvent(actor, 'admin.user_created', { userId: user.id }));
+      const expiresAt = expiryOf('set_password');
+      const url = await deps.passwordReset.issueSetPasswordLink(user);
+      return { user, invitation: { url, expiresAt } };
+    },
+
     /** A sign-up invitation link for an address without an account (works once, 7 days). */
     async invite(email: string, actor: Actor = ADMINISTRATOR): Promise<IssuedLink> {
       const expiresAt = expiryOf('invitation');

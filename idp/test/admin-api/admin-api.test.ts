@@ -5,8 +5,8 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backchannelReceiver, type BackchannelReceiver } from '../../../test/support/backchannel.ts';
-import { Browser } from '../../../test/support/browser.ts';
-import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { Browser, hiddenField } from '../../../test/support/browser.ts';
+import { authorizationRequest, exchangeCode, oauthError, registeredRelyingParty, relyingParty, signIn, webAppClient, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { until } from '../../../test/support/waiting.ts';
 
@@ -134,7 +134,8 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
   beforeAll(async () => {
     receiver = await backchannelReceiver();
     // admin in API_SCOPES must still not reach clients that did not register it.
-    idp = await startTestServer('postgres', { API_SCOPES: 'api:read api:write admin' });
+    // Sign-up closed: the link of a user created without a password works whatever SIGNUP is.
+    idp = await startTestServer('postgres', { API_SCOPES: 'api:read api:write admin', SIGNUP: 'closed' });
     tokens = {
       admin: await token(await registeredRelyingParty(idp, service('ops', 'admin')), 'admin'),
       other: await token(await registeredRelyingParty(idp, service('reports', 'api:read')), 'api:read'),
@@ -188,7 +189,7 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
     expectProblem(await call('GET', '/admin/api/users', { token: unregistered }), 403);
   });
 
-  it('users: create (201), create without a password (an invitation link), get, search by address, and a taken address (409)', async () => {
+  it('users: create (201), create without a password (the user and a link to set one, used once), get, search by address, and a taken address (409)', async () => {
     const created = await call('POST', '/admin/api/users', { body: { email: 'Alice@Example.com', name: 'Alice', password: PASSWORD } });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ email: 'Alice@Example.com', name: 'Alice', email_verified: false, disabled_at: null });
@@ -196,11 +197,42 @@ describe('admin API (postgres)', { timeout: 30_000 }, () => {
     expect(created.headers.get('location')).toBe(`/admin/api/users/${id}`);
     expect((await call('GET', '/admin/api/users/{id}', { params: { id } })).body).toStrictEqual(created.body);
 
+    // Without a password the user is made at once, with a link to set one (SIGNUP=closed here: it works anyway).
     const invited = await call('POST', '/admin/api/users', { body: { email: 'newcomer@example.com', name: 'Newcomer' } });
     expect(invited.status).toBe(201);
+    expect(invited.body).toMatchObject({ email: 'newcomer@example.com', name: 'Newcomer', email_verified: false, disabled_at: null });
+    const invitedId = String(invited.body['id']);
+    expect(invited.headers.get('location')).toBe(`/admin/api/users/${invitedId}`);
     const invitation = invited.body['invitation'] as { url: string; expires_at: string };
-    expect(invitation.url).toMatch(new RegExp(`^${idp.issuer}/invitation\\?token=[A-Za-z0-9_-]{43}$`));
+    expect(invitation.url).toMatch(new RegExp(`^${idp.issuer}/set-password\\?token=[A-Za-z0-9_-]{43}$`));
     expect(Date.parse(invitation.expires_at) - Date.now()).toBeGreaterThan(7 * 86_400_000 - 60_000);
+    expect(Date.parse(invitation.expires_at) - Date.now()).toBeLessThanOrEqual(7 * 86_400_000);
+    const listed = (await call('GET', '/admin/api/users', { query: { email: 'newcomer@' } })).body['items'];
+    expect(listed).toStrictEqual([{ id: invitedId, email: 'newcomer@example.com', name: 'Newcomer', email_verified: false, created_at: invited.body['created_at'], disabled_at: null }]);
+    expect(await audited('admin.user_created', { user: invitedId })).toHaveLength(1);
+
+    // The invitee opens the link, sets a password through the form, and signs in with it; the link works once.
+    const invitee = new Browser();
+    const form = await invitee.request(invitation.url);
+    expect(form.status).toBe(200);
+    expect(form.body).toContain('Set your password');
+    const fields = { _csrf: hiddenField(form.body, '_csrf'), token: hiddenField(form.body, 'token'), password: PASSWORD };
+    expect((await invitee.request(`${idp.issuer}/set-password`, { form: { ...fields, _csrf: 'forged' } })).status).toBe(403);
+    const set = await invitee.request(`${idp.issuer}/set-password`, { form: fields });
+    expect(set.status).toBe(200);
+    expect(set.body).toContain('Your password is set');
+    expect((await call('GET', '/admin/api/users/{id}', { params: { id: invitedId } })).body).toMatchObject({ email_verified: true });
+    const welcome = await registeredRelyingParty(idp, webAppClient({ client_id: 'welcome' }));
+    const request = await authorizationRequest(welcome, 'openid email');
+    const callback = await signIn(new Browser(), idp.issuer, request, welcome.redirectUri, { email: 'newcomer@example.com', password: PASSWORD });
+    expect(callback.status).toBe(303);
+    expect((await exchangeCode(welcome, request, callback.location!)).claims()?.sub).toBe(invitedId);
+    expect((await invitee.request(invitation.url)).status).toBe(400);
+    const again = await invitee.request(`${idp.issuer}/set-password`, { form: { ...fields, password: 'another good passphrase' } });
+    expect(again.status).toBe(400);
+    expect(again.body).toContain('already used');
+    // A reset link is no set-password link.
+    expect((await invitee.request(invitation.url.replace('/set-password', '/reset-password'))).status).toBe(400);
 
     expectProblem(await call('POST', '/admin/api/users', { body: { email: 'alice@example.com', name: 'Alice Again', password: PASSWORD } }), 409);
     expectProblem(await call('POST', '/admin/api/users', { body: { email: 'alice@example.com', name: 'Alice Again' } }), 409);
