@@ -149,7 +149,7 @@ describe('signing in with an upstream', () => {
     await atUpstream(page, google, 'ada');
     const claims = await landedAtRelyingParty(page, rp, request);
     adaSub = claims.sub;
-    expect(claims).toMatchObject({ email: 'ada@gmail.example', email_verified: true, name: 'Ada Lovelace', amr: ['fed'] });
+    expect(claims).toMatchObject({ email: 'ada@gmail.example', email_verified: true, name: 'Ada Lovelace', amr: ['fed'], acr: 'urn:jobswipe:acr:pwd' });
     const user = await idp.server.queries.users.findById(claims.sub);
     expect(user).toMatchObject({ email: 'ada@gmail.example', email_verified: true, name: 'Ada Lovelace', password_hash: null });
     expect(await identitiesOf(idp, claims.sub)).toMatchObject([{ upstream_id: 'google', subject: '104729000000000000001' }]);
