@@ -22,10 +22,22 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** The real server, in this process, on a fresh store of the given kind, listening on a free port. */
-/** The server set-ups end-to-end suites run against: each store alone, and Postgres with Redis. */
-export const SERVER_SETUPS = ['embedded', 'postgres', 'postgres+redis'] as const;
-export type ServerSetup = (typeof SERVER_SETUPS)[number];
+const ALL_SETUPS = ['embedded', 'postgres', 'postgres+redis'] as const;
+export type ServerSetup = (typeof ALL_SETUPS)[number];
+
+/**
+ * The server set-ups end-to-end suites run against: each store alone, and Postgres with Redis.
+ * TEST_SERVER_SETUPS (a comma-separated list of them) narrows a run, as CI's second Node does; an
+ * unknown name fails the run rather than running nothing.
+ */
+export const SERVER_SETUPS: readonly ServerSetup[] = (() => {
+  const chosen = process.env['TEST_SERVER_SETUPS'];
+  if (!chosen) return ALL_SETUPS;
+  const names = chosen.split(',').map((name) => name.trim());
+  const unknown = names.filter((name) => !(ALL_SETUPS as readonly string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0) throw new Error(`TEST_SERVER_SETUPS names no set-up of ${ALL_SETUPS.join(', ')}: ${unknown.join(', ')}`);
+  return ALL_SETUPS.filter((setup) => names.includes(setup));
+})();
 
 export { TEST_REDIS_URL };
 
