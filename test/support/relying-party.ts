@@ -54,11 +54,12 @@ export interface AuthorizationRequest {
   nonce: string;
 }
 
-export async function authorizationRequest(rp: RelyingParty, scope: string, extra: Record<string, string> = {}): Promise<AuthorizationRequest> {
+/** The parameters of a code + PKCE authorization request, and the secrets its callback is checked with. */
+export async function authorizationParameters(rp: RelyingParty, scope: string, extra: Record<string, string> = {}) {
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(rp.config, {
+  const parameters: Record<string, string> = {
     redirect_uri: rp.redirectUri,
     scope,
     code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
@@ -68,8 +69,13 @@ export async function authorizationRequest(rp: RelyingParty, scope: string, extr
     // OpenID Connect Core §11: a request for offline_access must carry prompt=consent.
     ...(scope.split(' ').includes('offline_access') ? { prompt: 'consent' } : {}),
     ...extra,
-  });
-  return { url: url.toString(), verifier, state, nonce };
+  };
+  return { parameters, verifier, state, nonce };
+}
+
+export async function authorizationRequest(rp: RelyingParty, scope: string, extra: Record<string, string> = {}): Promise<AuthorizationRequest> {
+  const { parameters, ...checks } = await authorizationParameters(rp, scope, extra);
+  return { url: oidc.buildAuthorizationUrl(rp.config, parameters).toString(), ...checks };
 }
 
 /** Walks the browser through login (and consent, when shown) up to the redirect to the relying party. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { StoreOptions } from '@jobswipe/adapters';
 import { inject } from 'vitest';
 import { adminQuery as runAdminQuery } from './postgres-admin.ts';
 
@@ -47,4 +48,9 @@ export function storeEnvironment(store: TestStore): Record<string, string> {
   return store.kind === 'postgres'
     ? { DATABASE_URL: store.url, DATA_DIR: store.dataDir, MIGRATE_ON_START: 'true' }
     : { DATA_DIR: store.dataDir };
+}
+
+/** How a test opens its own connection to a test store (the CLI's and the server's stay apart: a small pool). */
+export function storeOptionsOf(store: TestStore, poolMax = 2): StoreOptions {
+  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax } : { kind: 'embedded', dataDir: store.dataDir };
 }

@@ -5,9 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type OidcTables, type StoreOptions } from '@jobswipe/adapters';
+import { openDatabase, type OidcTables } from '@jobswipe/adapters';
 import { freePort, parseTable, runToExit, spawnNode, type Finished } from '../../../test/support/processes.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
 import { loadConfig } from '@jobswipe/config';
 import type { KeystoreTables } from '@jobswipe/keystore';
 import { loadKek, openKeystore } from '../signing-keys.ts';
@@ -19,10 +19,6 @@ const MIGRATIONS = readdirSync(new URL('../../../migrations/sql/', import.meta.u
   .map((name) => name.replace(/\.sql$/, ''));
 const PASSWORD = 'correct horse battery staple';
 const CLI_ENTRY = 'idp/src/cli/main.ts';
-
-function storeOptions(store: TestStore): StoreOptions {
-  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax: 2 } : { kind: 'embedded', dataDir: store.dataDir };
-}
 
 // The two stores are independent: their suites run side by side, each one's steps in order.
 describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => {
@@ -62,7 +58,7 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
 
   /** Reads the store directly (after the CLI process has exited and released it). */
   async function inStore<T>(fn: (db: Kysely<OidcTables & UserTables>) => Promise<T>): Promise<T> {
-    const database = await openDatabase<OidcTables & UserTables>(storeOptions(store));
+    const database = await openDatabase<OidcTables & UserTables>(storeOptionsOf(store));
     try {
       return await fn(database.db);
     } finally {

@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, SYSTEM_ROLE, type Database, type StoreOptions } from '@jobswipe/adapters';
+import { openDatabase, SYSTEM_ROLE, type Database } from '@jobswipe/adapters';
 import { migrateTo, migrateToLatest } from '@jobswipe/migrations';
 import { runToExit, spawnNode, type Running } from '../../../test/support/processes.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
 import { chainHash, GENESIS_HASH, type ChainedEvent } from '../../src/audit/chain.ts';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { chainedEventOf, createAuditLog, type AuditLog } from '../../src/audit/log.ts';
@@ -19,10 +19,6 @@ import { until } from '../../../test/support/waiting.ts';
 
 const CLI_ENTRY = 'idp/src/cli/main.ts';
 const USER = '0b5e4c0e-3f55-4a4e-9d7e-6c1f1c2b9a01';
-
-function storeOptions(store: TestStore, poolMax = 5): StoreOptions {
-  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax } : { kind: 'embedded', dataDir: store.dataDir };
-}
 
 function event(n: number): AuditEvent {
   return { type: 'login.failure', outcome: 'failure', userId: USER, clientId: 'web', ip: `198.51.100.${n % 250}`, userAgent: 'chain test', details: { reason: 'wrong_password', n } };
@@ -75,7 +71,7 @@ describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
         await sql`reset role`.execute(db);
       }
     }
-    const opened = await Promise.all(Array.from({ length: pools }, () => openDatabase<AuditTables>(storeOptions(store), { role: SYSTEM_ROLE })));
+    const opened = await Promise.all(Array.from({ length: pools }, () => openDatabase<AuditTables>(storeOptionsOf(store, 5), { role: SYSTEM_ROLE })));
     try {
       return await fn(opened.map((one) => one.db));
     } finally {
@@ -86,7 +82,7 @@ describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
   beforeAll(async () => {
     store = await createTestStore(kind);
     // The owner, as migrations and an attacker with the owner's password would connect.
-    database = await openDatabase<AuditTables>(storeOptions(store));
+    database = await openDatabase<AuditTables>(storeOptionsOf(store, 5));
     db = database.db;
     await migrateToLatest(db);
   });
@@ -406,7 +402,7 @@ describe.each(STORE_KINDS)('migration 0014 on a database with a chain written be
 
   beforeAll(async () => {
     store = await createTestStore(kind);
-    database = await openDatabase<AuditTables>(storeOptions(store));
+    database = await openDatabase<AuditTables>(storeOptionsOf(store, 5));
   });
 
   afterAll(async () => {
@@ -442,7 +438,7 @@ describe.each(STORE_KINDS)('migration 0014 on a database with a chain written be
 describe.each(STORE_KINDS)('migration 0014 keeps a broken chain broken (%s store)', (kind) => {
   it('a row changed and one deleted before the migration are still named after it', async () => {
     const store = await createTestStore(kind);
-    const database = await openDatabase<AuditTables>(storeOptions(store));
+    const database = await openDatabase<AuditTables>(storeOptionsOf(store, 5));
     try {
       const { db } = database;
       await migrateTo(db, '0013_credential_ids_hashed');
@@ -532,7 +528,7 @@ describe.each(STORE_KINDS)('idp audit verify / tail against a running server (%s
       await owner.query(tamper).finally(() => owner.end());
     } else {
       await idp.server.close();
-      const owner = await openDatabase(storeOptions(idp.store));
+      const owner = await openDatabase(storeOptionsOf(idp.store, 5));
       await sql.raw(tamper).execute(owner.db).finally(() => owner.close());
     }
     const broken = await cli(['audit', 'verify']);
@@ -561,7 +557,7 @@ describe.each(STORE_KINDS)('the chain head in the log (%s)', { timeout: 90_000 }
       const last = heads().at(-1)!;
       expect(heads().length).toBeGreaterThan(before);
       // The shutdown line names the head after this process's last event was sealed.
-      const reopened = await openDatabase<AuditTables>(storeOptions(idp.store));
+      const reopened = await openDatabase<AuditTables>(storeOptionsOf(idp.store, 5));
       try {
         const head = await reopened.db.selectFrom('audit_seals').select(['seq', 'hash', 'event_id']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
         expect(id).toBeLessThan(lastId);

@@ -5,7 +5,7 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from '../../../test/support/browser.ts';
-import { oauthError, relyingParty, signIn, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
+import { authorizationParameters, oauthError, relyingParty, signIn, type AuthorizationRequest, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, TEST_REDIS_URL, type TestServer } from '../../../test/support/server.ts';
 
 /*
@@ -43,24 +43,8 @@ describe.each(['postgres', 'postgres+redis'] as const)('pushed authorization req
 
   /** Pushes an authorization request with openid-client; the URL it answers is what the browser is sent to. */
   async function pushed(rp: RelyingParty, scope: string, options: oidc.DPoPOptions = {}): Promise<AuthorizationRequest> {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
-    const nonce = oidc.randomNonce();
-    const url = await oidc.buildAuthorizationUrlWithPAR(
-      rp.config,
-      {
-        redirect_uri: rp.redirectUri,
-        scope,
-        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state,
-        nonce,
-        // OpenID Connect Core §11: a request for offline_access must carry prompt=consent.
-        ...(scope.split(' ').includes('offline_access') ? { prompt: 'consent' } : {}),
-      },
-      options,
-    );
-    return { url: url.toString(), verifier, state, nonce };
+    const { parameters, ...checks } = await authorizationParameters(rp, scope);
+    return { url: (await oidc.buildAuthorizationUrlWithPAR(rp.config, parameters, options)).toString(), ...checks };
   }
 
   const exchange = (rp: RelyingParty, request: AuthorizationRequest, callback: string, options: oidc.DPoPOptions = {}) =>

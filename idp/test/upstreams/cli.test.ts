@@ -2,9 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type StoreOptions } from '@jobswipe/adapters';
+import { openDatabase } from '@jobswipe/adapters';
 import { runToExit, type Finished } from '../../../test/support/processes.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
 import type { Tables } from '../../src/store.ts';
 
 /* The seed's `upstreams` and `idp upstreams list`, through the real CLI on both stores: secrets sealed, never shown. */
@@ -29,10 +29,6 @@ const GITHUB = {
   claims: { sub: 'id', email: 'email', name: 'name' },
 };
 
-function storeOptions(store: TestStore): StoreOptions {
-  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax: 2 } : { kind: 'embedded', dataDir: store.dataDir };
-}
-
 describe.concurrent.each(STORE_KINDS)('upstreams in the seed and `idp upstreams list` against the %s store', (kind) => {
   let store: TestStore;
   let env: Record<string, string>;
@@ -48,7 +44,7 @@ describe.concurrent.each(STORE_KINDS)('upstreams in the seed and `idp upstreams 
   }
 
   async function inStore<T>(fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
-    const database = await openDatabase<Tables>(storeOptions(store));
+    const database = await openDatabase<Tables>(storeOptionsOf(store));
     try {
       return await fn(database.db);
     } finally {

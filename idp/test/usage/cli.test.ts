@@ -2,9 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type StoreOptions } from '@jobswipe/adapters';
+import { openDatabase } from '@jobswipe/adapters';
 import { runToExit, type Finished } from '../../../test/support/processes.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
 import { periodOf } from '../../src/plans/period.ts';
 import type { Tables } from '../../src/store.ts';
 
@@ -14,10 +14,6 @@ const CLI_ENTRY = 'idp/src/cli/main.ts';
 
 const PRO = { id: 'pro', name: 'Pro', limits: { applications: 500 }, desktop_devices: 3, features: ['auto_apply'] };
 const BUSINESS = { id: 'business', name: 'Business Plus', limits: { applications: 5000, cover_letters: 100 }, desktop_devices: 10, features: ['auto_apply', 'priority'] };
-
-function storeOptions(store: TestStore): StoreOptions {
-  return store.kind === 'postgres' ? { kind: 'postgres', url: store.url, poolMax: 2 } : { kind: 'embedded', dataDir: store.dataDir };
-}
 
 describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s store', (kind) => {
   let store: TestStore;
@@ -43,7 +39,7 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
 
   /** The store as its owner (after the CLI process has exited and released it). */
   async function inStore<T>(fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
-    const database = await openDatabase<Tables>(storeOptions(store));
+    const database = await openDatabase<Tables>(storeOptionsOf(store));
     try {
       return await fn(database.db);
     } finally {
