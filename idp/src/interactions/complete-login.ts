@@ -1,5 +1,7 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { InteractionFacts } from '../mfa/service.ts';
+import { LIFETIMES } from '../provider/lifetimes.ts';
 import type { LoginResult } from './sign-in-result.ts';
 
 /** Hands the interaction's result to the provider and sends the browser on to it. */
@@ -16,4 +18,9 @@ export async function finishInteraction(ctx: Context, provider: Provider, result
  */
 export async function completeLogin(ctx: Context, provider: Provider, login: LoginResult): Promise<void> {
   await finishInteraction(ctx, provider, { login });
+}
+
+/** The interaction as the sign-in steps see it (a password or an upstream first, then a second factor). */
+export function factsOf(details: { uid: string; params: Record<string, unknown> }): InteractionFacts {
+  return { uid: details.uid, params: details.params, lifetimeSeconds: LIFETIMES.interaction };
 }

@@ -12,12 +12,11 @@ import { consentPage, deviceLimitPage, loginPage, type ScopeDescription } from '
 import { deviceLimitMessage, type DeviceAllowance, type DesktopDevices } from '../plans/desktop-devices.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { UserQueries } from '../users/queries.ts';
-import { completeLogin, finishInteraction } from './complete-login.ts';
+import { completeLogin, factsOf, finishInteraction } from './complete-login.ts';
 import type { UpstreamLoginChoices } from '../upstreams/login-choices.ts';
 import { cspNonceOf } from '../http/security-headers.ts';
-import type { InteractionFacts, MfaService } from '../mfa/service.ts';
+import type { MfaService } from '../mfa/service.ts';
 import { passkeySignIn } from '../mfa/views.ts';
-import { LIFETIMES } from '../provider/lifetimes.ts';
 import { STEP_UP_REASON } from '../provider/acr-policy.ts';
 
 export const LOGIN_FAILED = 'Email or password is incorrect';
@@ -62,11 +61,6 @@ interface InteractionDependencies {
   upstreams: UpstreamLoginChoices;
   /** What follows the first step of a sign-in (a second factor, or none), and the login page's passkey button (mfa/). */
   mfa: Pick<MfaService, 'afterFirstStep' | 'stepUp' | 'passkeySignInOptions'>;
-}
-
-/** The interaction as the sign-in steps see it. */
-function factsOf(details: InteractionDetails): InteractionFacts {
-  return { uid: details.uid, params: details.params, lifetimeSeconds: LIFETIMES.interaction };
 }
 
 const PASSKEY_FAILED = 'That passkey did not sign you in. Try again, or sign in with your email and password.';

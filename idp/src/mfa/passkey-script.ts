@@ -18,42 +18,35 @@ export const PASSKEY_SCRIPT = `'use strict';
     return btoa(binary).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
   };
   const descriptors = (list) => (list || []).map((item) => ({ ...item, id: toBytes(item.id) }));
+  // A credential as the server reads it (the JSON of WebAuthn Level 3's toJSON), with its ceremony's own response fields.
+  const asJson = (credential, fields) => ({
+    id: credential.id,
+    rawId: toText(credential.rawId),
+    type: credential.type,
+    authenticatorAttachment: credential.authenticatorAttachment || undefined,
+    clientExtensionResults: credential.getClientExtensionResults(),
+    response: { clientDataJSON: toText(credential.response.clientDataJSON), ...fields },
+  });
 
   async function register(options) {
     const publicKey = { ...options, challenge: toBytes(options.challenge), user: { ...options.user, id: toBytes(options.user.id) }, excludeCredentials: descriptors(options.excludeCredentials) };
     const credential = await navigator.credentials.create({ publicKey });
     const response = credential.response;
-    return {
-      id: credential.id,
-      rawId: toText(credential.rawId),
-      type: credential.type,
-      authenticatorAttachment: credential.authenticatorAttachment || undefined,
-      clientExtensionResults: credential.getClientExtensionResults(),
-      response: {
-        clientDataJSON: toText(response.clientDataJSON),
-        attestationObject: toText(response.attestationObject),
-        transports: typeof response.getTransports === 'function' ? response.getTransports() : [],
-      },
-    };
+    return asJson(credential, {
+      attestationObject: toText(response.attestationObject),
+      transports: typeof response.getTransports === 'function' ? response.getTransports() : [],
+    });
   }
 
   async function authenticate(options) {
     const publicKey = { ...options, challenge: toBytes(options.challenge), allowCredentials: descriptors(options.allowCredentials) };
     const credential = await navigator.credentials.get({ publicKey });
     const response = credential.response;
-    return {
-      id: credential.id,
-      rawId: toText(credential.rawId),
-      type: credential.type,
-      authenticatorAttachment: credential.authenticatorAttachment || undefined,
-      clientExtensionResults: credential.getClientExtensionResults(),
-      response: {
-        clientDataJSON: toText(response.clientDataJSON),
-        authenticatorData: toText(response.authenticatorData),
-        signature: toText(response.signature),
-        userHandle: response.userHandle ? toText(response.userHandle) : undefined,
-      },
-    };
+    return asJson(credential, {
+      authenticatorData: toText(response.authenticatorData),
+      signature: toText(response.signature),
+      userHandle: response.userHandle ? toText(response.userHandle) : undefined,
+    });
   }
 
   for (const form of document.querySelectorAll('form[data-passkey]')) {

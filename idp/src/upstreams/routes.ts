@@ -10,9 +10,8 @@ import { badRequest, HttpError } from '../http/errors.ts';
 import { formGuard } from '../http/form-guard.ts';
 import { answerPage } from '../http/pages.ts';
 import { requestIdOf } from '../http/request-scope.ts';
-import { completeLogin } from '../interactions/complete-login.ts';
+import { completeLogin, factsOf } from '../interactions/complete-login.ts';
 import type { MfaService } from '../mfa/service.ts';
-import { LIFETIMES } from '../provider/lifetimes.ts';
 import { RateLimited, type LoginLimits } from '../security/limits.ts';
 import type { PasswordHasher } from '../users/passwords.ts';
 import type { User } from '../users/queries.ts';
@@ -132,12 +131,7 @@ export function createUpstreamSignIn(deps: UpstreamRouteDependencies) {
       details: { upstream: identity.upstreamId, created: event.created ?? false, amr: event.linked ? 'fed pwd' : 'fed' },
     });
     // A link was proven with the password too: both methods were used. A user with a second factor gives it next.
-    const next = await deps.mfa.afterFirstStep(
-      ctx,
-      { uid: details.uid, params: details.params, lifetimeSeconds: LIFETIMES.interaction },
-      user.id,
-      event.linked ? ['fed', 'pwd'] : ['fed'],
-    );
+    const next = await deps.mfa.afterFirstStep(ctx, factsOf(details), user.id, event.linked ? ['fed', 'pwd'] : ['fed']);
     if ('redirectTo' in next) {
       ctx.status = 303;
       ctx.redirect(next.redirectTo);
