@@ -181,7 +181,6 @@ if (pool) {
 }
 
 const provider = new Provider(issuer, configuration);
-const providerCallback = provider.callback();
 
 if (pool) {
   // One audit row per token response, written before the response goes out.
@@ -197,6 +196,9 @@ if (pool) {
     ]);
   });
 }
+
+// After every provider.use: Koa composes the middleware when the callback is made.
+const providerCallback = provider.callback();
 
 const loginPage = (uid: string) =>
   `<!doctype html><title>Sign in</title><form method="post" action="/interaction/${uid}/login">` +
