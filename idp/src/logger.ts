@@ -55,9 +55,17 @@ export interface RequestLine {
  * (never headers, query strings or bodies), so there is nothing to redact.
  */
 export function createRequestLog(log: Logger): (line: RequestLine) => void {
-  const stream = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym];
-  const plain = pino({ level: log.level, base: BASE, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+  const plain = unredacted(log);
   return (line) => plain.info(line, 'request');
+}
+
+/**
+ * `log`'s stream and level without redaction, for lines whose fields are known to hold no secret
+ * (the request line; an audit event's line once its details keys are checked, audit/record-event.ts).
+ */
+export function unredacted(log: Logger): Logger {
+  const stream = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym];
+  return pino({ level: log.level, base: BASE, timestamp: pino.stdTimeFunctions.isoTime }, stream);
 }
 
 export type { Logger };

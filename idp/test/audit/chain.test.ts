@@ -285,6 +285,36 @@ describe.each(STORE_KINDS)('audit chain and its guards (%s store)', (kind) => {
     expect(await verifyChain(db)).toMatchObject({ intact: true, count: 354 });
   });
 
+  it('stores every value of a group exactly, whatever characters it holds', async () => {
+    const log = strictLog(db);
+    const awkward = ['quote " and \\ backslash', '{braces}, commas', 'NULL', '', 'ünïcödé ✓ 😀', 'line\nbreak\ttab', "it's"];
+    const events: AuditEvent[] = awkward.map((value, n) => ({
+      type: 'login.failure',
+      outcome: n % 2 === 0 ? 'failure' : 'success',
+      userId: n % 3 === 0 ? undefined : USER,
+      clientId: value || undefined,
+      sessionId: n % 2 === 0 ? `s-${value}` : undefined,
+      ip: n % 2 === 0 ? '2001:db8::1' : undefined,
+      userAgent: value,
+      details: { note: value, n, flag: n % 2 === 0, none: null },
+    }));
+    const ids = (await Promise.all(events.map((item) => log.append(item)))).map((result) => result.id);
+    const rows = await db.selectFrom('audit_events').selectAll().where('id', 'in', ids).orderBy('id').execute();
+    expect(rows.map((row) => ({ client: row.client_id, session: row.session_id, agent: row.user_agent, user: row.user_id, ip: row.ip, outcome: row.outcome, details: row.details }))).toEqual(
+      awkward.map((value, n) => ({
+        client: value || null,
+        session: n % 2 === 0 ? `s-${value}` : null,
+        agent: value || null,
+        user: n % 3 === 0 ? null : USER,
+        ip: n % 2 === 0 ? '2001:db8::1' : null,
+        outcome: n % 2 === 0 ? 'failure' : 'success',
+        details: { note: value || null, n, flag: n % 2 === 0, none: null },
+      })),
+    );
+    expect(await log.seal()).toBe(awkward.length);
+    expect(await verifyChain(db)).toMatchObject({ intact: true });
+  });
+
   it('keeps the seal lag under 2 s while events are appended continuously', async () => {
     await asSystem(async (dbs) => {
       const logs = dbs.map(strictLog);
