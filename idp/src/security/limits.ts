@@ -11,17 +11,36 @@ import { databaseCounterBatch, insuredCounterBatch, redisCounterBatch, type Batc
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
 export const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
 
+/**
+ * A pure function of a short string, remembered: the same few clients and addresses make most
+ * requests, and each would otherwise be hashed or parsed again every time. Bounded: a flood of
+ * distinct values empties it rather than growing it.
+ */
+function remembered(compute: (value: string) => string, max = 10_000): (value: string) => string {
+  const kept = new Map<string, string>();
+  return (value) => {
+    let result = kept.get(value);
+    if (result === undefined) {
+      if (kept.size >= max) kept.clear();
+      result = compute(value);
+      kept.set(value, result);
+    }
+    return result;
+  };
+}
+
 /** Client ids are chosen by whoever sends the request: hashed, so a key in the store has a fixed size. */
-const clientKey = (clientId: string) => createHash('sha256').update(clientId).digest('hex');
+const clientKey = remembered((clientId) => createHash('sha256').update(clientId).digest('hex'));
+const networkOf = remembered(limitedNetwork);
 
 /** What a limit counts under, and how its key is made from the request. */
 const KEYS = {
   /** The client's address; an IPv6 address by its /64 (http/client-ip.ts). */
-  ip: (of: { ip: string }) => limitedNetwork(of.ip),
+  ip: (of: { ip: string }) => networkOf(of.ip),
   /** The account an email address names (a SHA-256 of the address), across all addresses. */
   account: (of: { email: string }) => accountKey(of.email),
   /** One client id from one address: a client's failures elsewhere never refuse it here. */
-  'client+ip': (of: { clientId: string; ip: string }) => `${clientKey(of.clientId)}:${limitedNetwork(of.ip)}`,
+  'client+ip': (of: { clientId: string; ip: string }) => `${clientKey(of.clientId)}:${networkOf(of.ip)}`,
   /** The client id a request names, across all addresses. */
   client: (of: { clientId: string }) => clientKey(of.clientId),
   /** A signed-in user (their uuid). */
