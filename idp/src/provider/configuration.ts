@@ -244,9 +244,36 @@ export function createProvider(deps: ProviderDependencies): Provider {
   provider.use(keepStaticAnswers(provider));
   provider.use(discoveryUnderIssuer(deps.issuer));
   installLogoutHooks(provider, deps.sendLogout);
+  reuseClientInstances(provider);
   installAtomicReplayDetection(provider);
   answerForgedProviderForms(provider, (requestId) => errorPage({ title: FORM_REFUSED.title, message: FORM_REFUSED.message, requestId }));
   return provider;
+}
+
+type ClientClass = { find(id: string): Promise<unknown>; adapter: { find(id: string): Promise<unknown> } };
+
+/**
+ * oidc-provider builds a client from the adapter's metadata once, then finds it again on every
+ * request by a SHA-256 of the metadata serialised to JSON. The adapter hands out the same frozen
+ * metadata object while a client is unchanged (adapters/src/client-cache.ts), so the instance is
+ * kept against that object instead: no serialising and hashing per request. A changed client comes
+ * back as a new object, and whatever the adapter does not keep (while change notifications are down)
+ * goes the provider's own way, as before.
+ */
+function reuseClientInstances(provider: Provider): void {
+  const Client = provider.Client as unknown as ClientClass;
+  const find = Client.find.bind(Client);
+  const byMetadata = new WeakMap<object, unknown>();
+  Client.find = async (id: string) => {
+    if (typeof id !== 'string' || id.length === 0) return find(id);
+    const metadata = await Client.adapter.find(id);
+    if (!metadata || typeof metadata !== 'object' || !Object.isFrozen(metadata)) return find(id);
+    const kept = byMetadata.get(metadata);
+    if (kept) return kept;
+    const client = await find(id);
+    if (client) byMetadata.set(metadata, client);
+    return client;
+  };
 }
 
 interface ClientInstance {
