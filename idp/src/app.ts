@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { accountRoutes } from './account/routes.ts';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
@@ -203,25 +204,34 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(staticProviderAnswers(deps.provider, deps.jwksCacheSeconds));
   // Our checks in front of the provider decide by the route its router will take, not the raw path.
   app.use(resolveProviderRoute(deps.provider));
-  app.use(health.routes());
-  app.use(pages.routes());
-  app.use(signup.routes());
-  app.use(signup.allowedMethods());
-  app.use(passwordReset.routes());
-  app.use(passwordReset.allowedMethods());
-  app.use(upstreamSignIn.router.routes());
-  app.use(interactions.routes());
-  app.use(interactions.allowedMethods());
-  app.use(mfaInteractions.routes());
-  app.use(mfaInteractions.allowedMethods());
-  app.use(account.routes());
-  app.use(account.allowedMethods());
-  app.use(mfaAccount.routes());
-  app.use(mfaAccount.allowedMethods());
-  // The usage API: bearer tokens, no cookies, so no CSRF token; no CORS (corsAllowList leaves it out).
-  app.use(usageRoutes({ plans: deps.libraries.plans, verifyAccessToken: deps.verifyAccessToken, log: deps.log, realm: deps.issuer }).routes());
-  // The admin API: the same, for clients holding the scope admin (docs/admin-api.md).
-  app.use(adminApiRoutes({ libraries: deps.libraries, verifyAccessToken: deps.verifyAccessToken, log: deps.log, issuer: deps.issuer }).routes());
+  // Routers' middleware reads the params and router it adds to the context itself; app.use accepts it as such.
+  const ourRoutes = compose([
+    health.routes(),
+    pages.routes(),
+    signup.routes(),
+    signup.allowedMethods(),
+    passwordReset.routes(),
+    passwordReset.allowedMethods(),
+    upstreamSignIn.router.routes(),
+    interactions.routes(),
+    interactions.allowedMethods(),
+    mfaInteractions.routes(),
+    mfaInteractions.allowedMethods(),
+    account.routes(),
+    account.allowedMethods(),
+    mfaAccount.routes(),
+    mfaAccount.allowedMethods(),
+    // The usage API: bearer tokens, no cookies, so no CSRF token; no CORS (corsAllowList leaves it out).
+    usageRoutes({ plans: deps.libraries.plans, verifyAccessToken: deps.verifyAccessToken, log: deps.log, realm: deps.issuer }).routes(),
+    // The admin API: the same, for clients holding the scope admin (docs/admin-api.md).
+    adminApiRoutes({ libraries: deps.libraries, verifyAccessToken: deps.verifyAccessToken, log: deps.log, issuer: deps.issuer }).routes(),
+  ] as Koa.Middleware[]);
+  // None of our routes is at a path the provider's guarded routes take (token, introspection, JWKS...):
+  // those requests go straight on, without being matched against every router of ours.
+  app.use((ctx, next) => {
+    const route = providerRouteOf(ctx);
+    return route && route.name !== 'code_verification' ? next() : ourRoutes(ctx, next);
+  });
   app.use(deviceCodeRoutes({ provider: deps.provider, limits: deps.deviceCodeLimits, clientIp: deps.clientIp, recordEvent: deps.libraries.recordEvent }));
   // Limits first: a blocked client is refused before its credentials or method are looked at.
   app.use(tokenEndpointLimits(deps.tokenLimits, deps.provider, deps.clientIp, deps.log, deps.libraries.recordEvent));
