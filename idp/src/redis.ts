@@ -5,11 +5,13 @@ import { StartupError } from './store.ts';
 /**
  * The Redis connection for the hot models. Commands fail fast while Redis is away (no offline queue,
  * 2 s timeouts) so a request answers 503 instead of hanging; the client reconnects by itself.
+ * Commands issued in the same turn of the event loop (concurrent requests) go out in one write.
  */
 export async function connectRedis(config: NonNullable<Config['redis']>): Promise<Redis> {
   const client = new Redis(config.url, {
     lazyConnect: true,
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
     commandTimeout: 2_000,
