@@ -5,7 +5,6 @@ import { DataDirError, OWNER_ONLY_UMASK } from './data-dir.ts';
 import cluster from 'node:cluster';
 import { createLogger, serverLogDestination } from './logger.ts';
 import { superviseWorkers } from './workers.ts';
-import { startServer } from './server.ts';
 import { StartupError } from './store.ts';
 
 const HARD_STOP_MS = 10_000;
@@ -50,6 +49,8 @@ process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
 
 try {
+  // Loaded here, not above: a WORKERS supervisor never serves, and stays small without the server's modules.
+  const { startServer } = await import('./server.ts');
   const server = await startServer(config, { logDestination });
   shutDown = (signal) => {
     shutDown = undefined;
