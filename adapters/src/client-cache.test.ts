@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sql } from 'kysely';
+import { sql, type CompiledQuery } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
@@ -29,16 +29,20 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
   }
 }
 
-/** Counts the statements that read client rows, by wrapping the handle's executor. */
+/** Counts the statements that read client rows: the adapter runs its lookups as compiled statements through executeQuery. */
 function countingReads(database: Database<OidcTables>) {
   let reads = 0;
-  const db = database.db.withPlugin({
-    transformQuery(args) {
-      if (args.node.kind === 'SelectQueryNode') reads += 1;
-      return args.node;
-    },
-    async transformResult(args) {
-      return args.result;
+  const target = database.db;
+  const db = new Proxy(target, {
+    get(_, property) {
+      if (property === 'executeQuery') {
+        return (query: CompiledQuery) => {
+          if (/^\s*select\b/i.test(query.sql)) reads += 1;
+          return target.executeQuery(query);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
   return { db, reads: () => reads };

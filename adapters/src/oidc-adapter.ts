@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { clientCacheOf } from './client-cache.ts';
 import { storedIdOf, withCredential, withoutCredential, CREDENTIAL_MODELS } from './credential-ids.ts';
@@ -22,11 +22,19 @@ export class AlreadyConsumedError extends errors.InvalidGrant {
   }
 }
 
-const live = sql<boolean>`(expires_at is null or expires_at > now())`;
-
 // Postgres text and jsonb cannot hold NUL. No identifier we issue contains one, so a lookup with it
 // finds nothing, and a payload with one (junk request parameters) is refused as a bad request.
 const hasNul = (value: string) => value.includes('\u0000');
+
+/**
+ * The lookups every token request makes, as constant statements: nothing is built per call but the
+ * parameters (the same SQL the query builder would produce, one per column a model is found by).
+ */
+const FIND_BY = {
+  id: 'select payload, consumed_at from oidc_models where model = $1 and id = $2 and (expires_at is null or expires_at > now())',
+  uid: 'select payload, consumed_at from oidc_models where model = $1 and uid = $2 and (expires_at is null or expires_at > now())',
+  user_code: 'select payload, consumed_at from oidc_models where model = $1 and user_code = $2 and (expires_at is null or expires_at > now())',
+} as const;
 
 /** Seals and opens sensitive values inside payloads; the server and the CLI build one on the keystore's KEK. */
 export interface ValueCipher {
@@ -156,13 +164,10 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       if (hasNul(value)) return undefined;
       // A credential is found by its value only: a lookup by another key could not give the value back.
       if (column !== 'id' && CREDENTIAL_MODELS.has(this.name)) return undefined;
-      const row = await unlessUnavailable(db
-        .selectFrom('oidc_models')
-        .select(['payload', 'consumed_at'])
-        .where('model', '=', this.name)
-        .where(column, '=', value)
-        .where(live)
-        .executeTakeFirst());
+      const { rows } = await unlessUnavailable(
+        db.executeQuery<{ payload: unknown; consumed_at: Date | null }>(CompiledQuery.raw(FIND_BY[column], [this.name, value])),
+      );
+      const row = rows[0];
       if (!row) return undefined;
       let payload = row.payload as AdapterPayload;
       if (this.name === 'Client') payload = await openClientSecret(String(payload['client_id'] ?? value), payload, options.secrets);
