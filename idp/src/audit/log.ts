@@ -99,7 +99,8 @@ function rowOf(event: AuditEvent): Row {
 /**
  * A group of events in one statement whose text never changes, whatever the group's size: one array
  * parameter per column (unnest keeps their order, and the sequence numbers the rows in that order),
- * so nothing is built or parsed per request but the values.
+ * so nothing is built or parsed per request but the values. A lone event (a quiet server) takes the
+ * plain VALUES form, which Postgres plans for less than the unnest.
  */
 const INSERT_GROUP = `
   INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, client_id, session_id, ip, user_agent, details)
@@ -107,6 +108,29 @@ const INSERT_GROUP = `
   FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
     AS e(occurred_at, event_type, outcome, user_id, client_id, session_id, ip, user_agent, details)
   RETURNING id`;
+const INSERT_ONE = `
+  INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, client_id, session_id, ip, user_agent, details)
+  VALUES ($1::timestamptz, $2, $3, $4::uuid, $5, $6, $7, $8, $9::jsonb)
+  RETURNING id`;
+
+/** The statement for a group, and its parameters. */
+function insertOf(rows: Row[]): CompiledQuery {
+  if (rows.length === 1) {
+    const row = rows[0]!;
+    return CompiledQuery.raw(INSERT_ONE, [
+      row.occurred_at.toISOString(),
+      row.event_type,
+      row.outcome,
+      row.user_id,
+      row.client_id,
+      row.session_id,
+      row.ip,
+      row.user_agent,
+      row.details,
+    ]);
+  }
+  return CompiledQuery.raw(INSERT_GROUP, groupParameters(rows));
+}
 
 /** The statement's parameters: a group's rows, column by column. */
 function groupParameters(rows: Row[]): unknown[][] {
@@ -134,7 +158,7 @@ export function createAuditLog(db: Kysely<AuditTables>, onError: (error: unknown
   let written = 0;
 
   async function insert(group: Pending[]): Promise<void> {
-    const { rows } = await db.executeQuery<{ id: string | number | bigint }>(CompiledQuery.raw(INSERT_GROUP, groupParameters(group.map((pending) => pending.row))));
+    const { rows } = await db.executeQuery<{ id: string | number | bigint }>(insertOf(group.map((pending) => pending.row)));
     // One statement, so one commit: every row is durable when it returns. Ids come from the sequence
     // in the order of the values, and RETURNING gives them back in that order.
     written += rows.length;
