@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sql } from 'kysely';
+import { sql, type CompiledQuery } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '@jobswipe/migrations';
@@ -227,6 +227,84 @@ describe.each(STORE_KINDS)('oidc adapter on the %s store', (kind) => {
       expect((await adapter('AccessToken').find(id))?.grantId).toBe(after);
       await adapter('AccessToken').revokeByGrantId(after);
       expect(await adapter('AccessToken').find(id)).toBeUndefined();
+    });
+  });
+
+  describe('a refresh token brings its grant along', () => {
+    /** An adapter class over this database that counts the lookups it runs (compiled statements). */
+    function counting() {
+      let statements = 0;
+      const target = db();
+      const proxied = new Proxy(target, {
+        get(_, property) {
+          if (property === 'executeQuery') {
+            return (query: CompiledQuery) => {
+              statements += 1;
+              return target.executeQuery(query);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      return { Counted: createOidcAdapter(proxied), statements: () => statements };
+    }
+
+    async function tokenAndGrant() {
+      const grantId = newId('grant');
+      const tokenId = newId('rt');
+      await adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { accountId: 'account-1' }), 600);
+      await adapter('RefreshToken').upsert(tokenId, payloadFor('RefreshToken', tokenId, { grantId }), 600);
+      return { grantId, tokenId };
+    }
+
+    it('answers the grant lookup that follows from the same statement, once', async () => {
+      const { grantId, tokenId } = await tokenAndGrant();
+      const { Counted, statements } = counting();
+      const token = await new Counted('RefreshToken').find(tokenId);
+      expect(token).toMatchObject({ jti: tokenId, grantId });
+      expect(statements()).toBe(1);
+      const grant = await new Counted('Grant').find(grantId);
+      expect(statements()).toBe(1);
+      expect(grant).toEqual(await adapter('Grant').find(grantId));
+      expect(grant).toMatchObject({ accountId: 'account-1' });
+      // Taken once: the next lookup reads the row.
+      expect(await new Counted('Grant').find(grantId)).toEqual(grant);
+      expect(statements()).toBe(2);
+    });
+
+    it('forgets a grant this process destroys or revokes after the token was read', async () => {
+      const { grantId, tokenId } = await tokenAndGrant();
+      const { Counted } = counting();
+      await new Counted('RefreshToken').find(tokenId);
+      await new Counted('Grant').destroy(grantId);
+      expect(await new Counted('Grant').find(grantId)).toBeUndefined();
+
+      const other = await tokenAndGrant();
+      const counted = counting();
+      await new counted.Counted('RefreshToken').find(other.tokenId);
+      const before = counted.statements();
+      await new counted.Counted('AccessToken').revokeByGrantId(other.grantId);
+      await new counted.Counted('Grant').find(other.grantId);
+      expect(counted.statements()).toBe(before + 1);
+    });
+
+    it('reads the grant again once the token was read more than a second before', async () => {
+      const { grantId, tokenId } = await tokenAndGrant();
+      const { Counted, statements } = counting();
+      await new Counted('RefreshToken').find(tokenId);
+      await sleep(1_100);
+      await new Counted('Grant').find(grantId);
+      expect(statements()).toBe(2);
+    });
+
+    it('finds a token whose grant is gone, and nothing for an unknown token', async () => {
+      const { grantId, tokenId } = await tokenAndGrant();
+      await adapter('Grant').destroy(grantId);
+      const { Counted } = counting();
+      expect(await new Counted('RefreshToken').find(tokenId)).toMatchObject({ jti: tokenId, grantId });
+      expect(await new Counted('Grant').find(grantId)).toBeUndefined();
+      expect(await new Counted('RefreshToken').find(newId('rt'))).toBeUndefined();
     });
   });
 

@@ -36,6 +36,29 @@ const FIND_BY = {
   user_code: 'select payload, consumed_at from oidc_models where model = $1 and user_code = $2 and (expires_at is null or expires_at > now())',
 } as const;
 
+/**
+ * A refresh token and its grant in one statement: redeeming a refresh token reads both, one right
+ * after the other (oidc-provider finds the token, then its grant), so the grant comes along.
+ */
+const FIND_REFRESH_TOKEN_WITH_GRANT = `
+  select t.payload, t.consumed_at, g.id as grant_row_id, g.payload as grant_payload, g.consumed_at as grant_consumed_at
+  from oidc_models t
+  left join oidc_models g on g.model = 'Grant' and g.id = t.grant_id and (g.expires_at is null or g.expires_at > now())
+  where t.model = 'RefreshToken' and t.id = $1 and (t.expires_at is null or t.expires_at > now())`;
+
+/** How long a grant read along with its refresh token answers the grant's own lookup (once). */
+const PREFETCH_MS = 1_000;
+const MAX_PREFETCHED = 10_000;
+
+interface Prefetched {
+  payload: AdapterPayload;
+  at: number;
+}
+
+/** A payload as oidc-provider expects it: `consumed` (seconds) when the row was consumed. */
+const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): AdapterPayload =>
+  consumedAt ? { ...payload, consumed: Math.floor(consumedAt.getTime() / 1000) } : payload;
+
 /** Seals and opens sensitive values inside payloads; the server and the CLI build one on the keystore's KEK. */
 export interface ValueCipher {
   seal(plaintext: string, context: string): Promise<string>;
@@ -72,6 +95,14 @@ async function openClientSecret(id: string, payload: AdapterPayload, cipher: Val
 export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOptions = {}): new (name: string) => Adapter {
   // Shared by every adapter over this database handle; it keeps nothing until the server listens for changes.
   const clientCache = clientCacheOf(db);
+  /**
+   * Grants read along with a refresh token, by id, for the Grant lookup that follows in the same
+   * request: taken once, within PREFETCH_MS, and dropped when this process changes or revokes the
+   * grant. (The rotation that follows consumes the token in one statement, and fails if the grant
+   * was revoked meanwhile elsewhere: its tokens go with it.)
+   */
+  const prefetchedGrants = new Map<string, Prefetched>();
+  const forgetGrant = (grantId: string) => prefetchedGrants.delete(grantId);
   return class OidcModelAdapter implements Adapter {
     readonly name: string;
 
@@ -102,6 +133,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
         )
         .execute());
       if (this.name === 'Client') clientCache.changed(id);
+      if (this.name === 'Grant') forgetGrant(id);
     }
 
     /**
@@ -146,10 +178,34 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       const cache = this.name === 'Client' ? clientCache : undefined;
       const kept = cache?.get(id);
       if (kept) return kept;
+      if (this.name === 'RefreshToken') return this.#findRefreshToken(id);
+      if (this.name === 'Grant') {
+        const prefetched = prefetchedGrants.get(id);
+        if (prefetched) {
+          forgetGrant(id);
+          if (performance.now() - prefetched.at < PREFETCH_MS) return prefetched.payload;
+        }
+      }
       const generation = cache?.generation();
       const payload = await this.#findWhere('id', storedIdOf(this.name, id));
       if (cache && payload && generation !== undefined) cache.keep(id, payload, generation);
       return payload && withCredential(this.name, id, payload);
+    }
+
+    async #findRefreshToken(value: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(value)) return undefined;
+      const { rows } = await unlessUnavailable(
+        db.executeQuery<{ payload: unknown; consumed_at: Date | null; grant_row_id: string | null; grant_payload: unknown; grant_consumed_at: Date | null }>(
+          CompiledQuery.raw(FIND_REFRESH_TOKEN_WITH_GRANT, [storedIdOf(this.name, value)]),
+        ),
+      );
+      const row = rows[0];
+      if (!row) return undefined;
+      if (row.grant_row_id !== null) {
+        if (prefetchedGrants.size >= MAX_PREFETCHED) prefetchedGrants.clear();
+        prefetchedGrants.set(row.grant_row_id, { payload: withConsumed(row.grant_payload as AdapterPayload, row.grant_consumed_at), at: performance.now() });
+      }
+      return withCredential(this.name, value, withConsumed(row.payload as AdapterPayload, row.consumed_at));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -180,6 +236,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
      */
     async consume(value: string): Promise<void> {
       if (hasNul(value)) throw new AlreadyConsumedError(this.name, undefined, true);
+      if (this.name === 'Grant') forgetGrant(value);
       const id = storedIdOf(this.name, value);
       const updated = await unlessUnavailable(db
         .updateTable('oidc_models')
@@ -208,10 +265,12 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       if (hasNul(id)) return;
       await unlessUnavailable(db.deleteFrom('oidc_models').where('model', '=', this.name).where('id', '=', storedIdOf(this.name, id)).execute());
       if (this.name === 'Client') clientCache.changed(id);
+      if (this.name === 'Grant') forgetGrant(id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       if (hasNul(grantId)) return;
+      forgetGrant(grantId);
       await unlessUnavailable(db.deleteFrom('oidc_models').where('model', '=', this.name).where('grant_id', '=', grantId).execute());
     }
   };
