@@ -5,10 +5,10 @@ import type Provider from 'oidc-provider';
 import { accountRoutes } from './account/routes.ts';
 import { enforceRegisteredAuthMethod, requestForProvider } from './http/client-auth-method.ts';
 import { healthRoutes, type Readiness } from './http/health.ts';
-import { requestContext } from './http/request-context.ts';
+import { requestContext, requestTracking } from './http/request-context.ts';
 import { providerRouteOf, resolveProviderRoute, routePathOf } from './http/route-resolution.ts';
 import { staticAnswerOf } from './provider/static-answers.ts';
-import { securityHeaders } from './http/security-headers.ts';
+import { jsonSecurityHeaders, securityHeaders } from './http/security-headers.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { deviceCodeRoutes } from './interactions/device.ts';
 import type { Logger } from './logger.ts';
@@ -198,10 +198,11 @@ export function createApp(deps: AppDependencies): Koa {
   // Before anything reads ctx.ip, ctx.secure or ctx.host.
   app.use(believeForwardedHeaders(deps.trustProxy, deps.clientIp));
   // The provider writes its responses itself, so its pages carry only headers set before it.
+  // Discovery and the JWKS, as the provider first built them: fixed headers, no per-request work.
+  app.use(staticProviderAnswers(deps.provider, deps.jwksCacheSeconds, requestTracking(deps.log), jsonSecurityHeaders({ production: deps.production })));
   app.use(securityHeaders({ production: deps.production }));
   app.use(corsAllowList(deps.isRegisteredOrigin));
   app.use(requestContext(deps.log));
-  app.use(staticProviderAnswers(deps.provider, deps.jwksCacheSeconds));
   // Our checks in front of the provider decide by the route its router will take, not the raw path.
   app.use(resolveProviderRoute(deps.provider));
   // Routers' middleware reads the params and router it adds to the context itself; app.use accepts it as such.
@@ -262,13 +263,20 @@ const DISCOVERY_PATHS = new Set(['/.well-known/openid-configuration', '/.well-kn
  * the rest of the stack. Only plain GETs of the exact paths: a request with an Origin (CORS is
  * answered per origin) or any other spelling of the path goes to the provider as before.
  */
-function staticProviderAnswers(provider: () => Provider, jwksCacheSeconds: number): Koa.Middleware {
+function staticProviderAnswers(
+  provider: () => Provider,
+  jwksCacheSeconds: number,
+  track: (ctx: Koa.Context) => string,
+  headers: Readonly<Record<string, string>>,
+): Koa.Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'GET' || ctx.get('origin') !== '') return next();
     const serving = provider();
     const route = ctx.path === routePathOf(serving, 'jwks') ? 'jwks' : DISCOVERY_PATHS.has(ctx.path) ? 'discovery' : undefined;
     const answer = route && staticAnswerOf(serving, route);
     if (!route || !answer) return next();
+    track(ctx);
+    ctx.set(headers);
     if (route === 'jwks') ctx.set('Cache-Control', `public, max-age=${jwksCacheSeconds}`);
     labelRoute(ctx.req, providerRoutePattern(serving, route));
     ctx.set('Vary', 'Origin');

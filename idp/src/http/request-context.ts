@@ -12,15 +12,12 @@ import { providerRouteOf } from './route-resolution.ts';
 const INCOMING_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * Gives every request an id (kept from X-Request-Id when well-formed), logs one line when the
- * response is sent (path only: query strings can carry codes and tokens), and turns errors thrown
- * by our own routes into an error page. A store that cannot answer (Postgres or Redis away) is a
- * 503 with Retry-After: OAuth `temporarily_unavailable` JSON on the provider's endpoints (our checks in
- * front of them read the store too), a page elsewhere; never a 500.
+ * The request's id (kept from X-Request-Id when well-formed) on the request and its response, and
+ * its log line once the response is sent: for every answer, the static ones included (app.ts).
  */
-export function requestContext(log: Logger): Middleware {
+export function requestTracking(log: Logger): (ctx: Context) => string {
   const logRequest = createRequestLog(log);
-  return async (ctx, next) => {
+  return (ctx) => {
     const incoming = ctx.get('x-request-id');
     const requestId = INCOMING_ID.test(incoming) ? incoming : randomUUID();
     requestScope(ctx.req).requestId = requestId;
@@ -36,6 +33,21 @@ export function requestContext(log: Logger): Middleware {
         ms: Math.round(performance.now() - started),
       });
     });
+    return requestId;
+  };
+}
+
+/**
+ * Gives every request an id (kept from X-Request-Id when well-formed), logs one line when the
+ * response is sent (path only: query strings can carry codes and tokens), and turns errors thrown
+ * by our own routes into an error page. A store that cannot answer (Postgres or Redis away) is a
+ * 503 with Retry-After: OAuth `temporarily_unavailable` JSON on the provider's endpoints (our checks in
+ * front of them read the store too), a page elsewhere; never a 500.
+ */
+export function requestContext(log: Logger): Middleware {
+  const track = requestTracking(log);
+  return async (ctx, next) => {
+    const requestId = track(ctx);
 
     try {
       await next();

@@ -84,6 +84,21 @@ export function contentSecurityPolicy(nonce: string, path: string): string {
  * none of them bears on CORS, so cross-origin fetches of discovery, JWKS, token and userinfo
  * behave as before.
  */
+/**
+ * The same protections for a JSON answer that holds no markup (discovery, the JWKS): the headers
+ * are fixed, so they are built once. Nothing in the answer can run or load anything, so its policy
+ * allows nothing at all.
+ */
+export function jsonSecurityHeaders(options: SecurityHeaderOptions): Readonly<Record<string, string>> {
+  return Object.freeze({
+    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'X-Frame-Options': 'DENY',
+    ...(options.production ? { 'Strict-Transport-Security': HSTS } : {}),
+  });
+}
+
 export function securityHeaders(options: SecurityHeaderOptions): Middleware {
   return async (ctx, next) => {
     const nonce = newCspNonce();

@@ -35,6 +35,23 @@ describe('static answers', () => {
     expect(JSON.parse(first.body)).toBeTypeOf('object');
   });
 
+  it.each(['/.well-known/openid-configuration', '/jwks'])('%s: a kept answer carries the request id and the fixed protections of a JSON answer', async (path) => {
+    await get(path);
+    reached.length = 0;
+    const response = await fetch(`${idp.issuer}${path}`, { headers: { 'x-request-id': 'static-answer-check' } });
+    await response.text();
+    expect(reached).toEqual([]);
+    expect(response.headers.get('x-request-id')).toBe('static-answer-check');
+    expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(response.headers.get('x-frame-options')).toBe('DENY');
+    expect(response.headers.get('vary')).toBe('Origin');
+    const random = await fetch(`${idp.issuer}${path}`);
+    await random.text();
+    expect(random.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('a request with an Origin still goes to the provider (CORS is answered per origin)', async () => {
     await get('/jwks');
     reached.length = 0;
