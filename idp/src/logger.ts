@@ -19,6 +19,18 @@ const SECRET_FIELDS = [
 
 const BASE = { service: 'jobswipe-identity' };
 
+let stampedAt = 0;
+let stamp = '';
+/** pino's isoTime, formatted once per millisecond: a busy server writes many lines within one. */
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return stamp;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const paths = SECRET_FIELDS.flatMap((field) => [`"${field}"`, `*["${field}"]`, `*.*["${field}"]`]);
   return pino(
@@ -26,7 +38,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       base: BASE,
       redact: { paths, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
     },
     destination,
   );
@@ -73,7 +85,7 @@ export function createRequestLog(log: Logger): (line: RequestLine) => void {
  */
 export function unredacted(log: Logger): Logger {
   const stream = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym];
-  return pino({ level: log.level, base: BASE, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+  return pino({ level: log.level, base: BASE, timestamp: isoTime }, stream);
 }
 
 export type { Logger };

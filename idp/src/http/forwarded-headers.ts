@@ -12,11 +12,22 @@ import type { ClientIp } from './client-ip.ts';
  *   or -Host is cut to its last entry, the one the immediate proxy added.
  */
 export function believeForwardedHeaders(trustProxy: string[], clientIp: ClientIp): Middleware {
-  const trust = proxyaddr.compile(trustProxy);
+  const compiled = proxyaddr.compile(trustProxy);
+  // A few peers (the balancers) send nearly every request: their answer is kept, not parsed again.
+  const trusted = new Map<string, boolean>();
+  const trust = (peer: string) => {
+    let answer = trusted.get(peer);
+    if (answer === undefined) {
+      if (trusted.size >= 10_000) trusted.clear();
+      answer = compiled(peer, 0);
+      trusted.set(peer, answer);
+    }
+    return answer;
+  };
   return async (ctx, next) => {
     const { headers } = ctx.req;
     const peer = ctx.req.socket.remoteAddress;
-    if (peer !== undefined && trust(peer, 0)) {
+    if (peer !== undefined && trust(peer)) {
       if (headers['x-forwarded-for'] !== undefined) headers['x-forwarded-for'] = clientIp(ctx.req);
       for (const name of ['x-forwarded-proto', 'x-forwarded-host'] as const) {
         const value = headers[name];
