@@ -4,6 +4,7 @@
  * plain SVG bar chart of ours/bare per scenario (docs/benchmarks.svg).
  */
 import type { Ceilings } from './ceilings.ts';
+import type { CpuUse } from './cpu.ts';
 import { SCENARIO_LABELS, SCENARIOS, type Measurement, type ScenarioName } from './scenarios.ts';
 import { TARGET_LABELS, TARGETS, type TargetName } from './targets.ts';
 
@@ -45,6 +46,7 @@ export interface Summary {
   rss: number[];
   rounds: number;
   probe?: { endpoint: string; idleP99: number; loadedP99: number } | undefined;
+  cpu?: CpuUse | undefined;
 }
 
 export function median(values: number[]): number {
@@ -57,6 +59,7 @@ export function median(values: number[]): number {
 export function summarize(rounds: Measurement[] | undefined): Summary | undefined {
   if (!rounds || rounds.length === 0) return undefined;
   const probes = rounds.flatMap((round) => (round.probe ? [round.probe] : []));
+  const cpus = rounds.flatMap((round) => (round.cpu ? [round.cpu] : []));
   return {
     rate: median(rounds.map((round) => round.rate)),
     requestRate: median(rounds.map((round) => round.requestRate)),
@@ -70,6 +73,14 @@ export function summarize(rounds: Measurement[] | undefined): Summary | undefine
     probe: probes.length
       ? { endpoint: probes[0]!.endpoint, idleP99: median(probes.map((p) => p.idleP99)), loadedP99: median(probes.map((p) => p.loadedP99)) }
       : undefined,
+    cpu: cpus.length
+      ? {
+          targetUs: median(cpus.map((cpu) => cpu.targetUs)),
+          postgresUs: median(cpus.map((cpu) => cpu.postgresUs)),
+          redisUs: median(cpus.map((cpu) => cpu.redisUs)),
+          machineBusy: median(cpus.map((cpu) => cpu.machineBusy)),
+        }
+      : undefined,
   };
 }
 
@@ -77,6 +88,8 @@ const MB = 1024 * 1024;
 const fmtRate = (value: number) => (Number.isFinite(value) ? (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1)) : '–');
 const fmtMs = (value: number) => (Number.isFinite(value) ? (value >= 10 ? value.toFixed(0) : value.toFixed(1)) : '–');
 const fmtRatio = (value: number | undefined) => (value !== undefined && Number.isFinite(value) ? value.toFixed(2) : '–');
+const fmtPercent = (value: number) => `${Math.round(value * 100)}%`;
+const fmtUs = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
 const fmtRss = (values: number[] | undefined) => (values && values.length > 0 ? values.map((value) => (value / MB).toFixed(0)).join(' + ') : '–');
 
 /** Which ceiling a scenario is bounded by, and how many of it one operation costs. */
@@ -148,9 +161,15 @@ export function goals(result: BenchResult): Goal[] {
     status: judge(embeddedIdle.length ? Math.max(...embeddedIdle) < 300 * MB : undefined),
   });
   const workers = workersRatio(result);
+  const oneBusy = get('client-credentials', 'ours-pg')?.cpu?.machineBusy;
+  const twoBusy = get('client-credentials', 'ours-pg-workers2')?.cpu?.machineBusy;
+  const machine =
+    oneBusy !== undefined && twoBusy !== undefined
+      ? ` (machine ${fmtPercent(oneBusy)} busy with one process, ${fmtPercent(twoBusy)} with two: at most ${fmtRatio(1 / oneBusy)}× was left)`
+      : '';
   list.push({
     goal: 'client credentials: WORKERS=2 ≥ 1.3 × one process',
-    measured: workers === undefined ? (result.notRun['ours-pg-workers2'] ?? '–') : fmtRatio(workers),
+    measured: workers === undefined ? (result.notRun['ours-pg-workers2'] ?? '–') : `${fmtRatio(workers)}${machine}`,
     status: judge(workers === undefined ? undefined : workers >= 1.3),
   });
   return list;
@@ -270,6 +289,23 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
     lines.push('| target | endpoint | idle p99 ms | p99 during sign-ins ms | ratio |', '| --- | --- | ---: | ---: | ---: |', ...probes, '');
   }
 
+  const cpuRows = result.scenarios.flatMap((scenario) =>
+    result.targets.flatMap((target) => {
+      const cpu = summarize(result.measurements[scenario]?.[target])?.cpu;
+      return cpu
+        ? [`| ${SCENARIO_LABELS[scenario]} | ${TARGET_LABELS[target]} | ${fmtUs(cpu.targetUs)} | ${fmtUs(cpu.postgresUs)} | ${fmtUs(cpu.redisUs)} | ${fmtPercent(cpu.machineBusy)} |`]
+        : [];
+    }),
+  );
+  if (cpuRows.length) {
+    lines.push('## CPU per request', '');
+    lines.push(
+      "Medians over the rounds, from /proc: CPU time (user + system, all threads) of the target's process(es), of every Postgres server process and of Redis, divided by the requests of the run (sign-in: by its requests, not sign-ins); and how busy the whole machine was (its cores, the load generator included). A machine near 100% busy has nothing left to give a second process.",
+      '',
+    );
+    lines.push('| scenario | target | target µs | Postgres µs | Redis µs | machine busy |', '| --- | --- | ---: | ---: | ---: | ---: |', ...cpuRows, '');
+  }
+
   lines.push('## Memory', '');
   lines.push('| target | RSS right after start MB | RSS after the run MB |', '| --- | ---: | ---: |');
   for (const target of result.targets) {
@@ -284,7 +320,7 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
     '- discovery, JWKS: GET. client credentials: POST /token with `resource=urn:jobswipe:api`. usage recording (ours only; the bare provider has no usage API): POST /api/usage with a usage:write token, one application for the connection\'s user per request, each with a new idempotency key, on a plan whose limit no run reaches; compared with ours\' client credentials in the same run. refresh: 16 users, one per connection, each sending the refresh token its previous response returned. introspection: each connection introspects its user\'s access token with the web client\'s credentials. userinfo: each connection with its user\'s access token.',
     '- full sign-in: autocannon `requests` with setupRequest/onResponse and the per-connection context, each loop a fresh browser: authorize → login page → login POST (CSRF token and cookies) → redirects → code → token, each sign-in from its own `X-Forwarded-For` (TRUST_PROXY=loopback). The rate is completed sign-ins per second, counted from the first completion (before it, every connection is still in its first sign-in); the latency that of a whole sign-in. A sign-in waits for bcrypt, so this run lasts at least long enough for each connection to finish about four (4 × connections / the bcrypt ceiling, at most 40 s).',
     '- Rounds alternate between targets (per scenario: round 1 every target, then round 2, ...); medians are reported. The load generator shares the machine with the target.',
-    '- `--cpu-prof DIR` starts our provider under `node --cpu-prof --cpu-prof-dir DIR/<target>`; the profiles are written when the run ends.',
+    '- `--cpu-prof DIR` starts every target (the bare ones too, to compare) under `node --cpu-prof --cpu-prof-dir DIR/<target>`; the profiles are written when the run ends.',
     '',
   );
   return lines.join('\n');

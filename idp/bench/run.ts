@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { cores, measureCeilings } from './ceilings.ts';
+import { cpuSnapshot, cpuUse } from './cpu.ts';
 import { createSeed, type Credentials } from './seed.ts';
 import { renderMarkdown, renderSvg, type BenchResult, type Machine } from './report.ts';
 import { repairUsers, runScenario, SCENARIOS, signInUsers, stopLoad, type ScenarioName, type TargetState } from './scenarios.ts';
@@ -40,7 +41,7 @@ const USAGE = `npm run bench -- [options]
   --ceiling-seconds S how long each ceiling is measured (default 3; RS256 at most 2)
   --scenarios a,b     of ${SCENARIOS.join(', ')} (default all)
   --targets x,y       of ${TARGETS.join(', ')} (default all; WORKERS=2 runs client credentials only; usage runs on ours only)
-  --cpu-prof DIR      start our provider under node --cpu-prof --cpu-prof-dir DIR/<target>
+  --cpu-prof DIR      start every target under node --cpu-prof --cpu-prof-dir DIR/<target> (bare ones too, to compare)
   --out FILE          the report (default docs/benchmarks.md); the chart goes next to it as .svg
   --svg FILE          the chart (default: --out with .svg)
   --json FILE         also write every measurement as JSON
@@ -219,12 +220,12 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
       log(`${name}: ${why}`);
       continue;
     }
-    if (options.cpuProf && !name.startsWith('bare')) await mkdir(join(options.cpuProf, name), { recursive: true });
+    if (options.cpuProf) await mkdir(join(options.cpuProf, name), { recursive: true });
     const target = await startTarget(name, {
       seed: credentials.seed,
       workDir,
       cleanup,
-      cpuProfDir: name.startsWith('bare') || !options.cpuProf ? undefined : join(options.cpuProf, name),
+      cpuProfDir: options.cpuProf ? join(options.cpuProf, name) : undefined,
       log,
     });
     result.idleRss[name] = target.idleRss;
@@ -248,7 +249,9 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
           await runScenario(scenario, state, credentials, { duration: options.warmup, connections: options.connections });
           await repairUsers(state, credentials);
         }
+        const before = cpuSnapshot(state.target.pid);
         const measurement = await runScenario(scenario, state, credentials, run);
+        measurement.cpu = cpuUse(before, cpuSnapshot(state.target.pid), measurement.requestRate * measurement.seconds);
         const perTarget = (result.measurements[scenario] ??= {});
         (perTarget[name] ??= []).push(measurement);
         const repaired = await repairUsers(state, credentials);

@@ -10,6 +10,7 @@ import autocannon from 'autocannon';
 import { basicAuth, form, SignIn, signInWithFetch, type StepRequest, type StepResponse } from './flow.ts';
 import { randomBytes } from 'node:crypto';
 import { METER_CLIENT, SERVICE_CLIENT, WEB_CLIENT, type Credentials } from './seed.ts';
+import type { CpuUse } from './cpu.ts';
 import { targetRss, type RunningTarget } from './targets.ts';
 
 export const SCENARIOS = ['discovery', 'jwks', 'client-credentials', 'usage', 'refresh', 'introspection', 'userinfo', 'sign-in'] as const;
@@ -59,6 +60,8 @@ export interface Measurement {
   rss: number[];
   /** How long the run was, seconds. */
   seconds: number;
+  /** CPU per request by where it went, and the machine's busy share (Linux; cpu.ts). */
+  cpu?: CpuUse | undefined;
   /** sign-in only: p99 (ms) of a cheap endpoint at a low rate, idle and during the sign-ins. */
   probe?: { endpoint: string; idleP99: number; loadedP99: number } | undefined;
 }

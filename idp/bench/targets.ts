@@ -68,7 +68,7 @@ export interface TargetOptions {
   seed: Seed;
   workDir: string;
   cleanup: Cleanup;
-  /** `node --cpu-prof --cpu-prof-dir DIR` for our provider. */
+  /** `node --cpu-prof --cpu-prof-dir DIR` for the target's process (bare or ours). */
   cpuProfDir?: string | undefined;
   log: (line: string) => void;
 }
@@ -259,7 +259,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   if (name === 'bare' || name === 'bare-pg') {
     const env: Record<string, string> = { BENCH_PORT: String(port), BENCH_SEED: seedFile };
     if (name === 'bare-pg') env['BENCH_DATABASE_URL'] = await benchDatabase(cleanup, options.log, name);
-    child = spawnNode('idp/bench/bare-provider.ts', [], env, logFile);
+    child = spawnNode('idp/bench/bare-provider.ts', [], env, logFile, options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []);
   } else {
     const dataDir = join(dir, 'data');
     const env: Record<string, string> = {
