@@ -108,7 +108,9 @@ export const environmentSchema = z.object({
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
-    .describe('pino log level. `debug` and `trace` are refused in production.'),
+    .describe(
+      'pino log level. `debug` and `trace` are refused in production. Lines go to standard output in batches (every 100 ms, or at 4 KB): a process killed outright loses at most its last 100 ms of lines, never an audit event.',
+    ),
   SWEEP_INTERVAL_SECONDS: seconds.default(300).describe('How often expired tokens, codes and sessions are deleted from the database.'),
   BACKCHANNEL_LOGOUT_ALLOW_LOOPBACK: flag
     .optional()
