@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import proxyaddr from 'proxy-addr';
 import type { ClientIp } from './client-ip.ts';
+import { remembered } from '../remembered.ts';
 
 /**
  * With `proxy` on, Koa (ours and the provider's) takes ctx.ip, ctx.protocol (so ctx.secure and the
@@ -14,16 +15,7 @@ import type { ClientIp } from './client-ip.ts';
 export function believeForwardedHeaders(trustProxy: string[], clientIp: ClientIp): Middleware {
   const compiled = proxyaddr.compile(trustProxy);
   // A few peers (the balancers) send nearly every request: their answer is kept, not parsed again.
-  const trusted = new Map<string, boolean>();
-  const trust = (peer: string) => {
-    let answer = trusted.get(peer);
-    if (answer === undefined) {
-      if (trusted.size >= 10_000) trusted.clear();
-      answer = compiled(peer, 0);
-      trusted.set(peer, answer);
-    }
-    return answer;
-  };
+  const trust = remembered((peer) => compiled(peer, 0));
   return async (ctx, next) => {
     const { headers } = ctx.req;
     const peer = ctx.req.socket.remoteAddress;

@@ -4,30 +4,13 @@ import type { Kysely } from 'kysely';
 import { RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { HttpError } from '../http/errors.ts';
 import { limitedNetwork } from '../http/client-ip.ts';
+import { remembered } from '../remembered.ts';
 import { DatabaseCounters, type RateLimitTables } from './database-counters.ts';
 import { addressGate } from './address-gate.ts';
 import { databaseCounterBatch, insuredCounterBatch, redisCounterBatch, type BatchEntry, type CounterBatch } from './counter-batch.ts';
 
 /** Accounts are counted by a hash of the address: no email addresses in the counters' keys. */
 export const accountKey = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
-
-/**
- * A pure function of a short string, remembered: the same few clients and addresses make most
- * requests, and each would otherwise be hashed or parsed again every time. Bounded: a flood of
- * distinct values empties it rather than growing it.
- */
-function remembered(compute: (value: string) => string, max = 10_000): (value: string) => string {
-  const kept = new Map<string, string>();
-  return (value) => {
-    let result = kept.get(value);
-    if (result === undefined) {
-      if (kept.size >= max) kept.clear();
-      result = compute(value);
-      kept.set(value, result);
-    }
-    return result;
-  };
-}
 
 /** Client ids are chosen by whoever sends the request: hashed, so a key in the store has a fixed size. */
 const clientKey = remembered((clientId) => createHash('sha256').update(clientId).digest('hex'));
