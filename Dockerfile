@@ -46,4 +46,4 @@ EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The server; `idp migrate` (and every other `idp` command) runs in the same image.
-CMD ["node", "--max-semi-space-size=4", "--import", "tsx", "idp/src/main.ts"]
+CMD ["node", "--max-semi-space-size=4", "--initial-old-space-size=160", "--import", "tsx", "idp/src/main.ts"]
