@@ -227,7 +227,7 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       if (!row) return undefined;
       let payload = row.payload as AdapterPayload;
       if (this.name === 'Client') payload = await openClientSecret(String(payload['client_id'] ?? value), payload, options.secrets);
-      return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
+      return withConsumed(payload, row.consumed_at);
     }
 
     /**
