@@ -1,6 +1,7 @@
 export { openDatabase } from './database.ts';
 export type { ChannelHandlers, Database, OpenOptions, StoreOptions } from './database.ts';
 export { ClientCache, clientCacheOf, CLIENT_CHANGES_CHANNEL } from './client-cache.ts';
+export { NoticedCache, noticedCacheOf } from './noticed-cache.ts';
 export { withUser, InvalidUserIdError, SYSTEM_ROLE, USER_ROLE } from './row-level-security.ts';
 export { StoreInUseError } from './store-in-use.ts';
 export { createOidcAdapter, sweepExpired, AlreadyConsumedError, clientSecretContext } from './oidc-adapter.ts';

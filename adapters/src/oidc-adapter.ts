@@ -46,6 +46,25 @@ const FIND_REFRESH_TOKEN_WITH_GRANT = `
   left join oidc_models g on g.model = 'Grant' and g.id = t.grant_id and (g.expires_at is null or g.expires_at > now())
   where t.model = 'RefreshToken' and t.id = $1 and (t.expires_at is null or t.expires_at > now())`;
 
+/**
+ * A save and a rotation as constant statements too. Parameters: $1 model, $2 id, $3 payload (JSON
+ * text), $4 seconds to expiry (null: none); the rotation's $5 is the stored id of the token it uses.
+ */
+const EXPIRES_AT = 'case when $4::float8 is null then null::timestamptz else now() + make_interval(secs => $4::float8) end';
+const UPSERT = `
+  insert into oidc_models (model, id, payload, expires_at, consumed_at)
+  values ($1, $2, $3::jsonb, ${EXPIRES_AT}, null)
+  on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at`;
+/** Consumes the used token and inserts its successor, both or neither: nothing is returned when the used token was not unused. */
+const ROTATE = `
+  with used as (
+    update oidc_models set consumed_at = now() where model = $1 and id = $5 and consumed_at is null returning id
+  )
+  insert into oidc_models (model, id, payload, expires_at, consumed_at)
+  select $1::text, $2::text, $3::jsonb, ${EXPIRES_AT}, null::timestamptz from used
+  on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at
+  returning id`;
+
 /** How long a grant read along with its refresh token answers the grant's own lookup (once). */
 const PREFETCH_MS = 1_000;
 const MAX_PREFETCHED = 10_000;
@@ -113,25 +132,18 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
     /** The row to store: the payload as JSON (a client's secret sealed) and its expiry on the database's clock. */
     async #row(id: string, payload: AdapterPayload, expiresIn: number) {
       // 0 or no value: no expiry. A negative value (oidc-provider saves with exp - now) is already expired.
-      const expiresAt =
-        Number.isFinite(expiresIn) && expiresIn !== 0 ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
+      const seconds = Number.isFinite(expiresIn) && expiresIn !== 0 ? expiresIn : null;
       if (hasNul(id) || JSON.stringify(payload).includes('\\u0000')) {
         throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       }
       const stored = withoutCredential(this.name, payload);
       const json = JSON.stringify(this.name === 'Client' ? await sealClientSecret(id, stored, options.secrets) : stored);
-      return { id: storedIdOf(this.name, id), json, expiresAt };
+      return { id: storedIdOf(this.name, id), json, expiresIn: seconds };
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const row = await this.#row(id, payload, expiresIn);
-      await unlessUnavailable(db
-        .insertInto('oidc_models')
-        .values({ model: this.name, id: row.id, payload: row.json, expires_at: row.expiresAt, consumed_at: null })
-        .onConflict((conflict) =>
-          conflict.columns(['model', 'id']).doUpdateSet({ payload: row.json, expires_at: row.expiresAt }),
-        )
-        .execute());
+      await unlessUnavailable(db.executeQuery(CompiledQuery.raw(UPSERT, [this.name, row.id, row.json, row.expiresIn])));
       if (this.name === 'Client') clientCache.changed(id);
       if (this.name === 'Grant') forgetGrant(id);
     }
@@ -147,31 +159,8 @@ export function createOidcAdapter(db: Kysely<OidcTables>, options: OidcAdapterOp
       if (hasNul(usedValue)) throw new AlreadyConsumedError(this.name, undefined, true);
       const used = storedIdOf(this.name, usedValue);
       const row = await this.#row(id, payload, expiresIn);
-      const stored = await unlessUnavailable(db
-        .with('used', (query) => query
-          .updateTable('oidc_models')
-          .set({ consumed_at: sql<Date>`now()` })
-          .where('model', '=', this.name)
-          .where('id', '=', used)
-          .where('consumed_at', 'is', null)
-          .returning('id'))
-        .insertInto('oidc_models')
-        .columns(['model', 'id', 'payload', 'expires_at', 'consumed_at'])
-        .expression((eb) => eb
-          .selectFrom('used')
-          .select([
-            sql<string>`${this.name}::text`.as('model'),
-            sql<string>`${row.id}::text`.as('id'),
-            sql<string>`${row.json}::jsonb`.as('payload'),
-            (row.expiresAt ?? sql<Date | null>`null::timestamptz`).as('expires_at'),
-            sql<Date | null>`null::timestamptz`.as('consumed_at'),
-          ]))
-        .onConflict((conflict) =>
-          conflict.columns(['model', 'id']).doUpdateSet({ payload: row.json, expires_at: row.expiresAt }),
-        )
-        .returning('id')
-        .executeTakeFirst());
-      if (!stored) throw await this.#notConsumed(used);
+      const stored = await unlessUnavailable(db.executeQuery(CompiledQuery.raw(ROTATE, [this.name, row.id, row.json, row.expiresIn, used])));
+      if (stored.rows.length === 0) throw await this.#notConsumed(used);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

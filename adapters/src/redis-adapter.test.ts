@@ -106,6 +106,27 @@ describeAdapterContract('redis adapter contract', {
 });
 
 describe('redis adapter', () => {
+  it('saves and consumes again after Redis forgot its scripts (a restart keeps none), one command or many at once', async () => {
+    for (const enableAutoPipelining of [false, true]) {
+      const client = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining });
+      try {
+        const Adapter = createRedisAdapter(client, prefix);
+        const first = newId('before-flush');
+        await new Adapter('AuthorizationCode').upsert(first, payloadFor('AuthorizationCode', first), 600);
+        await redis.script('FLUSH');
+        const ids = Array.from({ length: 5 }, (_, i) => newId(`after-flush-${i}`));
+        await Promise.all(ids.map((id) => new Adapter('AuthorizationCode').upsert(id, payloadFor('AuthorizationCode', id, { grantId: 'flush-grant' }), 600)));
+        for (const id of ids) expect((await new Adapter('AuthorizationCode').find(id))?.jti).toBe(id);
+        await redis.script('FLUSH');
+        await new Adapter('AuthorizationCode').consume(first);
+        await expect(new Adapter('AuthorizationCode').consume(first)).rejects.toBeInstanceOf(AlreadyConsumedError);
+        expect(await redis.ttl(`${prefix}AuthorizationCode:grant:flush-grant`)).toBeGreaterThan(590);
+      } finally {
+        client.disconnect();
+      }
+    }
+  });
+
   describe('consume', () => {
     it('of 20 concurrent consumes of one AuthorizationCode exactly one wins', async () => {
       const id = newId('race');
@@ -293,6 +314,64 @@ describe('createStorageAdapter with Redis', () => {
       }
     } finally {
       away.disconnect();
+    }
+  });
+
+  it('looks in the database for a token Redis does not have only while the database holds any of its model', async () => {
+    if (!database) throw new Error('database not open');
+    await database.db.deleteFrom('oidc_models').where('model', 'in', [...REDIS_PREFERRED_MODELS]).execute();
+    // This handle is one process; database.db, with presence of its own, is another.
+    let lookups = 0;
+    const db = database.db.withPlugin({
+      transformQuery(args) {
+        if (args.node.kind === 'SelectQueryNode' && JSON.stringify(args.node).includes('"oidc_models"')) lookups += 1;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    // The adapter runs its lookups as compiled statements: count those too.
+    const counted = new Proxy(db, {
+      get(target, property) {
+        if (property === 'executeQuery') {
+          return (query: { sql: string }) => {
+            if (/^\s*select\s+payload\b/i.test(query.sql)) lookups += 1;
+            return target.executeQuery(query as never);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const Storage = createStorageAdapter({ db: counted, redis: { client: redis, prefix: storagePrefix } });
+    const away = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    away.on('error', () => {});
+    const OtherProcessDegraded = createStorageAdapter({ db: database.db, redis: { client: away, prefix: storagePrefix } });
+    try {
+      for (const model of ['AccessToken', 'ClientCredentials']) expect(await new Storage(model).find(newId('unknown'))).toBeUndefined();
+      const before = lookups;
+      for (const model of ['AccessToken', 'ClientCredentials']) expect(await new Storage(model).find(newId('unknown'))).toBeUndefined();
+      expect(lookups).toBe(before);
+
+      // Another process writes one during an outage: seen within a second, then looked up in the database.
+      const cold = newId('cold-elsewhere');
+      await new OtherProcessDegraded('ClientCredentials').upsert(cold, payloadFor('AccessToken', cold), 600);
+      const deadline = Date.now() + 3_000;
+      while (!(await new Storage('ClientCredentials').find(cold))) {
+        if (Date.now() > deadline) throw new Error('the row written by another process was not found');
+        await sleep(100);
+      }
+      const looked = lookups;
+      expect(await new Storage('ClientCredentials').find(newId('unknown'))).toBeUndefined();
+      expect(lookups).toBe(looked + 1);
+
+      // Written through this process while Redis is away: found at once once it is back (no second to wait).
+      const Degraded = createStorageAdapter({ db: counted, redis: { client: away, prefix: storagePrefix } });
+      const mine = newId('cold-here');
+      await new Degraded('AccessToken').upsert(mine, payloadFor('AccessToken', mine), 600);
+      expect((await new Storage('AccessToken').find(mine))?.jti).toBe(mine);
+    } finally {
+      away.disconnect();
+      await database.db.deleteFrom('oidc_models').where('model', 'in', [...REDIS_PREFERRED_MODELS]).execute();
     }
   });
 });

@@ -28,19 +28,32 @@ export const REDIS_MODELS = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 
-// Adds a key to a grant's index and makes the index live at least as long as that key. A plain
-// EXPIRE on every add would shorten the index when a short-lived model joins a long-lived grant,
-// and revokeByGrantId would then miss the longer-lived keys.
-const INDEX_ADD = `
-redis.call('SADD', KEYS[1], ARGV[1])
-local wanted = tonumber(ARGV[2])
-local ttl = redis.call('TTL', KEYS[1])
-if wanted <= 0 then
-  redis.call('PERSIST', KEYS[1])
-elseif ttl >= 0 and ttl < wanted then
-  redis.call('EXPIRE', KEYS[1], wanted)
-elseif ttl == -1 and redis.call('SCARD', KEYS[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], wanted)
+// Saves a model in one round trip and one atomic step: its hash (payload) with the model's expiry
+// (ttl 0: none), its grant's index when it has a grant, and its uid and userCode lookups.
+// KEYS: the model's hash, then its grant's index when ARGV[3] is '1', then the lookups.
+// ARGV: payload, ttl in seconds (0: none), '1' when KEYS[2] is a grant index, the id the lookups hold.
+// The index lives at least as long as its longest-lived key: a plain EXPIRE on every add would
+// shorten it when a short-lived model joins a long-lived grant, and revokeByGrantId would then miss
+// the longer-lived keys.
+const UPSERT = `
+local ttl = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'payload', ARGV[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+local lookups = 2
+if ARGV[3] == '1' then
+  lookups = 3
+  redis.call('SADD', KEYS[2], KEYS[1])
+  local left = redis.call('TTL', KEYS[2])
+  if ttl <= 0 then
+    redis.call('PERSIST', KEYS[2])
+  elseif left >= 0 and left < ttl then
+    redis.call('EXPIRE', KEYS[2], ttl)
+  elseif left == -1 and redis.call('SCARD', KEYS[2]) == 1 then
+    redis.call('EXPIRE', KEYS[2], ttl)
+  end
+end
+for i = lookups, #KEYS do
+  if ttl > 0 then redis.call('SET', KEYS[i], ARGV[4], 'EX', ttl) else redis.call('SET', KEYS[i], ARGV[4]) end
 end
 return 1`;
 
@@ -49,6 +62,19 @@ return 1`;
 const CONSUME = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])`;
+
+/** The scripts as commands of the client: sent by their SHA1 once the connection has loaded them (ioredis). */
+interface ScriptCommands {
+  jobswipeModelUpsert(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Promise<number>;
+  jobswipeModelConsume(target: string, consumedAt: number): Promise<number>;
+}
+
+function withScripts(redis: Redis): Redis & ScriptCommands {
+  const client = redis as Redis & Partial<ScriptCommands>;
+  if (!client.jobswipeModelUpsert) redis.defineCommand('jobswipeModelUpsert', { lua: UPSERT });
+  if (!client.jobswipeModelConsume) redis.defineCommand('jobswipeModelConsume', { lua: CONSUME, numberOfKeys: 1 });
+  return client as Redis & ScriptCommands;
+}
 
 /** Any failure of Redis itself (a reply error included) is the store being unavailable: 503, never 500. */
 async function guard<T>(operation: Promise<T>): Promise<T> {
@@ -66,6 +92,7 @@ async function guard<T>(operation: Promise<T>): Promise<T> {
  * and tokens are keyed by a hash of their value (credential-ids.ts).
  */
 export function createRedisAdapter(redis: Redis, prefix: string): new (name: string) => Adapter {
+  const scripts = withScripts(redis);
   const key = (model: string, id: string) => `${prefix}${model}:${storedIdOf(model, id)}`;
   const grantKey = (model: string, grantId: string) => `${prefix}${model}:grant:${grantId}`;
   const uidKey = (model: string, uid: string) => `${prefix}${model}:uid:${uid}`;
@@ -86,22 +113,16 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
         return;
       }
       const ttl = Number.isFinite(expiresIn) ? Math.ceil(expiresIn) : 0;
-      const multi = redis.multi().hset(target, 'payload', JSON.stringify(withoutCredential(this.name, payload)));
-      if (ttl > 0) multi.expire(target, ttl);
-      else multi.persist(target);
-      if (typeof payload.grantId === 'string') multi.eval(INDEX_ADD, 1, grantKey(this.name, payload.grantId), target, ttl);
-      const lookups = [
-        typeof payload.uid === 'string' ? uidKey(this.name, payload.uid) : undefined,
-        typeof payload.userCode === 'string' ? userCodeKey(this.name, payload.userCode) : undefined,
-      ];
+      const keys = [target];
+      const indexed = typeof payload.grantId === 'string';
+      if (indexed) keys.push(grantKey(this.name, payload.grantId as string));
       // A credential is found by its value only: a lookup by another key would store the value.
-      for (const lookup of CREDENTIAL_MODELS.has(this.name) ? [] : lookups) {
-        if (lookup && ttl > 0) multi.set(lookup, id, 'EX', ttl);
-        else if (lookup) multi.set(lookup, id);
+      if (!CREDENTIAL_MODELS.has(this.name)) {
+        if (typeof payload.uid === 'string') keys.push(uidKey(this.name, payload.uid));
+        if (typeof payload.userCode === 'string') keys.push(userCodeKey(this.name, payload.userCode));
       }
-      const results = await guard(multi.exec());
-      const failed = results?.find(([error]) => error);
-      if (failed?.[0]) throw new StoreUnavailableError(failed[0]);
+      const payloadJson = JSON.stringify(withoutCredential(this.name, payload));
+      await guard(scripts.jobswipeModelUpsert(keys.length, ...keys, payloadJson, ttl, indexed ? '1' : '0', id));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -127,7 +148,7 @@ export function createRedisAdapter(redis: Redis, prefix: string): new (name: str
      */
     async consume(id: string): Promise<void> {
       const target = key(this.name, id);
-      const result = await guard(redis.eval(CONSUME, 1, target, Math.floor(Date.now() / 1000)));
+      const result = await guard(scripts.jobswipeModelConsume(target, Math.floor(Date.now() / 1000)));
       if (result === 1) return;
       if (result === -1) throw new AlreadyConsumedError(this.name, undefined, true);
       const stored = await guard(redis.hget(target, 'payload'));

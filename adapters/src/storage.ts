@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { coldPresenceOf, type ColdPresence } from './cold-presence.ts';
 import { createOidcAdapter, type ValueCipher } from './oidc-adapter.ts';
 import { createRedisAdapter, REDIS_MODELS, REFRESH_REPLAY_MODEL } from './redis-adapter.ts';
 import { isStoreUnavailable } from './store-errors.ts';
@@ -59,14 +60,30 @@ async function orElse<T>(first: () => Promise<T>, fallback: () => Promise<T>): P
 
 /**
  * Redis first, the database when Redis is unavailable. Finds look in Redis, then in the database
- * (what was written there during an outage); removals go to both, and fail if either fails, so a
- * revocation is never reported done while a copy lives on.
+ * (what was written there during an outage) when it may hold any of the model (cold-presence.ts), and
+ * always when Redis does not answer; removals go to both, and fail if either fails, so a revocation is
+ * never reported done while a copy lives on.
  */
-function preferring(hot: Adapter, cold: Adapter): Adapter {
-  const find = (method: 'find' | 'findByUid' | 'findByUserCode') => async (value: string): Promise<AdapterPayload | undefined> =>
-    (await orElse(async () => (await hot[method](value)) ?? undefined, async () => undefined)) ?? ((await cold[method](value)) ?? undefined);
+function preferring(name: string, hot: Adapter, cold: Adapter, presence: ColdPresence): Adapter {
+  const find = (method: 'find' | 'findByUid' | 'findByUserCode') => async (value: string): Promise<AdapterPayload | undefined> => {
+    let answered = true;
+    const found = await orElse(async () => (await hot[method](value)) ?? undefined, async () => {
+      answered = false;
+      return undefined;
+    });
+    if (found) return found;
+    if (answered && !(await presence.mayHold(name))) return undefined;
+    return (await cold[method](value)) ?? undefined;
+  };
   return {
-    upsert: (id, payload, expiresIn) => orElse(() => hot.upsert(id, payload, expiresIn), () => cold.upsert(id, payload, expiresIn)),
+    upsert: (id, payload, expiresIn) =>
+      orElse(
+        () => hot.upsert(id, payload, expiresIn),
+        async () => {
+          presence.wrote(name);
+          await cold.upsert(id, payload, expiresIn);
+        },
+      ),
     find: find('find'),
     findByUid: find('findByUid'),
     findByUserCode: find('findByUserCode'),
@@ -89,7 +106,7 @@ export function createStorageAdapter(options: StorageOptions): new (name: string
   function StorageAdapter(name: string): Adapter {
     if (!Hot) return new Database(name);
     if (REDIS_MODELS.has(name)) return hot(name);
-    if (REDIS_PREFERRED_MODELS.has(name)) return preferring(hot(name), new Database(name));
+    if (REDIS_PREFERRED_MODELS.has(name)) return preferring(name, hot(name), new Database(name), coldPresenceOf(options.db, REDIS_PREFERRED_MODELS));
     return new Database(name);
   }
   return StorageAdapter as unknown as new (name: string) => Adapter;

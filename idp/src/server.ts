@@ -2,9 +2,9 @@ import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { AlreadyConsumedError, clientCacheOf, CLIENT_CHANGES_CHANNEL, createStorageAdapter, sweepExpired, type Database } from '@jobswipe/adapters';
+import { AlreadyConsumedError, clientCacheOf, CLIENT_CHANGES_CHANNEL, createStorageAdapter, sweepExpired, type Database, type NoticedCache } from '@jobswipe/adapters';
 import type { Config } from '@jobswipe/config';
-import type { KeyEvent, Keystore } from '@jobswipe/keystore';
+import type { Aead, ColumnCipher, KeyEvent, Keystore } from '@jobswipe/keystore';
 import type { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
 import type { JWKS } from 'oidc-provider';
@@ -38,6 +38,7 @@ import { developmentCookieKeys } from './secrets.ts';
 import { createLimits } from './security/limits.ts';
 import { DatabaseCounters } from './security/database-counters.ts';
 import { createLogoutNotifier, deliveryOptionsFrom } from './sessions/delivery.ts';
+import { accountCacheOf, USER_CHANGES_CHANNEL } from './users/queries.ts';
 import { createLogoutTokenSigner, currentKeyOf } from './sessions/logout-tokens.ts';
 import { trackSessions } from './sessions/tracking.ts';
 import { loadKek, openKeystore } from './signing-keys.ts';
@@ -111,6 +112,27 @@ interface Stores {
   openedKeys: KeyEvent[];
   adapter: ReturnType<typeof createStorageAdapter>;
   secrets: ReturnType<typeof serverCipher>;
+  /** Seals a refresh's kept answer for its grace period (synchronous: on every refresh). */
+  refreshAnswers: Aead;
+  /** The column cipher itself: opens the answers the earlier release kept as JWEs (refresh-replay.ts). */
+  columnCipher: ColumnCipher;
+}
+
+/** Makes `cache` listen on `channel`: it keeps rows only while their change notices arrive. Returns the unlisten. */
+async function keepWhileNoticed(database: Database<Tables>, channel: string, cache: NoticedCache<unknown>, rows: 'client' | 'user', log: Logger): Promise<() => Promise<void>> {
+  const kind = rows === 'client' ? 'clients' : 'accounts';
+  return database
+    .listen(channel, {
+      message: (id) => cache.changed(id),
+      state: (listening) => {
+        cache.listening(listening);
+        if (!listening) log.warn(`${rows} change notices interrupted: ${kind} are read from the database until they resume`);
+      },
+    })
+    .catch((error: unknown) => {
+      log.warn({ err: error }, `cannot listen for ${rows} changes: ${kind} are read from the database on every request`);
+      return async () => {};
+    });
 }
 
 /** The database (migrated), Redis, the audit log and the keystore (opened, keys sealed). */
@@ -132,29 +154,21 @@ async function openStores(config: Config, log: Logger, metrics: Metrics, cleanup
   const openedKeys = await keystore.open();
   const redis = config.redis ? await connectRedis(config.redis) : undefined;
   if (redis) cleanups.push(() => redis.quit().then(() => undefined, () => redis.disconnect()));
-  const secrets = serverCipher(await keystore.columnCipher(), (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
+  const columnCipher = await keystore.columnCipher();
+  const secrets = serverCipher(columnCipher, (error, context) => log.error({ err: error }, `cannot open the sealed ${context}`));
   const sealed = await createClientRegistry(db, async () => {}, secrets).sealStored();
   if (sealed > 0) log.info({ count: sealed }, 'sealed client secrets that were stored in the clear');
-  // Clients are kept between requests while every change to them is announced to this process.
-  const clientCache = clientCacheOf(db);
-  const stopListening = await database.listen(CLIENT_CHANGES_CHANNEL, {
-    message: (clientId) => clientCache.changed(clientId),
-    state: (listening) => {
-      clientCache.listening(listening);
-      if (!listening) log.warn('client change notices interrupted: clients are read from the database until they resume');
-    },
-  }).catch((error: unknown) => {
-    log.warn({ err: error }, 'cannot listen for client changes: clients are read from the database on every request');
-    return async () => {};
-  });
-  cleanups.push(stopListening);
+  // Clients, and the accounts the provider reads on token, userinfo and introspection requests, are
+  // kept between requests while every change to them is announced to this process.
+  cleanups.push(await keepWhileNoticed(database, CLIENT_CHANGES_CHANNEL, clientCacheOf(db), 'client', log));
+  cleanups.push(await keepWhileNoticed(database, USER_CHANGES_CHANNEL, accountCacheOf(db), 'user', log));
   const adapter = createStorageAdapter({
     db,
     redis: redis && config.redis ? { client: redis, prefix: config.redis.keyPrefix } : undefined,
     secrets,
     onRedisOperation: (seconds) => metrics.storeQueryDuration.observe({ store: 'redis' }, seconds),
   });
-  return { database, redis, audit, keystore, openedKeys, adapter, secrets };
+  return { database, redis, audit, keystore, openedKeys, adapter, secrets, refreshAnswers: columnCipher.shortLived('refresh answer'), columnCipher };
 }
 
 /** A provider instance over the given keys, with our listeners on its events. */
@@ -167,7 +181,8 @@ function providerBuilder(config: Config, stores: Stores, queries: Queries, deps:
       ? createRefreshReplay({
           graceSeconds: config.refreshTokenReuseGraceSeconds,
           adapter,
-          secrets: stores.secrets,
+          secrets: stores.refreshAnswers,
+          openEarlier: (sealed, context) => stores.columnCipher.open(sealed, context),
           onError: (error, message) => log.error({ err: error }, message),
         })
       : undefined;

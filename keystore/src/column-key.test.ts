@@ -24,6 +24,8 @@ describe.each(STORE_KINDS)('keystore the column cipher on the %s store', (kind) 
     const again = await keystore().columnCipher();
     expect(again.id).toBe(cipher.id);
     expect(await again.open(sealed, 'client_secret:web')).toBe('s3cret-value');
+    // And derives the same short-lived keys: a refresh answer sealed by one server opens on another.
+    expect(again.shortLived('refresh answer').open(cipher.shortLived('refresh answer').seal('answer', 'here'), 'here')).toBe('answer');
     // One with another KEK is refused.
     expect((await rejection(keystore({ kek: newKek() }).columnCipher())).code).toBe('ERR_KEK_MISMATCH');
 

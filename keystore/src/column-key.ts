@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ValueCipher } from '@jobswipe/adapters';
 import type { KeystoreContext } from './context.ts';
+import { createAead, deriveKey, type Aead } from './aead.ts';
 import { openValue, sealValue } from './envelope.ts';
 import { KeystoreError } from './errors.ts';
 import type { Kek } from './kek.ts';
@@ -31,17 +32,24 @@ async function readColumnKey(context: KeystoreContext): Promise<Kek> {
   return dataKey(await openValue(settings!.columnKeyEnvelope!, COLUMN_KEY_CONTEXT, context.kek));
 }
 
+export interface ColumnCipher extends ValueCipher {
+  /** The data key's fingerprint, named in every value it seals. */
+  readonly id: string;
+  /** A synchronous cipher for short-lived values of one purpose, under a key derived from the data key (aead.ts). */
+  shortLived(purpose: string): Aead;
+}
+
 /**
  * Seals and opens sensitive column values (AES-256-GCM) under the data key, which is itself sealed
- * under the KEK; creates the data key on first use. `id` is the data key's fingerprint, named in
- * every value it seals.
+ * under the KEK; creates the data key on first use.
  */
-export async function columnCipher(context: KeystoreContext): Promise<ValueCipher & { readonly id: string }> {
+export async function columnCipher(context: KeystoreContext): Promise<ColumnCipher> {
   const key = await readColumnKey(context);
   return {
     id: key.id,
     seal: (plaintext, sealContext) => sealValue(plaintext, sealContext, key),
     open: (sealed, sealContext) => openValue(sealed, sealContext, key),
+    shortLived: (purpose) => createAead(deriveKey(key.key, purpose), purpose),
   };
 }
 

@@ -10,5 +10,7 @@ export { parseKek } from './kek.ts';
 export type { Kek } from './kek.ts';
 export { sealPrivateKey, openPrivateKey, sealValue, openValue, sealedWith } from './envelope.ts';
 export { KeystoreError } from './errors.ts';
+export type { ColumnCipher } from './column-key.ts';
+export type { Aead } from './aead.ts';
 export { generateSigningKey, SIGNING_ALG } from './generate.ts';
 export type { KeystoreTables } from './tables.ts';

@@ -1,17 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeystoreError } from './errors.ts';
 import { parseKek } from './kek.ts';
-
-function codeOfSync(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeystoreError);
-    return (error as KeystoreError).code;
-  }
-  throw new Error('expected an exception');
-}
+import { codeOfSync } from './keystore.fixtures.ts';
 
 describe('parseKek', () => {
   // Bytes that need + and / in base64, so base64 and base64url spell them differently.

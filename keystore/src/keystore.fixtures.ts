@@ -22,6 +22,17 @@ export const TINY: RotationPolicy = { rotationSeconds: 1, prepublishSeconds: 1, 
 
 export const newKek = () => parseKek(randomBytes(32).toString('base64'));
 
+/** The code of the KeystoreError `fn` throws; fails the test if it returns or throws anything else. */
+export function codeOfSync(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(KeystoreError);
+    return (error as KeystoreError).code;
+  }
+  throw new Error('expected an exception');
+}
+
 /** The KeystoreError a promise rejects with; fails the test if it resolves or rejects with anything else. */
 export async function rejection(promise: Promise<unknown>): Promise<KeystoreError> {
   try {

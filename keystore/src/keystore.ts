@@ -1,6 +1,5 @@
-import type { ValueCipher } from '@jobswipe/adapters';
 import type { JWK } from 'jose';
-import { columnCipher } from './column-key.ts';
+import { columnCipher, type ColumnCipher } from './column-key.ts';
 import type { KeyEvent, KeystoreContext } from './context.ts';
 import type { Kek } from './kek.ts';
 import type { RotationPolicy } from './lifecycle.ts';
@@ -29,7 +28,7 @@ export interface Keystore {
    * sealed under the KEK; creates the data key on first use. The opened key is kept for the life of
    * this keystore, so a rewrap by another process does not disturb it.
    */
-  columnCipher(): Promise<ValueCipher & { readonly id: string }>;
+  columnCipher(): Promise<ColumnCipher>;
   list(): Promise<KeyInfo[]>;
   signingKeys(): Promise<SigningKeys>;
 }

@@ -207,7 +207,7 @@ export function providerConfiguration(deps: ProviderDependencies): Configuration
     },
     async findAccount(ctx, sub) {
       // The database being away is a 503 (temporarily_unavailable) for the client, not a server_error.
-      const user = await unlessUnavailable(deps.users.findById(sub));
+      const user = await unlessUnavailable(deps.users.findAccount(sub));
       if (!user || user.disabled_at) return undefined;
       return {
         accountId: user.id,

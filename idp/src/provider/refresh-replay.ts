@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AlreadyConsumedError, REFRESH_REPLAY_MODEL, type ValueCipher } from '@jobswipe/adapters';
+import { AlreadyConsumedError, REFRESH_REPLAY_MODEL } from '@jobswipe/adapters';
+import type { Aead } from '@jobswipe/keystore';
 import Provider, {
   errors,
   type Adapter,
@@ -25,9 +26,10 @@ import { requestScope } from '../http/request-scope.ts';
  * How, without a lock on the request path:
  * - The provider's refresh_token grant handler is wrapped where it is registered (the provider
  *   registers its built-in grants through registerGrantType; a subclass wraps that one).
- * - The first redemption runs the provider's handler; its answer is sealed with the column cipher and
- *   stored under a hash of the rotated token, with the grace period as its lifetime, in the database
- *   every process shares (beside the refresh tokens, also with Redis), before the response goes out.
+ * - The first redemption runs the provider's handler; its answer is sealed (AES-256-GCM under a key
+ *   derived from the column data key: keystore/src/aead.ts) and stored under a hash of the rotated
+ *   token, with the grace period as its lifetime, where every process finds it (Redis, or the
+ *   database while Redis is away or not configured), before the response goes out.
  * - A second redemption must not take the provider's own "already used" path, which revokes the
  *   grant at once: while our handler runs, the provider's view of that token hides that it was used,
  *   so the handler goes on to the adapter's atomic consume, which refuses every redemption but the
@@ -57,8 +59,13 @@ export interface RefreshReplayOptions {
   graceSeconds: number;
   /** The storage adapter every process shares: where answers are kept. */
   adapter: AdapterClass;
-  /** Seals the kept answers (they hold tokens). */
-  secrets: ValueCipher;
+  /** Seals the kept answers (they hold tokens): synchronously, as it runs on every refresh. */
+  secrets: Aead;
+  /**
+   * Opens an answer kept by a server of the earlier release, which sealed it as a JWE with the column
+   * cipher: during a rolling upgrade, a replay of a rotation an older server answered is still one.
+   */
+  openEarlier?: (sealed: string, context: string) => Promise<string>;
   /** A kept answer could not be stored or opened: the request still gets its answer or the usual refusal. */
   onError(error: unknown, message: string): void;
   waitMs?: number;
@@ -102,11 +109,14 @@ interface Redemption {
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /** Where an answer is stored: a hash of the rotated refresh token, never the token. */
-function answerKey(refreshToken: string): string {
+export function answerKey(refreshToken: string): string {
   return createHash('sha256').update('refresh answer\0').update(refreshToken, 'utf8').digest('base64url');
 }
 
-const sealContext = (key: string) => `refresh answer ${key}`;
+/** What a kept answer is sealed for (the additional authenticated data): where it is stored. */
+export const sealContext = (key: string) => `refresh answer ${key}`;
+/** A compact JWE's protected header, base64url of `{"`: how the earlier release's sealed answers begin. */
+const JWE_PREFIX = 'eyJ';
 
 function requestShape(ctx: KoaContextWithOIDC): RequestShape {
   const params = ctx.oidc.params ?? {};
@@ -161,7 +171,7 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     const failed = (error: unknown) => options.onError(error, 'the answer to a refresh could not be kept for its grace period');
     let stored: StoredAnswer;
     try {
-      stored = { clientId: client.clientId, grantId: successor.grantId, sealed: await options.secrets.seal(JSON.stringify(answer), sealContext(key)) };
+      stored = { clientId: client.clientId, grantId: successor.grantId, sealed: options.secrets.seal(JSON.stringify(answer), sealContext(key)) };
     } catch (error) {
       failed(error);
       return undefined;
@@ -180,7 +190,9 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     if (!client || stored.clientId !== client.clientId) return false;
     let answer: SealedAnswer;
     try {
-      answer = JSON.parse(await options.secrets.open(stored.sealed, sealContext(key))) as SealedAnswer;
+      const text =
+        options.openEarlier && stored.sealed.startsWith(JWE_PREFIX) ? await options.openEarlier(stored.sealed, sealContext(key)) : options.secrets.open(stored.sealed, sealContext(key));
+      answer = JSON.parse(text) as SealedAnswer;
     } catch (error) {
       options.onError(error, 'a kept refresh answer could not be opened');
       return false;

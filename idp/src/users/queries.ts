@@ -1,8 +1,26 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { withUser } from '@jobswipe/adapters';
+import { NoticedCache, noticedCacheOf, withUser } from '@jobswipe/adapters';
 import type { UserTables, UsersTable } from './tables.ts';
 
 export type User = Selectable<UsersTable>;
+
+/** What the provider needs of a user on a token, userinfo or introspection request: the claims and whether the account is usable. */
+export type AccountView = Readonly<Pick<User, 'id' | 'email' | 'email_verified' | 'name' | 'disabled_at'>>;
+
+/** The channel on which the database announces a changed user (migration 0022): its id, or `*` for all. */
+export const USER_CHANGES_CHANNEL = 'jobswipe_users';
+
+/** About 200 bytes an entry: a bounded few megabytes for the users active on the token endpoint. */
+const MAX_KEPT_ACCOUNTS = 20_000;
+
+/**
+ * The accounts of a database handle kept between requests while the server receives the notices of
+ * migration 0022 (server.ts listens; elsewhere, as in the CLI, nothing is kept). Only the view the
+ * provider needs: sign-in, recovery and the account pages always read the row.
+ */
+export function accountCacheOf(db: object): NoticedCache<AccountView> {
+  return noticedCacheOf(db, 'accounts', () => new NoticedCache<AccountView>(MAX_KEPT_ACCOUNTS));
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -19,10 +37,30 @@ export interface NewUser {
 }
 
 export function createUserQueries(db: Kysely<UserTables>) {
+  const accounts = accountCacheOf(db);
+  // This process's own writes are forgotten at once, not only when their notice comes back.
+  const written = (id: string) => accounts.changed(id);
   return {
     async findById(id: string): Promise<User | undefined> {
       if (!UUID.test(id)) return undefined;
       return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+
+    /** The provider's view of a user (kept between requests while change notices arrive; see accountCacheOf). */
+    async findAccount(id: string): Promise<AccountView | undefined> {
+      if (!UUID.test(id)) return undefined;
+      const kept = accounts.get(id);
+      if (kept) return kept;
+      const generation = accounts.generation();
+      const found = await db
+        .selectFrom('users')
+        .select(['id', 'email', 'email_verified', 'name', 'disabled_at'])
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!found) return undefined;
+      const account = Object.freeze(found);
+      accounts.keep(id, account, generation);
+      return account;
     },
 
     /** The signed-in user's own row, read as that user (row-level security): the account pages' path. */
@@ -84,6 +122,7 @@ export function createUserQueries(db: Kysely<UserTables>) {
         })
         .where('id', '=', id)
         .execute();
+      written(id);
     },
 
     async disable(id: string): Promise<void> {
@@ -93,6 +132,7 @@ export function createUserQueries(db: Kysely<UserTables>) {
         .where('id', '=', id)
         .where('disabled_at', 'is', null)
         .execute();
+      written(id);
     },
   };
 }

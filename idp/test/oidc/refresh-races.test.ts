@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerKey, sealContext } from '../../src/provider/refresh-replay.ts';
+import { loadKek, openKeystore } from '../../src/signing-keys.ts';
 import { Browser } from '../../../test/support/browser.ts';
 import { authorizationRequest, exchangeCode, relyingParty, signIn, type RelyingParty } from '../../../test/support/relying-party.ts';
 import { scanKeys } from '../../../test/support/redis.ts';
@@ -166,6 +168,42 @@ describe('refresh token reuse grace period and token endpoint races (postgres+re
       .where('model', 'in', ['RefreshTokenReplay', 'AccessToken'])
       .executeTakeFirstOrThrow();
     expect(inDatabase.count).toBe(0);
+  });
+
+  it('replays an answer that a server of the earlier release kept as a JWE (a rolling upgrade)', async () => {
+    const { refreshToken } = await signedIn();
+    const first = await refresh(idp.server.url, web, refreshToken);
+    expect(first.status).toBe(200);
+    // What the earlier release stored: the same answer, sealed with the column cipher (a compact JWE).
+    const cipher = await openKeystore(idp.server.database.db, idp.server.config, (await loadKek(idp.server.config)).kek).columnCipher();
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const context = sealContext(answerKey(refreshToken));
+      const keys = (await scanKeys(redis, `${idp.server.config.redis!.keyPrefix}RefreshTokenReplay:*`)).filter((key) => !key.includes(':grant:'));
+      let rewritten = 0;
+      for (const key of keys) {
+        const payload = JSON.parse(String(await redis.hget(key, 'payload'))) as { sealed: string };
+        let plaintext: string;
+        try {
+          plaintext = cipher.shortLived('refresh answer').open(payload.sealed, context);
+        } catch {
+          continue; // another test's answer
+        }
+        const jwe = await cipher.seal(plaintext, context);
+        expect(jwe.split('.')).toHaveLength(5);
+        await redis.hset(key, 'payload', JSON.stringify({ ...payload, sealed: jwe }));
+        rewritten += 1;
+      }
+      expect(rewritten).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+
+    const again = await refresh(idp.server.url, web, refreshToken);
+    expect(again.status).toBe(200);
+    expect(tokensOf(again)).toEqual(tokensOf(first));
+    const next = await refresh(idp.server.url, web, String(first.body['refresh_token']));
+    expect(next.status).toBe(200);
   });
 
   it('refuses another client presenting the rotated token, as before, and leaves the grant alone', async () => {
