@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchResult } from './report.ts';
 import { parseOptions, UsageError } from './run.ts';
 import { signInRate } from './scenarios.ts';
 import { ROOT } from './targets.ts';
+import { TYPESCRIPT_LOADER } from '../../test/support/processes.ts';
 
 /**
  * The harness end to end, kept small (one short round of two scenarios against the bare provider
@@ -23,7 +24,7 @@ describe('npm run bench', () => {
     const out = join(dir, 'report.md');
     // A second of warm-up: a cold provider's first token requests (modules compiled on demand) can take a second on a busy machine.
     const args = ['--duration', '1', '--rounds', '1', '--warmup', '1', '--ceiling-seconds', '1', '--scenarios', 'discovery,client-credentials', '--targets', 'bare,ours-embedded'];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'idp/bench/run.ts', ...args, '--out', out, '--json', join(dir, 'result.json'), '--quiet'], {
+    const child = spawn(process.execPath, ['--import', TYPESCRIPT_LOADER, 'idp/bench/run.ts', ...args, '--out', out, '--json', join(dir, 'result.json'), '--quiet'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -81,6 +82,8 @@ describe('npm run bench', () => {
     expect(() => parseOptions(['--scenarios', 'discovery,nope'])).toThrow(UsageError);
     expect(() => parseOptions(['--targets', 'elsewhere'])).toThrow(/choose from bare, bare-pg, ours-pg/);
     expect(parseOptions(['--scenarios', 'jwks,discovery']).scenarios).toEqual(['discovery', 'jwks']);
+    expect(parseOptions(['--heap-prof', 'profiles']).heapProf).toBe(resolve('profiles'));
+    expect(() => parseOptions(['--heap-prof'])).toThrow(/--heap-prof needs a value/);
   });
 
   it('counts sign-ins per second from the first completion, once there are enough', () => {

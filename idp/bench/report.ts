@@ -312,7 +312,7 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
     if (result.notRun[target]) continue;
     lines.push(`| ${TARGET_LABELS[target]} | ${fmtRss(result.idleRss[target])} | ${fmtRss(result.finalRss[target])} |`);
   }
-  lines.push('', 'Per process: the process the harness started first, then its children (the cluster workers with WORKERS; tsx\'s esbuild service, about 16 MB, once a module was compiled on demand).', '');
+  lines.push('', 'Per process: the process the harness started first, then its children (the cluster workers with WORKERS; on a Node without type stripping, tsx\'s esbuild service, about 16 MB, once a module was compiled on demand).', '');
 
   lines.push('## How it is measured', '');
   lines.push(
@@ -320,7 +320,7 @@ export function renderMarkdown(result: BenchResult, svgName: string): string {
     '- discovery, JWKS: GET. client credentials: POST /token with `resource=urn:jobswipe:api`. usage recording (ours only; the bare provider has no usage API): POST /api/usage with a usage:write token, one application for the connection\'s user per request, each with a new idempotency key, on a plan whose limit no run reaches; compared with ours\' client credentials in the same run. refresh: 16 users, one per connection, each sending the refresh token its previous response returned. introspection: each connection introspects its user\'s access token with the web client\'s credentials. userinfo: each connection with its user\'s access token.',
     '- full sign-in: autocannon `requests` with setupRequest/onResponse and the per-connection context, each loop a fresh browser: authorize → login page → login POST (CSRF token and cookies) → redirects → code → token, each sign-in from its own `X-Forwarded-For` (TRUST_PROXY=loopback). The rate is completed sign-ins per second, counted from the first completion (before it, every connection is still in its first sign-in); the latency that of a whole sign-in. A sign-in waits for bcrypt, so this run lasts at least long enough for each connection to finish about four (4 × connections / the bcrypt ceiling, at most 40 s).',
     '- Rounds alternate between targets (per scenario: round 1 every target, then round 2, ...); medians are reported. The load generator shares the machine with the target.',
-    '- `--cpu-prof DIR` starts every target (the bare ones too, to compare) under `node --cpu-prof --cpu-prof-dir DIR/<target>`; the profiles are written when the run ends.',
+    '- `--cpu-prof DIR` starts every target (the bare ones too, to compare) under `node --cpu-prof --cpu-prof-dir DIR/<target>`, and `--heap-prof DIR` under `node --heap-prof` (sampled allocations still live when the target stops: what holds memory); the profiles are written when the run ends.',
     '',
   );
   return lines.join('\n');

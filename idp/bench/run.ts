@@ -26,6 +26,7 @@ export interface BenchOptions {
   scenarios: ScenarioName[];
   targets: TargetName[];
   cpuProf: string | undefined;
+  heapProf: string | undefined;
   out: string;
   svg: string;
   json: string | undefined;
@@ -42,6 +43,7 @@ const USAGE = `npm run bench -- [options]
   --scenarios a,b     of ${SCENARIOS.join(', ')} (default all)
   --targets x,y       of ${TARGETS.join(', ')} (default all; WORKERS=2 runs client credentials only; usage runs on ours only)
   --cpu-prof DIR      start every target under node --cpu-prof --cpu-prof-dir DIR/<target> (bare ones too, to compare)
+  --heap-prof DIR     the same with node --heap-prof (sampled allocations still live when the target stops, by where they were made)
   --out FILE          the report (default docs/benchmarks.md); the chart goes next to it as .svg
   --svg FILE          the chart (default: --out with .svg)
   --json FILE         also write every measurement as JSON
@@ -68,6 +70,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     scenarios: [...SCENARIOS],
     targets: [...TARGETS],
     cpuProf: undefined,
+    heapProf: undefined,
     out: join(ROOT, 'docs/benchmarks.md'),
     svg: '',
     json: undefined,
@@ -110,6 +113,9 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case '--cpu-prof':
         options.cpuProf = resolve(value());
+        break;
+      case '--heap-prof':
+        options.heapProf = resolve(value());
         break;
       case '--out':
         options.out = resolve(value());
@@ -220,12 +226,17 @@ export async function runBench(argv: string[], cleanup: Cleanup, aborted: () => 
       log(`${name}: ${why}`);
       continue;
     }
-    if (options.cpuProf) await mkdir(join(options.cpuProf, name), { recursive: true });
+    const profiling: string[] = [];
+    for (const [flag, dir] of [['cpu-prof', options.cpuProf], ['heap-prof', options.heapProf]] as const) {
+      if (!dir) continue;
+      await mkdir(join(dir, name), { recursive: true });
+      profiling.push(`--${flag}`, `--${flag}-dir`, join(dir, name));
+    }
     const target = await startTarget(name, {
       seed: credentials.seed,
       workDir,
       cleanup,
-      cpuProfDir: options.cpuProf ? join(options.cpuProf, name) : undefined,
+      profiling,
       log,
     });
     result.idleRss[name] = target.idleRss;

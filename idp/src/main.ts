@@ -50,8 +50,11 @@ process.once('SIGINT', stop);
 
 try {
   // Loaded here, not above: a WORKERS supervisor never serves, and stays small without the server's modules.
-  const { startServer } = await import('./server.ts');
+  const [{ startServer }, { lowerThreadpoolPriority }] = await Promise.all([import('./server.ts'), import('./thread-priority.ts')]);
   const server = await startServer(config, { logDestination });
+  // bcrypt runs in the threadpool: it gets the cores the event loop leaves (docs/scaling.md).
+  const lowered = config.threadpoolNiceness > 0 ? await lowerThreadpoolPriority(config.threadpoolNiceness) : 0;
+  server.log.debug({ threads: lowered }, 'threadpool priority lowered');
   shutDown = (signal) => {
     shutDown = undefined;
     server.log.info({ signal }, 'shutting down');

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
@@ -26,7 +27,9 @@ const CLIENT_ID = 'jobswipe-web';
 const CLIENT_SECRET = randomBytes(24).toString('base64url');
 const NEXTAUTH_SECRET = randomBytes(32).toString('base64url');
 const SESSION_COOKIE = 'next-auth.session-token';
-const SCREENSHOTS = join(ROOT, 'docs/screenshots');
+// The README's screenshots, rewritten with UPDATE_SCREENSHOTS=1; otherwise taken into a scratch folder
+// (every run still renders them), so a test run leaves the working tree as it was.
+const SCREENSHOTS = process.env['UPDATE_SCREENSHOTS'] === '1' ? join(ROOT, 'docs/screenshots') : join(tmpdir(), 'jobswipe-web-screenshots');
 const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 let idp: TestServer;

@@ -81,7 +81,8 @@ describe.each(SERVER_SETUPS)('sign-up and email verification (%s)', { timeout: 6
     chromium.catch(() => {});
   });
   afterAll(async () => {
-    await (await chromium.catch(() => undefined))?.close();
+    // Undefined when the setup failed before the browser was started.
+    await (await chromium?.catch(() => undefined))?.close();
     await env?.stop();
   });
 

@@ -112,7 +112,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     for (let index = 0; index < options.processes; index += 1) {
       const port = await freePort();
       // As deployed: `npm start`'s Node flags (and the image's MALLOC_ARENA_MAX above).
-      const running = spawnNode('idp/src/main.ts', [], { ...env, PORT: String(port) }, undefined, serverNodeFlags());
+      const running = spawnNode('idp/src/main.ts', [], { ...env, PORT: String(port) }, undefined, serverNodeFlags(), { ownSession: true });
       providers.push({ name: String.fromCharCode(65 + index), port, process: running });
     }
     for (const provider of providers) await waitForHealth(`http://127.0.0.1:${provider.port}`, provider.process);

@@ -7,7 +7,8 @@ import { Traffic, type Workers } from './traffic.ts';
  * Soak: one provider process on Postgres and Redis, the same mixed traffic as the fault suite for
  * three minutes at half the rate it sustains flat out (measured for 10 s first). No errors, no request
  * over 5 s, RSS growth under 10% after the warm-up (medians of the halves within 5%), and the database
- * pool never exhausted.
+ * pool never exhausted. It runs after every other suite, alone (vitest.config.ts): half of the rate
+ * measured in a quiet moment is more than a machine shared with other suites can give in a busy one.
  *
  * Needs the Postgres server binaries (initdb, pg_ctl) and redis-server; without them the suite fails.
  */
@@ -61,6 +62,7 @@ describe('soak: mixed traffic at half the maximum rate for 3 minutes (one proces
     // The same clients go on at half the rate (their refresh chains carry on).
     const traffic = flatOut;
     const from = traffic.now();
+    const startedAt = new Date();
     traffic.start(periods);
     const rss: Array<{ at: number; mb: number }> = [];
     const connections: Array<{ total: number; active: number }> = [];
@@ -78,8 +80,8 @@ describe('soak: mixed traffic at half the maximum rate for 3 minutes (one proces
     const soakSeconds = (traffic.now() - from) / 1000;
 
     // RSS after the warm-up, in halves. V8 lets the heap fill up to a full collection and falls back
-    // (RSS goes up and down around it), and may grow the heap by a step once when the machine is busy
-    // (the CI runs other suites beside this one): neither is a leak. A leak raises the whole second
+    // (RSS goes up and down around it), and may grow the heap by a step once when the machine is busy:
+    // neither is a leak. A leak raises the whole second
     // half: the median of the second half against the median of the first, where a steady leak of 10%
     // over the window shows as 5%. The peaks are printed too.
     const warm = rss.filter((sample) => sample.at >= WARM_UP_MS).map((sample) => sample.mb);
@@ -91,13 +93,16 @@ describe('soak: mixed traffic at half the maximum rate for 3 minutes (one proces
     const maxConnections = Math.max(...connections.map((sample) => sample.total));
     const maxActive = Math.max(...connections.map((sample) => sample.active));
     const held = await accountFor(cluster, traffic.refreshTokens);
+    const [slowStatements, redisLatency] = await Promise.all([cluster.postgres.slowStatements(), cluster.redis.latency()]);
     console.log(
       `[soak] ${soakSeconds.toFixed(0)} s: ${soak.requests} requests = ${(soak.requests / soakSeconds).toFixed(0)} req/s (target ${(maxRate / 2).toFixed(0)}), ` +
         `${JSON.stringify(soak.byKind)}; ${soak.ok} ok, ${soak.unavailable} 503s, ${soak.serverErrors} 500s, ${soak.timeouts + soak.network} unanswered, ${soak.refused} refused; ` +
-        `p99 ${soak.p99Ms} ms, max ${soak.maxMs} ms\n` +
+        `p99 ${soak.p99Ms} ms, max ${soak.maxMs} ms; slowest: ${soak.slowest.join('; ')}\n` +
         `[soak] RSS median in the first half after a ${WARM_UP_MS / 1000} s warm-up ${before} MB, in the second half ${after} MB (${(growth * 100).toFixed(1)}%); peaks ${peakBefore} and ${peakAfter} MB; every ${SAMPLE_EVERY_MS / 1000} s: ${rss.map((sample) => sample.mb).join(' ')}\n` +
         `[soak] Postgres connections of the provider: at most ${maxConnections} open, ${maxActive} active (pool size ${cluster.poolMax})\n` +
-        `[soak] database: refresh tokens ${held.refreshTokensStored}/${held.refreshTokensAnswered}, audit rows ${JSON.stringify(held.audit)} for answers ${JSON.stringify(traffic.answered)}`,
+        `[soak] database: refresh tokens ${held.refreshTokensStored}/${held.refreshTokensAnswered}, audit rows ${JSON.stringify(held.audit)} for answers ${JSON.stringify(traffic.answered)}\n` +
+        `[soak] traffic at half rate from ${startedAt.toISOString()}; Postgres statements of 1 s or more: ${slowStatements.length ? slowStatements.slice(0, 5).join(' | ') : 'none'}; ` +
+        `Redis latency events of 100 ms or more: ${redisLatency.length ? redisLatency.join(' | ') : 'none'}`,
     );
 
     expect(soak.ok, JSON.stringify(traffic.problems().slice(0, 10))).toBe(soak.requests);

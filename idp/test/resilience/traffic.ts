@@ -122,12 +122,16 @@ export class Traffic {
   private running = false;
   private loops: Array<Promise<void>> = [];
 
-  constructor(
-    private readonly issuer: string,
-    private readonly workers: Workers,
-    /** The least time between the starts of one worker's operations; 0: as fast as they are answered. */
-    private readonly periodMs = 0,
-  ) {}
+  private readonly issuer: string;
+  private readonly workers: Workers;
+  /** The least time between the starts of one worker's operations; 0: as fast as they are answered. */
+  private readonly periodMs: number;
+
+  constructor(issuer: string, workers: Workers, periodMs = 0) {
+    this.issuer = issuer;
+    this.workers = workers;
+    this.periodMs = periodMs;
+  }
 
   now(): number {
     return performance.now() - this.started;
@@ -329,6 +333,11 @@ export class Traffic {
       refused: count('refused'),
       over5s: window.filter((sample) => sample.ms > HANG_MS).length,
       maxMs: Math.round(latencies.at(-1) ?? 0),
+      /** The three slowest requests (kind, method, path, status, start in ms since the traffic started, duration). */
+      slowest: [...window]
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 3)
+        .map((sample) => `${sample.kind} ${sample.method} ${sample.path} ${sample.status} at ${Math.round(sample.at)} ms: ${Math.round(sample.ms)} ms`),
       p99Ms: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0),
       byKind,
       okByKind,
