@@ -33,7 +33,8 @@ WORKDIR /app
 # stay root's, so the running process cannot change them.
 RUN mkdir -p /data && chown node:node /data && chmod 700 /data
 COPY --from=deps /app/node_modules node_modules
-# The TypeScript sources run as they are (tsx); tests are left out by .dockerignore.
+# The TypeScript sources run as they are (Node 24 strips the types; idp/bin/typescript.mjs); tests are
+# left out by .dockerignore.
 COPY package.json tsconfig.json ./
 COPY config config
 COPY keystore keystore
@@ -46,4 +47,4 @@ EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The server; `idp migrate` (and every other `idp` command) runs in the same image.
-CMD ["node", "--max-semi-space-size=4", "--initial-old-space-size=160", "--import", "tsx", "idp/src/main.ts"]
+CMD ["node", "--max-semi-space-size=4", "--initial-old-space-size=128", "--max-old-space-size=1024", "--import", "./idp/bin/typescript.mjs", "idp/src/main.ts"]

@@ -129,7 +129,11 @@ create table if not exists bench_audit (
 function postgresAdapter(db: pg.Pool): new (name: string) => Adapter {
   const live = '(expires_at is null or expires_at > now())';
   return class BenchAdapter implements Adapter {
-    constructor(readonly name: string) {}
+    readonly name: string;
+
+    constructor(name: string) {
+      this.name = name;
+    }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number) {
       await db.query(

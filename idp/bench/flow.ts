@@ -83,13 +83,18 @@ export class SignIn {
   failure: string | undefined;
   steps = 0;
 
-  constructor(
-    private readonly endpoints: Endpoints,
-    private readonly user: { email: string; password: string },
-    private readonly webSecret: string,
-    /** The X-Forwarded-For this browser's requests carry (each sign-in its own address). */
-    private readonly ip: string,
-  ) {}
+  private readonly endpoints: Endpoints;
+  private readonly user: { email: string; password: string };
+  private readonly webSecret: string;
+  /** The X-Forwarded-For this browser's requests carry (each sign-in its own address). */
+  private readonly ip: string;
+
+  constructor(endpoints: Endpoints, user: { email: string; password: string }, webSecret: string, ip: string) {
+    this.endpoints = endpoints;
+    this.user = user;
+    this.webSecret = webSecret;
+    this.ip = ip;
+  }
 
   private request(method: 'GET' | 'POST', path: string, body?: string, extra: Record<string, string> = {}): StepRequest {
     const headers: Record<string, string> = { 'x-forwarded-for': this.ip, ...extra };

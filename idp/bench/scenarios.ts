@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { METER_CLIENT, SERVICE_CLIENT, WEB_CLIENT, type Credentials } from './seed.ts';
 import type { CpuUse } from './cpu.ts';
 import { targetRss, type RunningTarget } from './targets.ts';
+import { TYPESCRIPT_LOADER } from '../../test/support/processes.ts';
 
 export const SCENARIOS = ['discovery', 'jwks', 'client-credentials', 'usage', 'refresh', 'introspection', 'userinfo', 'sign-in'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -479,7 +480,7 @@ interface ProbeResult {
 function probe(url: string, seconds: number): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     const child = fork(new URL('./probe.ts', import.meta.url).pathname, [url, String(seconds), String(PROBE_RATE)], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', TYPESCRIPT_LOADER],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     probes.add(child);

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { environmentSchema } from '../../config/src/schema.ts';
 import { adminQuery as runAdminQuery } from '../../test/support/postgres-admin.ts';
-import { freePort, serverNodeFlags } from '../../test/support/processes.ts';
+import { freePort, serverNodeFlags, TYPESCRIPT_LOADER } from '../../test/support/processes.ts';
 import { discover, type Endpoints } from './flow.ts';
 import type { Seed } from './seed.ts';
 
@@ -69,7 +69,8 @@ export interface TargetOptions {
   workDir: string;
   cleanup: Cleanup;
   /** `node --cpu-prof --cpu-prof-dir DIR` for the target's process (bare or ours). */
-  cpuProfDir?: string | undefined;
+  /** Node flags that profile the target (--cpu-prof, --heap-prof and their directories). */
+  profiling?: string[];
   log: (line: string) => void;
 }
 
@@ -102,12 +103,12 @@ export function stopStarting(): void {
   for (const command of commands) command.kill('SIGKILL');
 }
 
-/** `node [nodeArgs] --import tsx entry args`, output to a log file (a pipe nobody reads would fill and block). */
+/** `node [nodeArgs] --import TYPESCRIPT_LOADER entry args`, output to a log file (a pipe nobody reads would fill and block). */
 function spawnNode(entry: string, args: string[], env: Record<string, string>, logFile: string, nodeArgs: string[] = []): ChildProcess {
   if (stopping) throw new Error('interrupted');
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, '--import', TYPESCRIPT_LOADER, entry, ...args], {
       cwd: ROOT,
       env: { ...baseEnvironment(), ...env },
       stdio: ['ignore', fd, fd],
@@ -259,7 +260,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   if (name === 'bare' || name === 'bare-pg') {
     const env: Record<string, string> = { BENCH_PORT: String(port), BENCH_SEED: seedFile };
     if (name === 'bare-pg') env['BENCH_DATABASE_URL'] = await benchDatabase(cleanup, options.log, name);
-    child = spawnNode('idp/bench/bare-provider.ts', [], env, logFile, options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []);
+    child = spawnNode('idp/bench/bare-provider.ts', [], env, logFile, options.profiling ?? []);
   } else {
     const dataDir = join(dir, 'data');
     const env: Record<string, string> = {
@@ -284,7 +285,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     options.log(`${name}: importing the seed`);
     await runCli(['import', '--file', seedFile], env, logFile);
     // As deployed: the flags of `npm start` and the Docker image's MALLOC_ARENA_MAX.
-    const nodeArgs = [...serverNodeFlags(), ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [])];
+    const nodeArgs = [...serverNodeFlags(), ...(options.profiling ?? [])];
     child = spawnNode('idp/src/main.ts', [], { ...env, MALLOC_ARENA_MAX: '2' }, logFile, nodeArgs);
   }
   // Registered after the data's clean-up steps: it runs first (the process must stop before its data goes).

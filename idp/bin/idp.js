@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run directly; tsx registers the loader for it.
-import { register } from 'tsx/esm/api';
-
-register();
+// The CLI is TypeScript run directly (see typescript.mjs).
+await import('./typescript.mjs');
 await import('../src/cli/main.ts');

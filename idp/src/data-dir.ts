@@ -4,9 +4,12 @@ import type { Config } from '@jobswipe/config';
 
 /** DATA_DIR is missing and cannot be created: a configuration problem (exit 2), named in one line. */
 export class DataDirError extends Error {
-  constructor(readonly path: string, code: string) {
+  readonly path: string;
+
+  constructor(path: string, code: string) {
     super(`DATA_DIR ${path} cannot be created (${code}); point DATA_DIR at a directory this user may create`);
     this.name = 'DataDirError';
+    this.path = path;
   }
 }
 

@@ -6,6 +6,8 @@ import { environmentSchema } from '../../config/src/schema.ts';
 
 /** The repository root: child processes run from here, as `npm start` and `npm run idp` do. */
 export const ROOT = new URL('../../', import.meta.url).pathname;
+/** What runs the TypeScript sources (`node --import <this> entry.ts`), as package.json's scripts do. */
+export const TYPESCRIPT_LOADER = `${ROOT}idp/bin/typescript.mjs`;
 
 /** oidc-provider warns about Node 20 on stderr at import; that line is not ours. */
 const RUNTIME_WARNING = /^oidc-provider WARNING: Unsupported runtime/;
@@ -28,15 +30,24 @@ export function ownLines(stderr: string): string[] {
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
+  // Below Linux's ephemeral range (32768-60999 by default): a port the system handed out would also be
+  // handed out as the source port of any outgoing connection (the suites open thousands) before the
+  // caller listens on it.
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const port = FREE_PORTS.from + Math.floor(Math.random() * (FREE_PORTS.to - FREE_PORTS.from));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port between ${FREE_PORTS.from} and ${FREE_PORTS.to} after 50 tries`);
+}
+
+const FREE_PORTS = { from: 20_000, to: 32_000 };
+
+function canListen(port: number): Promise<boolean> {
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+  return new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** A Node process running one of our entry points, its output collected as it comes. */
@@ -55,7 +66,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** The Node flags `npm start` runs the server with (package.json: `node <flags> --import tsx idp/src/main.ts`). */
+/** The Node flags `npm start` runs the server with (package.json: `node <flags> --import ./idp/bin/typescript.mjs idp/src/main.ts`). */
 export function serverNodeFlags(): string[] {
   const manifest = JSON.parse(readFileSync(new URL('package.json', `file://${ROOT}`), 'utf8')) as { scripts: Record<string, string> };
   const words = (manifest.scripts['start'] ?? '').split(/\s+/);
@@ -63,12 +74,15 @@ export function serverNodeFlags(): string[] {
   return words[0] === 'node' && end > 0 ? words.slice(1, end) : [];
 }
 
-/** Starts `node [nodeArgs] --import tsx <entry> ...args` from ROOT, with `stdin` (or nothing) on its standard input. */
-export function spawnNode(entry: string, args: string[], env: Record<string, string>, stdin?: string, nodeArgs: string[] = []): Running {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry, ...args], {
+/** Starts `node [nodeArgs] --import TYPESCRIPT_LOADER <entry> ...args` from ROOT, with `stdin` (or nothing) on its standard input. */
+export function spawnNode(entry: string, args: string[], env: Record<string, string>, stdin?: string, nodeArgs: string[] = [], options: { ownSession?: boolean } = {}): Running {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', TYPESCRIPT_LOADER, entry, ...args], {
     cwd: ROOT,
     env: { ...baseEnvironment(), ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // A session of its own, as a service manager starts a service: on Linux its own scheduling group
+    // (autogroup), so the thread priorities inside it order only its own threads (docs/scaling.md).
+    detached: options.ownSession === true,
   });
   child.stdin.on('error', () => {}); // a process that never reads stdin may exit before we finish writing (EPIPE)
   child.stdin.end(stdin ?? '');

@@ -1,5 +1,6 @@
 // Sandboxed preload scripts must be CommonJS; tsc emits this file as preload.cjs.
-import electron = require('electron');
+// A plain require (no `import x = require`): the code base is erasable TypeScript throughout.
+const electron: typeof import('electron') = require('electron');
 import type { AuthState, User } from '../src/desktop-auth.ts';
 
 /** The whole API the renderer gets: states and the user's public claims, never a token. */

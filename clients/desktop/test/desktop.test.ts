@@ -30,7 +30,11 @@ class ChromiumUser implements BrowserOpener {
   pages: Page[] = [];
   #tasks: Array<Promise<void>> = [];
 
-  constructor(readonly context: BrowserContext) {}
+  readonly context: BrowserContext;
+
+  constructor(context: BrowserContext) {
+    this.context = context;
+  }
 
   async open(url: string): Promise<void> {
     const page = await this.context.newPage();

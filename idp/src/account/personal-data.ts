@@ -3,6 +3,7 @@ import { withUser, type OidcTables } from '@jobswipe/adapters';
 import type { AuditTables } from '../audit/tables.ts';
 import type { SessionTables } from '../sessions/tables.ts';
 import type { UserTables } from '../users/tables.ts';
+import { accountCacheOf } from '../users/queries.ts';
 import type { UpstreamTables } from '../upstreams/tables.ts';
 import type { MfaTables } from '../mfa/tables.ts';
 
@@ -162,11 +163,13 @@ export function createPersonalData(db: Kysely<PersonalDataTables>) {
      * CASCADE). Audit rows stay: they carry the uuid, never the email, so they are pseudonymous once the row is gone.
      */
     async erase(userId: string): Promise<{ deleted: boolean }> {
-      return db.transaction().execute(async (trx) => {
+      const erased = await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('oidc_models').where('account_id', '=', userId.toLowerCase()).execute();
         const deleted = await trx.deleteFrom('users').where('id', '=', userId).executeTakeFirst();
         return { deleted: Number(deleted.numDeletedRows) > 0 };
       });
+      accountCacheOf(db).changed(userId);
+      return erased;
     },
   };
 }

@@ -22,19 +22,22 @@ export interface AccountHolder {
 /** A change the rules refuse; nothing was changed. The message is for the user. */
 export class AccountChangeRefused extends Error {
   readonly code = 'ERR_ACCOUNT_CHANGE_REFUSED';
-  constructor(
-    readonly reason: 'rules' | 'unchanged',
-    message: string,
-  ) {
+  readonly reason: 'rules' | 'unchanged';
+
+  constructor(reason: 'rules' | 'unchanged', message: string) {
     super(message);
+    this.reason = reason;
   }
 }
 
 /** An email change link that cannot take effect (the address may have been taken since it was mailed). */
 export class EmailChangeRejected extends Error {
   readonly code = 'ERR_EMAIL_CHANGE_REJECTED';
-  constructor(readonly reason: TokenRejection | 'taken') {
+  readonly reason: TokenRejection | 'taken';
+
+  constructor(reason: TokenRejection | 'taken') {
     super(`email change link refused: ${reason}`);
+    this.reason = reason;
   }
 }
 

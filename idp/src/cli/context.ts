@@ -202,7 +202,10 @@ function lazyAdapter(load: () => Promise<AdapterConstructor>): AdapterConstructo
     }));
   return class LazyAdapter implements Adapter {
     #model: Promise<Adapter> | undefined;
-    constructor(readonly name: string) {}
+    readonly name: string;
+    constructor(name: string) {
+      this.name = name;
+    }
     #adapter(): Promise<Adapter> {
       return (this.#model ??= constructor().then((Loaded) => new Loaded(this.name)));
     }

@@ -11,8 +11,11 @@ import type { User, UserQueries } from '../users/queries.ts';
 /** A reset link that cannot be used (unknown, spent, replaced or expired); recorded as rejected. */
 export class ResetLinkRejected extends Error {
   readonly code = 'ERR_RESET_LINK_REJECTED';
-  constructor(readonly reason: TokenRejection) {
+  readonly reason: TokenRejection;
+
+  constructor(reason: TokenRejection) {
     super(`password reset link refused: ${reason}`);
+    this.reason = reason;
   }
 }
 

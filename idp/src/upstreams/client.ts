@@ -19,12 +19,13 @@ export interface PendingAuthorization {
 /** A failed upstream answer, with a reason for the audit row and a sentence for the user. */
 export class UpstreamAnswerRejected extends Error {
   readonly code = 'ERR_UPSTREAM_ANSWER';
-  constructor(
-    readonly reason: 'state_mismatch' | 'upstream_error' | 'invalid_answer' | 'unreachable',
-    message: string,
-    readonly upstreamError?: string,
-  ) {
+  readonly reason: 'state_mismatch' | 'upstream_error' | 'invalid_answer' | 'unreachable';
+  readonly upstreamError: string | undefined;
+
+  constructor(reason: UpstreamAnswerRejected['reason'], message: string, upstreamError?: string) {
     super(message);
+    this.reason = reason;
+    this.upstreamError = upstreamError;
   }
 }
 

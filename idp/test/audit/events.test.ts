@@ -17,8 +17,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A browser behind our trusted proxy: every request carries its own address and agent. */
 class ProxiedBrowser extends Browser {
-  constructor(readonly ip: string) {
+  readonly ip: string;
+
+  constructor(ip: string) {
     super();
+    this.ip = ip;
   }
 
   override request(url: string, init: Parameters<Browser['request']>[1] = {}) {

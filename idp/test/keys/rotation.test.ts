@@ -82,7 +82,11 @@ class CachingRelyingParty {
   #cached: { response: JwksResponse; expiresAt: number } | undefined;
   readonly fetches: JwksResponse[] = [];
 
-  constructor(readonly server: ServerProcess) {}
+  readonly server: ServerProcess;
+
+  constructor(server: ServerProcess) {
+    this.server = server;
+  }
 
   async keys(): Promise<JwksResponse> {
     if (this.#cached && Date.now() < this.#cached.expiresAt) return this.#cached.response;

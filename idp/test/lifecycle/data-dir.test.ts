@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { baseEnvironment, collect, freePort, ownLines, ROOT, runToExit, type Running } from '../../../test/support/processes.ts';
+import { baseEnvironment, collect, freePort, ownLines, ROOT, runToExit, TYPESCRIPT_LOADER, type Running } from '../../../test/support/processes.ts';
 import { createTestStore, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 
 const SERVER_ENTRY = 'idp/src/main.ts';
 const CLI_ENTRY = 'idp/src/cli/main.ts';
 
-/** `node --import tsx <entry>` started from a shell that set `umask 000`: nothing is masked by default. */
+/** `node --import TYPESCRIPT_LOADER <entry>` started from a shell that set `umask 000`: nothing is masked by default. */
 function spawnUnderUmask000(entry: string, args: string[], env: Record<string, string>): Running {
-  const child = spawn('sh', ['-c', 'umask 000 && exec "$@"', 'sh', process.execPath, '--import', 'tsx', entry, ...args], {
+  const child = spawn('sh', ['-c', 'umask 000 && exec "$@"', 'sh', process.execPath, '--import', TYPESCRIPT_LOADER, entry, ...args], {
     cwd: ROOT,
     env: { ...baseEnvironment(), ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

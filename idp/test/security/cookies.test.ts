@@ -46,8 +46,11 @@ class BehindTlsProxy extends Browser {
   readonly setCookies: SetCookie[] = [];
   readonly statuses: number[] = [];
 
-  constructor(private readonly localBase: string) {
+  private readonly localBase: string;
+
+  constructor(localBase: string) {
     super();
+    this.localBase = localBase;
   }
 
   protected override async send(url: string, init: RequestInit): Promise<Response> {
