@@ -43,9 +43,10 @@ export function openKeystore(db: Kysely<KeystoreTables>, config: Config, kek: Ke
     kek,
     policy: {
       rotationSeconds: config.keystore.rotationSeconds,
-      // Another process publishes a new next key up to one poll later than the one that created it:
-      // every process must publish it for a whole JWKS cache lifetime before it signs.
-      prepublishSeconds: config.keystore.jwksCacheSeconds + config.keystore.pollSeconds,
+      // Every process must publish a new next key for a whole JWKS cache lifetime before it signs.
+      // The others learn of it at their next poll, or one later when a poll runs past its interval
+      // on a busy machine (the timer skips a tick while a refresh is still under way).
+      prepublishSeconds: config.keystore.jwksCacheSeconds + 2 * config.keystore.pollSeconds,
       // A retired key stays published while anything it signed may still be presented.
       retainSeconds: Math.max(LIFETIMES.idToken, LIFETIMES.accessToken) + SKEW_SECONDS,
     },

@@ -27,6 +27,15 @@ export type Transition =
 const later = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);
 
 /**
+ * When a next key published at `publishedAt` may sign: when it is due, but never before it has been
+ * published for the whole prepublication window (a key created late, or long overdue, waits).
+ */
+export function nextActivation(due: Date, publishedAt: Date, policy: Pick<RotationPolicy, 'prepublishSeconds'>): Date {
+  const earliest = later(publishedAt, policy.prepublishSeconds);
+  return earliest > due ? earliest : due;
+}
+
+/**
  * What the scheduled rotation must do now. Pure: the keys and the clock in, transitions out, in the
  * order they are to be applied.
  */
@@ -44,10 +53,7 @@ export function planRotation(keys: readonly KeyRecord[], now: Date, policy: Rota
   } else if (!next) {
     const due = later(current.activatesAt ?? current.createdAt, policy.rotationSeconds);
     const publishFrom = later(due, -policy.prepublishSeconds);
-    if (now >= publishFrom) {
-      const earliest = later(now, policy.prepublishSeconds);
-      transitions.push({ type: 'create-next', activatesAt: earliest > due ? earliest : due });
-    }
+    if (now >= publishFrom) transitions.push({ type: 'create-next', activatesAt: nextActivation(due, now, policy) });
   }
 
   for (const key of keys) {

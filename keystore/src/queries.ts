@@ -47,8 +47,15 @@ export async function tryLock(trx: KeystoreDb): Promise<boolean> {
   return rows[0]?.locked === true;
 }
 
+/** The database clock when the transaction began (what the schedule is planned against). */
 export async function databaseNow(trx: KeystoreDb): Promise<Date> {
   const { rows } = await sql<{ now: Date }>`select now() as now`.execute(trx);
+  return rows[0]!.now;
+}
+
+/** The database clock at this statement, later than databaseNow by whatever the transaction has done. */
+export async function databaseClock(trx: KeystoreDb): Promise<Date> {
+  const { rows } = await sql<{ now: Date }>`select clock_timestamp() as now`.execute(trx);
   return rows[0]!.now;
 }
 

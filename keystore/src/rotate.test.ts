@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { STORE_KINDS } from '../../test/support/stores.ts';
+import { holdThreadpool } from '../../test/support/threads.ts';
 import type { KeyEvent } from './context.ts';
 import { keystoreOnStore, LONG, TINY, eventsOf, near, signsAndVerifies } from './keystore.fixtures.ts';
 
@@ -86,6 +87,26 @@ describe.each(STORE_KINDS)('keystore rotation on the %s store', (kind) => {
     expect(eventsOf(await keys.rotateIfDue())).toEqual([`key.removed ${first}`]);
     expect((await rows()).map((r) => r.kid)).toEqual([second]);
     expect((await keys.signingKeys()).jwks.keys.map((jwk) => jwk.kid)).toEqual([second]);
+  });
+
+  it('a next key signs no earlier than prepublishSeconds after it was written, however long generating it took', async () => {
+    const keys = keystore();
+    const [{ kid: first }] = (await keys.open()) as [KeyEvent];
+    // Due in 55 s, inside the 60 s window.
+    await sql`update signing_keys set activates_at = now() - interval '3545 seconds' where kid = ${first}`.execute(db());
+    // Every threadpool thread held for a second, as bcrypt hashes keep them under sign-in load:
+    // generating and sealing the key wait for them, inside the rotation's transaction.
+    const before = await databaseNow();
+    const release = await holdThreadpool();
+    const released = sleep(1_000).then(release);
+    const created = await keys.rotateIfDue();
+    const committed = await databaseNow();
+    await released;
+    expect(committed.getTime() - before.getTime(), 'the key generation waited for the threadpool').toBeGreaterThanOrEqual(950);
+    expect(created).toHaveLength(1);
+    // Published (committed) a few milliseconds after it was written, never more than that.
+    expect(created[0]!.activatesAt!.getTime()).toBeGreaterThanOrEqual(committed.getTime() + LONG.prepublishSeconds * 1000 - 250);
+    expect((await row(created[0]!.kid))!.activates_at!.getTime()).toBe(created[0]!.activatesAt!.getTime());
   });
 
   it('rotateNow promotes the waiting next key rather than creating another', async () => {

@@ -1,16 +1,40 @@
 import type { KeyEvent, KeystoreContext } from './context.ts';
 import { sealPrivateKey } from './envelope.ts';
-import { generateSigningKey } from './generate.ts';
-import { planRotation, type Transition } from './lifecycle.ts';
+import { generateSigningKey, type GeneratedKey } from './generate.ts';
+import { nextActivation, planRotation, type Transition } from './lifecycle.ts';
 import { withKeystoreLock } from './lock.ts';
-import { databaseNow, deleteKey, insertKey, promoteKey, readKeys, retireKey, type KeystoreDb } from './queries.ts';
+import { databaseClock, databaseNow, deleteKey, insertKey, promoteKey, readKeys, retireKey, type KeystoreDb } from './queries.ts';
 
-async function createKey(context: KeystoreContext, trx: KeystoreDb, state: 'current' | 'next', activatesAt: Date): Promise<KeyEvent> {
+interface PreparedKey {
+  key: GeneratedKey;
+  envelope: string;
+}
+
+/** A new key pair, its private half sealed: from a tenth of a second to seconds on a busy machine. */
+async function prepareKey(context: KeystoreContext): Promise<PreparedKey> {
   const key = await generateSigningKey();
-  const envelope = await sealPrivateKey(key.privateJwk, key.kid, context.kek);
+  return { key, envelope: await sealPrivateKey(key.privateJwk, key.kid, context.kek) };
+}
+
+async function storeKey(context: KeystoreContext, trx: KeystoreDb, { key, envelope }: PreparedKey, state: 'current' | 'next', activatesAt: Date): Promise<KeyEvent> {
   await insertKey(trx, { kid: key.kid, state, publicJwk: key.publicJwk, envelope, activatesAt });
   context.opened.set(key.kid, key.privateJwk);
   return { event: 'key.created', kid: key.kid, state, activatesAt };
+}
+
+async function createKey(context: KeystoreContext, trx: KeystoreDb, state: 'current' | 'next', activatesAt: Date): Promise<KeyEvent> {
+  return storeKey(context, trx, await prepareKey(context), state, activatesAt);
+}
+
+/**
+ * The scheduled next key. Other processes see it only when the transaction commits, after the key
+ * was generated: its activation is measured from when it is written (the database clock then), not
+ * from when the transaction began, so that every process publishes it for the whole prepublication
+ * window however long the generation took.
+ */
+async function createNextKey(context: KeystoreContext, trx: KeystoreDb, due: Date): Promise<KeyEvent> {
+  const prepared = await prepareKey(context);
+  return storeKey(context, trx, prepared, 'next', nextActivation(due, await databaseClock(trx), context.policy));
 }
 
 /** Applies the planner's transitions, in order; `now` is the database clock. */
@@ -22,7 +46,7 @@ async function apply(context: KeystoreContext, trx: KeystoreDb, transitions: Tra
         events.push(await createKey(context, trx, 'current', now));
         break;
       case 'create-next':
-        events.push(await createKey(context, trx, 'next', transition.activatesAt));
+        events.push(await createNextKey(context, trx, transition.activatesAt));
         break;
       case 'promote':
         if (transition.retire) {
