@@ -37,6 +37,8 @@ import { createUpstreamService } from './upstreams/service.ts';
 import { createMfaQueries } from './mfa/queries.ts';
 import { createMfaService } from './mfa/service.ts';
 import { createPasskeys } from './mfa/passkeys.ts';
+import { CHALLENGE_LIFETIME_SECONDS } from './mfa/webauthn-challenge.ts';
+import { spendOnce } from './provider/single-use.ts';
 import { createTotp } from './mfa/totp.ts';
 
 /*
@@ -98,7 +100,13 @@ export function createLibraries(deps: LibraryDependencies) {
   const clients = createClientRegistry(deps.db, deps.validateClient, deps.secrets);
   const registration = createRegistration({ issuer, users: queries.users, hasher, tokens, mailer, recordEvent, log });
   const totp = createTotp({ queries: queries.mfa, secrets: deps.secrets, issuerName: 'JobSwipe' });
-  const passkeys = createPasskeys({ queries: queries.mfa, issuer, rpName: 'JobSwipe' });
+  const spent = new deps.adapter('ReplayDetection');
+  const passkeys = createPasskeys({
+    queries: queries.mfa,
+    issuer,
+    rpName: 'JobSwipe',
+    spendChallenge: (challenge) => spendOnce(spent, `webauthn:${challenge}`, CHALLENGE_LIFETIME_SECONDS),
+  });
   const mfa = createMfaService({ queries: queries.mfa, totp, passkeys, recordEvent });
   const plans = createPlanService({
     queries: queries.plans,

@@ -50,10 +50,15 @@ const viewOf = (row: PasskeyRow): PasskeyView => ({ id: row.credential_id, name:
 /**
  * Passkeys (WebAuthn) with @simplewebauthn/server. The relying party is the issuer's host; every
  * ceremony requires user verification, so a passkey stands for two factors (sign-in-result.ts).
- * The challenge is made here and kept by the caller (webauthn-challenge.ts) until the answer comes.
+ * The challenge is made here and kept by the caller (webauthn-challenge.ts) until the answer comes;
+ * an answer spends it (`spendChallenge`, on the server: once across every process), so a challenge is
+ * answered once, whatever a browser sends again.
  */
-export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpName: string }) {
+export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpName: string; spendChallenge: (challenge: string) => Promise<boolean> }) {
   const { queries } = deps;
+  const spend = async (challenge: string) => {
+    if (!(await deps.spendChallenge(challenge))) throw new PasskeyRejected('that challenge was answered already');
+  };
   const origin = new URL(deps.issuer).origin;
   const rpID = new URL(deps.issuer).hostname;
 
@@ -81,6 +86,7 @@ export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpNa
     /** Checks the browser's new credential against the challenge and saves it under `name`. */
     async register(userId: string, responseText: string, expectedChallenge: string, name: string): Promise<PasskeyView> {
       const response = parseResponse(responseText) as unknown as RegistrationResponseJSON;
+      await spend(expectedChallenge);
       const { verifyRegistrationResponse } = await webauthn();
       let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
       try {
@@ -121,6 +127,7 @@ export function createPasskeys(deps: { queries: MfaQueries; issuer: string; rpNa
      */
     async authenticate(responseText: string, expectedChallenge: string, userId?: string): Promise<{ userId: string; credentialId: string }> {
       const response = parseResponse(responseText) as unknown as AuthenticationResponseJSON;
+      await spend(expectedChallenge);
       const row = await queries.findPasskey(response.id);
       if (!row || (userId !== undefined && row.user_id !== userId)) throw new PasskeyRejected('that passkey is not registered here');
       const counter = Number(row.counter);

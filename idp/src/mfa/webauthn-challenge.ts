@@ -3,12 +3,13 @@ import type { Context } from 'koa';
 /*
  * A WebAuthn challenge lives from the page that asks for a passkey to the form that answers it, in a
  * signed, HttpOnly cookie naming what it is for (registering for a user, or signing in in an
- * interaction). It is dropped when the answer is checked, right or wrong; the passkey's signature
- * counter and the single use of the interaction stop a replay beyond that.
+ * interaction). It is dropped when the answer is checked, right or wrong, and the answer spends the
+ * challenge on the server (passkeys.ts): the same cookie and answer sent again are refused.
  */
 
 const COOKIE = 'jobswipe.webauthn';
-const LIFETIME_SECONDS = 5 * 60;
+/** How long a challenge can be answered (and how long a spent one is remembered). */
+export const CHALLENGE_LIFETIME_SECONDS = 5 * 60;
 
 export type ChallengePurpose = 'register' | 'authenticate';
 
@@ -21,7 +22,7 @@ interface StoredChallenge {
 }
 
 export function keepChallenge(ctx: Context, purpose: ChallengePurpose, boundTo: string, challenge: string): void {
-  const value: StoredChallenge = { purpose, boundTo, challenge, expiresAt: Math.floor(Date.now() / 1000) + LIFETIME_SECONDS };
+  const value: StoredChallenge = { purpose, boundTo, challenge, expiresAt: Math.floor(Date.now() / 1000) + CHALLENGE_LIFETIME_SECONDS };
   ctx.cookies.set(COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), {
     signed: true,
     httpOnly: true,

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type Provider from 'oidc-provider';
-import { AlreadyConsumedError } from '@jobswipe/adapters';
+import { spendOnce } from './single-use.ts';
 
 /**
  * How far from the server's clock a DPoP proof's `iat` may be (oidc-provider's CHALLENGE_OK_WINDOW,
@@ -15,8 +14,8 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
  * RFC 7523 §3) hold under concurrency and for as long as the proof can be accepted.
  *
  * oidc-provider's ReplayDetection.unique looks the jti up, then saves it: concurrent requests carrying
- * one proof all pass (10 of 10 did, on Redis). Here the jti is saved and then consumed: the adapter's
- * consume is atomic in Redis and in the database, so exactly one request with a given jti gets through.
+ * one proof all pass (10 of 10 did, on Redis). Here the jti is spent (single-use.ts): exactly one
+ * request with a given jti gets through.
  * And the jti is kept PROOF_IAT_WINDOW_SECONDS longer than the provider asks: a proof whose `iat` is up
  * to five minutes ahead stays acceptable for up to ten, and must not be forgotten before then.
  */
@@ -24,17 +23,7 @@ export function installAtomicReplayDetection(provider: Provider): void {
   const model = provider.ReplayDetection;
   const adapter = model.adapter;
   model.unique = async function unique(iss: string, jti: string, exp: number): Promise<boolean> {
-    // The provider's own id (a hash of issuer and jti), so a record means the same to both.
-    const id = createHash('sha256').update(`${iss}${jti}`).digest('base64url');
-    const now = nowSeconds();
-    const keep = Math.max(exp - now, 0) + PROOF_IAT_WINDOW_SECONDS;
-    await adapter.upsert(id, { jti: id, iss, kind: 'ReplayDetection', iat: now, exp: now + keep }, keep);
-    try {
-      await adapter.consume(id);
-    } catch (error) {
-      if (error instanceof AlreadyConsumedError) return false;
-      throw error;
-    }
-    return true;
+    // Kept under the provider's own id (a hash of issuer and jti), so a record means the same to both.
+    return spendOnce(adapter, `${iss}${jti}`, Math.max(exp - nowSeconds(), 0) + PROOF_IAT_WINDOW_SECONDS);
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { withUser } from '@jobswipe/adapters';
 import type { Kysely } from 'kysely';
 import { generate } from 'otplib';
@@ -112,5 +113,28 @@ describe.each(STORE_KINDS)('authenticator app library (%s)', (kind) => {
     // A use moves the counter once; the same counter read twice moves it once.
     expect(await queries.passkeyUsed(`cred-${kind}`, 0, 5)).toBe(true);
     expect(await queries.passkeyUsed(`cred-${kind}`, 0, 5)).toBe(false);
+  });
+  it('spends a passkey challenge on the server: answered twice, or ten times at once, it is checked once', async () => {
+    const { passkeys } = idp.server.libraries;
+    const answer = JSON.stringify({ id: 'not-registered', rawId: 'not-registered', type: 'public-key', response: {} });
+    const outcome = (attempt: Promise<unknown>) => attempt.then(() => 'accepted', (error: Error) => error.message);
+    const challenge = () => randomBytes(32).toString('base64url');
+    const SPENT = 'that challenge was answered already';
+
+    const signIn = challenge();
+    expect(await outcome(passkeys.authenticate(answer, signIn))).toBe('that passkey is not registered here');
+    expect(await outcome(passkeys.authenticate(answer, signIn))).toBe(SPENT);
+
+    const user = await newUser();
+    const registration = challenge();
+    expect(await outcome(passkeys.register(user.id, answer, registration, 'Laptop'))).not.toMatch(/accepted|answered already/);
+    expect(await outcome(passkeys.register(user.id, answer, registration, 'Laptop'))).toBe(SPENT);
+    // A challenge spent for one ceremony is spent for the other too.
+    expect(await outcome(passkeys.authenticate(answer, registration))).toBe(SPENT);
+
+    const raced = challenge();
+    const outcomes = await Promise.all(Array.from({ length: 10 }, () => outcome(passkeys.authenticate(answer, raced))));
+    expect(outcomes.filter((text) => text === SPENT)).toHaveLength(9);
+    expect(outcomes.filter((text) => text === 'that passkey is not registered here')).toHaveLength(1);
   });
 });
