@@ -186,6 +186,40 @@ describe('COOKIE_KEYS', () => {
 
 const KEK = Buffer.alloc(32, 7).toString('base64');
 
+describe('Redis', () => {
+  it('REDIS_URL names one Redis; REDIS_SENTINELS the Sentinels of a primary, with its name and passwords', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://cache:6379/2' }).redis).toEqual({ kind: 'url', url: 'redis://cache:6379/2', keyPrefix: 'jobswipe:' });
+    expect(loadConfig({ REDIS_SENTINELS: 'sentinel-a:26380, sentinel-b ,[::1]:26381' }).redis).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-a', port: 26380 },
+        { host: 'sentinel-b', port: 26379 },
+        { host: '::1', port: 26381 },
+      ],
+      master: 'mymaster',
+      password: undefined,
+      sentinelPassword: undefined,
+      keyPrefix: 'jobswipe:',
+    });
+    expect(
+      loadConfig({ REDIS_SENTINELS: '10.0.0.5', REDIS_SENTINEL_MASTER: 'identity', REDIS_PASSWORD: 'primary secret', REDIS_SENTINEL_PASSWORD: 'sentinel secret', REDIS_KEY_PREFIX: 'idp:' }).redis,
+    ).toEqual({ kind: 'sentinel', sentinels: [{ host: '10.0.0.5', port: 26379 }], master: 'identity', password: 'primary secret', sentinelPassword: 'sentinel secret', keyPrefix: 'idp:' });
+    expect(loadConfig({}).redis).toBeUndefined();
+  });
+
+  it('refuses both at once, a malformed Sentinel list, and passwords that have no Sentinels to go with', () => {
+    expect(variables(configError({ REDIS_URL: 'redis://cache:6379', REDIS_SENTINELS: 'sentinel:26379' }).problems)).toEqual(['REDIS_SENTINELS']);
+    for (const value of ['sentinel:0', 'sentinel:70000', 'sentinel:port', 'http://sentinel:26379', ',', 'a b:1']) {
+      expect(variables(configError({ REDIS_SENTINELS: value }).problems), value).toEqual(['REDIS_SENTINELS']);
+    }
+    expect(variables(configError({ REDIS_URL: 'redis://cache:6379', REDIS_PASSWORD: 'secret' }).problems)).toEqual(['REDIS_PASSWORD']);
+    expect(variables(configError({ REDIS_SENTINEL_PASSWORD: 'secret' }).problems)).toEqual(['REDIS_SENTINEL_PASSWORD']);
+    expect(variables(configError({ REDIS_SENTINELS: 'sentinel', REDIS_SENTINEL_MASTER: 'my master' }).problems)).toEqual(['REDIS_SENTINEL_MASTER']);
+    // A problem names the variable, never a password's value.
+    expect(configError({ REDIS_URL: 'redis://cache:6379', REDIS_PASSWORD: 'do-not-print-me' }).message).not.toContain('do-not-print-me');
+  });
+});
+
 describe('keystore settings', () => {
   it('takes the KEK as a value or a file, generated when neither is set, never both', () => {
     expect(loadConfig({}).keystore.kek).toEqual({ kind: 'generated' });

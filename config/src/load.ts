@@ -4,6 +4,12 @@ export type StoreConfig =
   | { kind: 'postgres'; url: string; poolMax: number }
   | { kind: 'embedded'; dataDir: string };
 
+/** One Redis by its URL, or the primary the Sentinels name (followed through a failover). */
+export type RedisConfig = { keyPrefix: string } & (
+  | { kind: 'url'; url: string }
+  | { kind: 'sentinel'; sentinels: Array<{ host: string; port: number }>; master: string; password: string | undefined; sentinelPassword: string | undefined }
+);
+
 export interface Config {
   env: 'development' | 'production' | 'test';
   production: boolean;
@@ -15,7 +21,7 @@ export interface Config {
   dataDir: string;
   store: StoreConfig;
   /** Where the hot models live besides the database; undefined keeps them in the database. */
-  redis: { url: string; keyPrefix: string } | undefined;
+  redis: RedisConfig | undefined;
   migrateOnStart: boolean;
   /** undefined outside production until the caller supplies generated development keys. */
   cookieKeys: string[] | undefined;
@@ -35,6 +41,8 @@ export interface Config {
   shutdownGraceSeconds: number;
   /** WORKERS: server processes sharing the port. */
   workers: number;
+  /** THREADPOOL_NICENESS: the threadpool's niceness (0: unchanged). */
+  threadpoolNiceness: number;
   /** Proxies trusted to set X-Forwarded-For (proxy-addr syntax); empty trusts none. */
   trustProxy: string[];
   /** Requests per minute one client may make to the endpoints that authenticate clients. */
@@ -120,6 +128,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (parsed.success && parsed.data.METRICS_PORT === parsed.data.PORT) {
     problems.push({ variable: 'METRICS_PORT', message: 'must differ from PORT (metrics are never served on the public port)' });
   }
+  if (variables['REDIS_URL'] && variables['REDIS_SENTINELS']) {
+    problems.push({ variable: 'REDIS_SENTINELS', message: 'set either REDIS_URL or REDIS_SENTINELS, not both' });
+  }
+  for (const name of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'] as const) {
+    if (variables[name] && !variables['REDIS_SENTINELS']) {
+      problems.push({ variable: name, message: 'is for REDIS_SENTINELS (with REDIS_URL, the password goes in the URL)' });
+    }
+  }
   if (variables['KEYSTORE_KEK'] && variables['KEYSTORE_KEK_FILE']) {
     problems.push({ variable: 'KEYSTORE_KEK_FILE', message: 'set either KEYSTORE_KEK or KEYSTORE_KEK_FILE, not both' });
   }
@@ -139,7 +155,18 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     issuer,
     dataDir: env.DATA_DIR,
     store,
-    redis: env.REDIS_URL ? { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX } : undefined,
+    redis: env.REDIS_URL
+      ? { kind: 'url', url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX }
+      : env.REDIS_SENTINELS
+        ? {
+            kind: 'sentinel',
+            sentinels: env.REDIS_SENTINELS,
+            master: env.REDIS_SENTINEL_MASTER,
+            password: env.REDIS_PASSWORD,
+            sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
+            keyPrefix: env.REDIS_KEY_PREFIX,
+          }
+        : undefined,
     migrateOnStart: env.MIGRATE_ON_START === 'auto' ? store.kind === 'embedded' : env.MIGRATE_ON_START === 'true',
     cookieKeys: env.COOKIE_KEYS,
     api: { resource: env.API_RESOURCE, scopes: env.API_SCOPES },
@@ -159,6 +186,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     sweepIntervalSeconds: env.SWEEP_INTERVAL_SECONDS,
     shutdownGraceSeconds: env.SHUTDOWN_GRACE_SECONDS,
     workers: env.WORKERS,
+    threadpoolNiceness: env.THREADPOOL_NICENESS,
     trustProxy: env.TRUST_PROXY,
     tokenRateLimitPerMinute: env.TOKEN_RATE_LIMIT_PER_MINUTE,
     refreshTokenReuseGraceSeconds: env.REFRESH_TOKEN_REUSE_GRACE_SECONDS,

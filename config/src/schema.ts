@@ -46,6 +46,34 @@ export const environmentSchema = z.object({
     .url({ protocol: /^rediss?$/ })
     .optional()
     .describe('Redis for sessions, interactions, codes and other short-lived state. Unset: they stay in the database.'),
+  REDIS_SENTINELS: z
+    .string()
+    .transform((value, ctx) => {
+      const sentinels = [];
+      for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+        const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(entry);
+        const port = Number(match?.[2] ?? 26379);
+        if (!match || port < 1 || port > 65535) {
+          ctx.addIssue({ code: 'custom', message: `expected host:port entries separated by commas, got "${entry}"` });
+          return z.NEVER;
+        }
+        sentinels.push({ host: match[1]!.replace(/^\[|\]$/g, ''), port });
+      }
+      if (sentinels.length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'names no Sentinel' });
+        return z.NEVER;
+      }
+      return sentinels;
+    })
+    .optional()
+    .describe('Redis Sentinels (`host:port,host:port`; port 26379 if left out) that name the current primary of REDIS_SENTINEL_MASTER, instead of REDIS_URL: the provider follows a failover by itself.'),
+  REDIS_SENTINEL_MASTER: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits and . _ - only')
+    .default('mymaster')
+    .describe('The name the Sentinels monitor the primary under (their `sentinel monitor` line).'),
+  REDIS_PASSWORD: z.string().min(1).optional().describe('With REDIS_SENTINELS: the password of the primary and its replicas (with REDIS_URL, it goes in the URL).'),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional().describe('With REDIS_SENTINELS: the password of the Sentinels themselves, when they have one.'),
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9:._-]{1,64}$/, 'letters, digits and : . _ - only')
@@ -96,7 +124,7 @@ export const environmentSchema = z.object({
     .min(1)
     .max(7 * 24 * 60 * 60)
     .default(60 * 60)
-    .describe('JWKS Cache-Control max-age. A new key is published this long (plus one poll interval) before it signs.'),
+    .describe('JWKS Cache-Control max-age. A new key is published this long (plus two poll intervals) before it signs.'),
   KEYSTORE_POLL_SECONDS: z.coerce
     .number()
     .int()
@@ -180,6 +208,15 @@ export const environmentSchema = z.object({
     .max(64)
     .default(1)
     .describe('Server processes sharing the port (node:cluster), each with its own pools; a crashed one is replaced. More than 1 needs Postgres (the embedded store belongs to one process).'),
+  THREADPOOL_NICENESS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(19)
+    .default(10)
+    .describe(
+      'The scheduling niceness of the libuv threadpool, where password hashes run (Linux, Node 22.13 and later): the hashes get the CPU the event loop leaves, so other requests do not wait behind them. It orders the threads of the provider\'s own scheduling group (its container or systemd cgroup, or its session); in a group shared with other busy processes the hashes yield to those too and sign-ins slow down, so set `0` there. See docs/scaling.md.',
+    ),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(9).default(8).describe('On SIGTERM, how long in-flight requests may take before connections are closed.'),
 });
 

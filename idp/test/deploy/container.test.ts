@@ -138,7 +138,7 @@ describe(`docker-compose.yml (read by ${'`docker compose config`'} where the CLI
       expect(config.production).toBe(true);
       expect(config.issuer).toBe(DEPLOYER_VALUES['ISSUER']);
       expect(config.store.kind).toBe('postgres');
-      expect(config.redis?.url).toBe('redis://redis:6379');
+      expect(config.redis).toMatchObject({ kind: 'url', url: 'redis://redis:6379' });
     }
     // The migrations run on the provider's database, with the password Postgres was given.
     const idp = compose.services['idp']!.environment;

@@ -1,11 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../../test/support/processes.ts';
+import { startPrivateRedis, type PrivateRedis } from '../../../test/support/private-services.ts';
 import { relyingParty } from '../../../test/support/relying-party.ts';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
 
@@ -328,35 +325,20 @@ describe('client authentication limits when their store fails (postgres)', () =>
 
 describe('client authentication limits while Redis is down (postgres + a Redis of this test)', () => {
   let idp: TestServer;
-  let redis: ChildProcess;
+  let redis: PrivateRedis;
 
   beforeAll(async () => {
-    const port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null });
-    probe.on('error', () => {});
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        await probe.connect();
-        break;
-      } catch (error) {
-        if (attempt > 50) throw error;
-        await sleep(100);
-      }
-    }
-    probe.disconnect();
-    idp = await startTestServer('postgres', { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: 'token-limits:', TRUST_PROXY: 'loopback' });
+    redis = await startPrivateRedis();
+    idp = await startTestServer('postgres', { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'token-limits:', TRUST_PROXY: 'loopback' });
   });
   afterAll(async () => {
     await idp?.stop();
-    if (redis.exitCode === null) redis.kill('SIGKILL');
+    await redis?.destroy();
   });
 
   it('keeps issuing tokens and keeps counting failures, in the database, until Redis is back', async () => {
     const client = await machineClient(idp, 'redis-down');
-    const exited = new Promise((resolve) => redis.once('exit', resolve));
-    redis.kill('SIGTERM');
-    await exited;
+    await redis.stop();
 
     // Tokens and grants are in Postgres: an outage of Redis must not stop clients (docs/scaling.md).
     expect((await call(idp, client, { ip: '198.51.100.20' })).status).toBe(200);

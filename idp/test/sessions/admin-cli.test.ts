@@ -32,7 +32,7 @@ describe.each(['embedded', 'postgres+redis'] as const)('idp sessions against a r
     env = {
       ...storeEnvironment(idp.store),
       ISSUER: idp.issuer,
-      ...(redis ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.keyPrefix } : {}),
+      ...(redis?.kind === 'url' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.keyPrefix } : {}),
     };
   });
 
