@@ -5,9 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type OidcTables } from '@jobswipe/adapters';
-import { freePort, parseTable, runToExit, spawnNode, type Finished } from '../../../test/support/processes.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
+import type { OidcTables } from '@jobswipe/adapters';
+import { asStoreOwner, cli } from '../../../test/support/cli.ts';
+import { freePort, parseTable, spawnNode } from '../../../test/support/processes.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import { loadConfig } from '@jobswipe/config';
 import type { KeystoreTables } from '@jobswipe/keystore';
 import { loadKek, openKeystore } from '../signing-keys.ts';
@@ -18,33 +19,13 @@ const MIGRATIONS = readdirSync(new URL('../../../migrations/sql/', import.meta.u
   .sort()
   .map((name) => name.replace(/\.sql$/, ''));
 const PASSWORD = 'correct horse battery staple';
-const CLI_ENTRY = 'idp/src/cli/main.ts';
 
 // The two stores are independent: their suites run side by side, each one's steps in order.
 describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => {
   let store: TestStore;
   let env: Record<string, string>;
 
-  /** Runs `idp <args>` to completion, with stdin piped in. */
-  const idp = (args: string[], stdin?: string): Promise<Finished> => runToExit(CLI_ENTRY, args, env, 45_000, { stdin });
-
-  /** Runs a command expected to succeed; fails the test with its stderr otherwise. */
-  async function ok(args: string[], stdin?: string): Promise<Finished> {
-    const result = await idp(args, stdin);
-    expect(result.err, `idp ${args.join(' ')} wrote to stderr`).toEqual([]);
-    expect(result.code).toBe(0);
-    return result;
-  }
-
-  /** A failure: the given exit status and exactly one line on stderr, nothing on stdout. */
-  async function fails(args: string[], code: number, stdin?: string): Promise<string> {
-    const result = await idp(args, stdin);
-    expect(result.code, `idp ${args.join(' ')}: ${result.err.join(' / ')}`).toBe(code);
-    expect(result.err).toHaveLength(1);
-    expect(result.err[0]).not.toMatch(/^\s+at /);
-    expect(result.stdout).toBe('');
-    return result.err[0] ?? '';
-  }
+  const { run: idp, ok, fails } = cli(() => env);
 
   async function users(): Promise<Array<Record<string, string>>> {
     const { out } = await ok(['users', 'list']);
@@ -56,15 +37,7 @@ describe.concurrent.each(STORE_KINDS)('idp CLI against the %s store', (kind) => 
     return { rows: out[0] === 'no clients' ? [] : parseTable(out), stdout };
   }
 
-  /** Reads the store directly (after the CLI process has exited and released it). */
-  async function inStore<T>(fn: (db: Kysely<OidcTables & UserTables>) => Promise<T>): Promise<T> {
-    const database = await openDatabase<OidcTables & UserTables>(storeOptionsOf(store));
-    try {
-      return await fn(database.db);
-    } finally {
-      await database.close();
-    }
-  }
+  const inStore = <T>(fn: (db: Kysely<OidcTables & UserTables>) => Promise<T>) => asStoreOwner(store, fn);
 
   /**
    * Client rows as the provider sees them: a sealed secret is opened with the store's keys. A secret

@@ -19,9 +19,19 @@ async function readStdin(): Promise<string> {
   return stdin;
 }
 
+// A reader that stops early (`idp users list | head -1`) closes the pipe: the command still finishes
+// what it does, and its output goes nowhere, rather than ending in a stack trace.
+let stdoutClosed = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  stdoutClosed = true;
+});
+
 // The one place CLI output reaches the terminal, whether the command ran here or in a server.
 const io: CommandIo = {
-  out: (line) => process.stdout.write(`${terminalLine(line)}\n`),
+  out: (line) => {
+    if (!stdoutClosed) process.stdout.write(`${terminalLine(line)}\n`);
+  },
   err: (line) => process.stderr.write(`${terminalLine(line)}\n`),
   readStdin,
 };

@@ -1,30 +1,20 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '@jobswipe/adapters';
-import { runToExit, type Finished } from '../../../test/support/processes.ts';
+import { cli } from '../../../test/support/cli.ts';
 import { createTestStore, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import { chainHash, GENESIS_HASH } from '../../src/audit/chain.ts';
 import { chainedEventOf } from '../../src/audit/log.ts';
 import type { AuditTables } from '../../src/audit/tables.ts';
 import { verifyChain } from '../../src/audit/verify.ts';
 
-const CLI_ENTRY = 'idp/src/cli/main.ts';
 
 // `idp audit verify` on Postgres with no server running: the CLI opens the store itself.
 describe('idp audit verify --anchor (postgres, no server)', { timeout: 120_000 }, () => {
   let store: TestStore;
   let owner: Database<AuditTables>;
   let env: Record<string, string>;
-  const idp = (args: string[]): Promise<Finished> => runToExit(CLI_ENTRY, args, env, 45_000);
-
-  /** A failure: the given exit status and exactly one line on stderr, nothing on stdout. */
-  async function fails(args: string[], code: number): Promise<string> {
-    const result = await idp(args);
-    expect(result.code, `idp ${args.join(' ')}: ${result.err.join(' / ')}`).toBe(code);
-    expect(result.err).toHaveLength(1);
-    expect(result.stdout).toBe('');
-    return result.err[0]!;
-  }
+  const { run: idp, fails } = cli(() => env);
 
   beforeAll(async () => {
     store = await createTestStore('postgres');

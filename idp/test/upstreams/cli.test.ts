@@ -2,14 +2,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '@jobswipe/adapters';
-import { runToExit, type Finished } from '../../../test/support/processes.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
+import { asStoreOwner, cli } from '../../../test/support/cli.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import type { Tables } from '../../src/store.ts';
 
 /* The seed's `upstreams` and `idp upstreams list`, through the real CLI on both stores: secrets sealed, never shown. */
 
-const CLI_ENTRY = 'idp/src/cli/main.ts';
 const ISSUER = 'https://id.jobswipe.example';
 const GOOGLE_SECRET = 'GOCSPX-google-secret-never-shown';
 const GITHUB_SECRET = 'github0secret0never0shown0000000000000000';
@@ -34,23 +32,9 @@ describe.concurrent.each(STORE_KINDS)('upstreams in the seed and `idp upstreams 
   let env: Record<string, string>;
   let seedPath: string;
 
-  const idp = (args: string[]): Promise<Finished> => runToExit(CLI_ENTRY, args, env, 45_000);
-
-  async function ok(args: string[]): Promise<string[]> {
-    const result = await idp(args);
-    expect(result.err, `idp ${args.join(' ')} wrote to stderr`).toEqual([]);
-    expect(result.code).toBe(0);
-    return result.out;
-  }
-
-  async function inStore<T>(fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
-    const database = await openDatabase<Tables>(storeOptionsOf(store));
-    try {
-      return await fn(database.db);
-    } finally {
-      await database.close();
-    }
-  }
+  const idp = cli(() => env);
+  const ok = async (args: string[]) => (await idp.ok(args)).out;
+  const inStore = <T>(fn: (db: Kysely<Tables>) => Promise<T>) => asStoreOwner(store, fn);
 
   const rows = () => inStore((db) => db.selectFrom('upstreams').selectAll().orderBy('id').execute());
 
@@ -102,11 +86,11 @@ describe.concurrent.each(STORE_KINDS)('upstreams in the seed and `idp upstreams 
 
     it('refuses a bad entry with the field at fault, and writes nothing', async () => {
       await writeFile(seedPath, JSON.stringify({ upstreams: [{ ...GOOGLE, id: 'other', issuer: 'http://accounts.example.com' }] }));
-      const result = await idp(['import', '--file', seedPath]);
+      const result = await idp.run(['import', '--file', seedPath]);
       expect(result.code).not.toBe(0);
       expect(result.err.join(' ')).toContain('upstreams.0.issuer: must be an https URL');
       await writeFile(seedPath, JSON.stringify({ upstreams: [{ ...withoutSecretOf(GITHUB), id: 'gitlab' }] }));
-      const missing = await idp(['import', '--file', seedPath]);
+      const missing = await idp.run(['import', '--file', seedPath]);
       expect(missing.err.join(' ')).toContain('upstream gitlab: client_secret is required');
       expect((await rows()).map((row) => row.id)).toEqual(['github', 'google']);
     }, 150_000);

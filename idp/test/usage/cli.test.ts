@@ -2,15 +2,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '@jobswipe/adapters';
-import { runToExit, type Finished } from '../../../test/support/processes.ts';
-import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore, storeOptionsOf } from '../../../test/support/stores.ts';
+import { asStoreOwner, cli } from '../../../test/support/cli.ts';
+import { createTestStore, STORE_KINDS, storeEnvironment, type TestStore } from '../../../test/support/stores.ts';
 import { periodOf } from '../../src/plans/period.ts';
 import type { Tables } from '../../src/store.ts';
 
 /* `idp plans list|set`, `idp usage show` and the seed's plans, through the real CLI on both stores. */
 
-const CLI_ENTRY = 'idp/src/cli/main.ts';
 
 const PRO = { id: 'pro', name: 'Pro', limits: { applications: 500 }, desktop_devices: 3, features: ['auto_apply'] };
 const BUSINESS = { id: 'business', name: 'Business Plus', limits: { applications: 5000, cover_letters: 100 }, desktop_devices: 10, features: ['auto_apply', 'priority'] };
@@ -20,32 +18,12 @@ describe.concurrent.each(STORE_KINDS)('plans and usage commands against the %s s
   let env: Record<string, string>;
   let seedPath: string;
 
-  const idp = (args: string[]): Promise<Finished> => runToExit(CLI_ENTRY, args, env, 45_000);
-
-  async function ok(args: string[]): Promise<string[]> {
-    const result = await idp(args);
-    expect(result.err, `idp ${args.join(' ')} wrote to stderr`).toEqual([]);
-    expect(result.code).toBe(0);
-    return result.out;
-  }
-
-  async function fails(args: string[], code: number): Promise<string> {
-    const result = await idp(args);
-    expect(result.code, `idp ${args.join(' ')}: ${result.err.join(' / ')}`).toBe(code);
-    expect(result.err).toHaveLength(1);
-    expect(result.stdout).toBe('');
-    return result.err[0] ?? '';
-  }
+  const idp = cli(() => env);
+  const ok = async (args: string[]) => (await idp.ok(args)).out;
+  const { fails } = idp;
 
   /** The store as its owner (after the CLI process has exited and released it). */
-  async function inStore<T>(fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
-    const database = await openDatabase<Tables>(storeOptionsOf(store));
-    try {
-      return await fn(database.db);
-    } finally {
-      await database.close();
-    }
-  }
+  const inStore = <T>(fn: (db: Kysely<Tables>) => Promise<T>) => asStoreOwner(store, fn);
 
   const subscriptions = () =>
     inStore((db) =>
