@@ -59,9 +59,9 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, provider: () => Pr
       refuse(ctx, error);
       return;
     }
-    // The outcome is counted while the response goes out; the address's slot (and with it the
-    // address's next request in this process) waits for it, so counts never run behind.
-    let counting: Promise<void> = Promise.resolve();
+    // The outcome is counted before the response goes out: a client that has its answer finds its
+    // address's count already settled (a success cleared, an undecided request given back), so
+    // its next request is never refused for points still held by this one.
     requestScope(ctx.req).settleClientAuth = async (settled) => {
       if (settled.status === 401) {
         await Promise.all([
@@ -71,7 +71,7 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, provider: () => Pr
         return;
       }
       // Tokens may already have been issued: a store failure here must not replace the response.
-      counting = (settled.status < 300 ? admitted.authenticated() : admitted.undecided()).catch((error: unknown) =>
+      await (settled.status < 300 ? admitted.authenticated() : admitted.undecided()).catch((error: unknown) =>
         log.warn({ err: error }, 'could not count a client authentication'),
       );
     };
@@ -80,7 +80,7 @@ export function tokenEndpointLimits(limits: ClientAuthLimits, provider: () => Pr
       // Our own answers (the method check) are counted here; the provider's by providerOutcomes(), before it responds.
       await settle(ctx);
     } finally {
-      void counting.finally(() => admitted.leave());
+      admitted.leave();
     }
   };
 }

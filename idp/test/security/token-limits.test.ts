@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
+import { SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -320,6 +322,68 @@ describe('client authentication limits when their store fails (postgres)', () =>
       await asOwner('alter table rate_limits_away rename to rate_limits');
     }
     expect((await call(idp, client, { ip: '127.0.0.1' })).status).toBe(200);
+  });
+});
+
+describe('an outcome is counted before the answer goes out (postgres, counters in the database)', () => {
+  let idp: TestServer;
+  let owner: pg.Client;
+
+  beforeAll(async () => {
+    idp = await startTestServer('postgres');
+    if (idp.store.kind !== 'postgres') throw new Error('expected a Postgres store');
+    owner = new pg.Client({ connectionString: idp.store.url });
+    await owner.connect();
+  });
+  afterAll(async () => {
+    await owner?.end();
+    await idp?.stop();
+  });
+
+  /** A client_secret_jwt assertion (RFC 7523): no secret in the request, so its outcome is counted after the provider's answer. */
+  const assertion = (clientId: string, secret: string) =>
+    new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(idp.issuer)
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .sign(new TextEncoder().encode(secret));
+  const tokenRequest = async (clientId: string, secret: string) => {
+    const response = await fetch(`${idp.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(clientId, secret),
+      }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  const addressCount = async () =>
+    (await owner.query<{ points: string }>("select points from rate_limits where key like 'ratelimit:client-auth-ip:%'")).rows.map((row) => Number(row.points));
+
+  it('a client that has its token finds its address cleared, however slowly the store clears it: its next request is not refused', async () => {
+    const client = (await idp.registerClient({ client_id: 'hmac-signer', token_endpoint_auth_method: 'client_secret_jwt', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] })) as unknown as Client;
+    for (let i = 1; i <= 4; i += 1) expect((await tokenRequest(client.client_id, 'a wrong secret of enough length for HS256')).status, `failure ${i}`).toBe(401);
+    expect(await addressCount()).toEqual([4]);
+    // Clearing the counters takes half a second from now on (a busy database, a long queue for its pool).
+    await owner.query(`
+      create function slow_clearing() returns trigger language plpgsql as $$ begin perform pg_sleep(0.5); return null; end $$;
+      create trigger slow_clearing before delete on rate_limits for each statement execute function slow_clearing();
+    `);
+    try {
+      const first = await tokenRequest(client.client_id, client.client_secret);
+      expect(first.status).toBe(200);
+      // Its success cleared the address's failures before it was answered; the point it held went with them.
+      expect(await addressCount()).toEqual([]);
+      const next = await tokenRequest(client.client_id, client.client_secret);
+      expect(next.body).toMatchObject({ access_token: expect.any(String) });
+    } finally {
+      await owner.query('drop trigger slow_clearing on rate_limits; drop function slow_clearing()');
+    }
   });
 });
 
