@@ -1,12 +1,8 @@
 import type { Config } from '@jobswipe/config';
-import { KeystoreError } from '@jobswipe/keystore';
-import { ClientRejected } from '../clients/registry.ts';
-import { AccountRejected } from '../users/accounts.ts';
-import { PlanRejected, UnknownUser } from '../plans/service.ts';
 import { COMMANDS } from './commands.ts';
 import type { CommandIo } from '../command-io.ts';
 import type { CliContext } from './context.ts';
-import { CommandError, UsageError } from './errors.ts';
+import { UsageError } from './errors.ts';
 
 export function helpText(): string {
   return [
@@ -44,10 +40,8 @@ export async function runCommand(argv: string[], io: CommandIo, context: (config
       io.err(`idp ${name}: ${error.message} (usage: idp ${command.usage.split(/\s{2,}/)[0]})`);
       return 2;
     }
-    if (error instanceof CommandError || error instanceof AccountRejected || error instanceof ClientRejected || error instanceof KeystoreError || error instanceof PlanRejected || error instanceof UnknownUser) {
-      io.err(`idp ${name}: ${error.message}`);
-      return 1;
-    }
+    // Anything else (a refused account, client or plan, a command's own error, a store that cannot
+    // be reached): its message, on one line.
     io.err(`idp ${name}: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }

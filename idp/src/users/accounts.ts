@@ -1,9 +1,8 @@
-import { z } from 'zod';
 import { bcryptCost, checkPasswordRules, PasswordRejected, type PasswordHasher } from './passwords.ts';
 import type { User, UserQueries } from './queries.ts';
+import { emailSchema } from './schemas.ts';
 
-export const emailSchema = z.email({ error: 'is not a valid email address' }).max(320);
-export const nameSchema = z.string().trim().max(200);
+export { emailSchema, nameSchema } from './schemas.ts';
 
 export class AccountRejected extends Error {
   readonly code: string = 'ERR_ACCOUNT_REJECTED';

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventsAfter, formatEvent, latestEvents, type TailedEvent } from '../../audit/tail.ts';
-import { parseAnchor, verifyChain } from '../../audit/verify.ts';
+import type { TailedEvent } from '../../audit/tail.ts';
 import type { Command } from '../context.ts';
 import { CommandError, UsageError } from '../errors.ts';
 import { parse } from '../parse-args.ts';
@@ -14,6 +13,7 @@ export const AUDIT_COMMANDS: Record<string, Command> = {
       'audit verify [--anchor ID:HASH]  walk the sealed hash chain (name the first missing or changed seal or event), report the unsealed tail; with --anchor, check the chain still holds that head',
     async run(context, args) {
       const values = parse(args, { anchor: { type: 'string' } });
+      const { parseAnchor, verifyChain } = await import('../../audit/verify.ts');
       const anchor = values.anchor === undefined ? undefined : parseAnchor(values.anchor);
       if (values.anchor !== undefined && !anchor) {
         throw new UsageError('--anchor must be ID:HASH, a chain position and its 64 hex digit hash as `audit verify` and the "audit chain head" log line print them');
@@ -38,6 +38,7 @@ export const AUDIT_COMMANDS: Record<string, Command> = {
       const values = parse(args, { lines: { type: 'string' }, 'no-follow': { type: 'boolean' } });
       const lines = Number(values.lines ?? '10');
       if (!Number.isInteger(lines) || lines < 0 || lines > 10_000) throw new UsageError('--lines must be a whole number from 0 to 10000');
+      const { eventsAfter, formatEvent, latestEvents } = await import('../../audit/tail.ts');
       await context.withStore(async ({ database }) => {
         const { db } = database;
         let last = 0;

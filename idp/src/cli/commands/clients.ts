@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { needsSecret } from '../../clients/registry.ts';
 import type { Command } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { table } from '../output.ts';
@@ -50,6 +49,7 @@ export const CLIENTS_COMMANDS: Record<string, Command> = {
         ...Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined)),
       };
       await context.withStore(async ({ libraries: { clientAdministration } }) => {
+        const { needsSecret } = await import('../../clients/registry.ts');
         const metadata = await clientAdministration.create(given);
         context.io.out(`client_id: ${metadata.client_id}`);
         if (needsSecret(metadata) && typeof metadata['client_secret'] === 'string') {

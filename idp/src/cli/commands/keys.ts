@@ -1,7 +1,5 @@
 import type { KeyEvent } from '@jobswipe/keystore';
-import { administratorKeyEvent } from '../../audit/administrator.ts';
 import type { KeyAdministration } from '../../keys/administration.ts';
-import { readKekFile } from '../../signing-keys.ts';
 import type { CliContext, Command } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { date, table } from '../output.ts';
@@ -50,6 +48,7 @@ export const KEYS_COMMANDS: Record<string, Command> = {
     async run(context, args) {
       const values = parse(args, { 'new-kek-file': { type: 'string' } });
       const file = required(values['new-kek-file'], '--new-kek-file');
+      const [{ readKekFile }, { administratorKeyEvent }] = await Promise.all([import('../../signing-keys.ts'), import('../../audit/administrator.ts')]);
       const newKek = await readKekFile(file);
       await context.withStore(async ({ keystore, libraries: { recordEvent } }) => {
         const keys = await keystore();

@@ -2,8 +2,7 @@ import { withUser, type Command } from '../context.ts';
 import { CommandError, UsageError } from '../errors.ts';
 import { date, table } from '../output.ts';
 import { parse, required } from '../parse-args.ts';
-import { emailSchema, nameSchema } from '../../users/accounts.ts';
-import { checkPasswordRules, PasswordRejected } from '../../users/passwords.ts';
+import { emailSchema, nameSchema } from '../../users/schemas.ts';
 
 export const USERS_COMMANDS: Record<string, Command> = {
   'users create': {
@@ -21,6 +20,8 @@ export const USERS_COMMANDS: Record<string, Command> = {
       if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords are never taken as arguments)');
       const password = (await context.io.readStdin()).replace(/\r?\n$/, '');
       if (password === '') throw new UsageError('no password on standard input');
+      // The password rules (and their dictionary) load only for the commands that check a password.
+      const { checkPasswordRules, PasswordRejected } = await import('../../users/passwords.ts');
       try {
         checkPasswordRules(password, { email, name });
       } catch (error) {
