@@ -136,6 +136,8 @@ export interface RunOptions {
   stdin?: string | undefined;
   /** Called with the process as soon as it is started (e.g. to kill it at the end of a suite). */
   started?: ((running: Running) => void) | undefined;
+  /** Node's own options, before the TypeScript loader (e.g. another `--import`). */
+  nodeArgs?: string[] | undefined;
 }
 
 /** Runs `entry` to completion; kills it and throws if it has not exited within timeoutMs. */
@@ -146,7 +148,7 @@ export async function runToExit(
   timeoutMs: number,
   options: RunOptions = {},
 ): Promise<Finished> {
-  const running = spawnNode(entry, args, env, options.stdin);
+  const running = spawnNode(entry, args, env, options.stdin, options.nodeArgs);
   options.started?.(running);
   const timer = new AbortController();
   try {

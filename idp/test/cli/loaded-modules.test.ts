@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baseEnvironment, ROOT, TYPESCRIPT_LOADER } from '../../../test/support/processes.ts';
+import { runToExit } from '../../../test/support/processes.ts';
 
 /**
  * What an `idp` command loads before it runs: `idp help`, a usage error and a command handed to a
@@ -12,7 +10,7 @@ import { baseEnvironment, ROOT, TYPESCRIPT_LOADER } from '../../../test/support/
  * of the time a store command takes. The packages each run imported are recorded by a module hook.
  */
 
-/** Preloaded after the TypeScript loader: appends every resolved file URL to IMPORTS_LOG. */
+/** Preloaded before the TypeScript loader: appends every resolved file URL to IMPORTS_LOG. */
 const RECORDER = `data:text/javascript,${encodeURIComponent(`
 import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent(\`
@@ -37,15 +35,9 @@ describe('modules an idp command loads', () => {
   });
 
   /** The packages (under node_modules) that `idp <args>` imported, and its exit status. */
-  async function packagesLoadedBy(args: string[], name: string, env: Record<string, string> = {}): Promise<{ packages: Set<string>; code: number }> {
+  async function packagesLoadedBy(args: string[], name: string, env: Record<string, string> = {}): Promise<{ packages: Set<string>; code: number | string }> {
     const log = join(dir, `${name}.log`);
-    const code = await promisify(execFile)(process.execPath, ['--import', TYPESCRIPT_LOADER, '--import', RECORDER, 'idp/src/cli/main.ts', ...args], {
-      cwd: ROOT,
-      env: { ...baseEnvironment(), DATA_DIR: join(dir, 'data'), IMPORTS_LOG: log, ...env },
-    }).then(
-      () => 0,
-      (error: { code?: number }) => error.code ?? -1,
-    );
+    const { code } = await runToExit('idp/src/cli/main.ts', args, { DATA_DIR: join(dir, 'data'), IMPORTS_LOG: log, ...env }, 45_000, { nodeArgs: ['--import', RECORDER] });
     const urls = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
     const packages = new Set(urls.map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1]).filter((name): name is string => name !== undefined));
     return { packages, code };
